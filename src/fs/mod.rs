@@ -1,1 +1,244 @@
-//! placeholder
+//! The host filesystem backend: exports opened at startup, file handles minted from and resolved
+//! to kernel handles, attributes, the open-file cache and per-thread credentials.
+//!
+//! Every object is reached through a file descriptor: handles resolve to `O_PATH` descriptors
+//! with `open_by_handle_at`, and names are looked up with `*at` calls relative to their
+//! directory's descriptor, never by concatenating paths. A name can therefore never reach outside
+//! the directory it is looked up in, symlinks are never followed by the server, and `..` at an
+//! export's root stays at the root.
+
+pub mod attr;
+pub mod cred;
+pub mod files;
+pub mod handle;
+pub mod sys;
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+
+use crate::mountd::exports::ExportSpec;
+pub use attr::{Attr, FileType, Timestamp};
+pub use handle::{HandleError, HandleKey};
+pub use sys::KernelHandle;
+
+/// An export opened for serving.
+#[derive(Debug)]
+pub struct Export {
+    /// Position in the export list (MOUNT's backend refers to exports by index).
+    pub index: usize,
+    pub spec: ExportSpec,
+    /// The fsid reported in attributes and embedded in handles: `fsid=` or derived from the path.
+    pub fsid: u64,
+    /// The root directory, opened `O_RDONLY | O_DIRECTORY` (it is also the `mount_fd` for
+    /// `open_by_handle_at`, which refuses `O_PATH` descriptors).
+    pub root: OwnedFd,
+    pub root_attr: Attr,
+    pub root_handle: Bytes,
+}
+
+impl Export {
+    /// Whether `attr` describes this export's root directory.
+    pub fn is_root(&self, attr: &Attr) -> bool {
+        attr.same_file(&self.root_attr)
+    }
+}
+
+/// A handle resolved to an open object.
+#[derive(Debug)]
+pub struct Resolved {
+    pub export: Arc<Export>,
+    /// `O_PATH` descriptor of the object.
+    pub fd: OwnedFd,
+    pub kernel: KernelHandle,
+    /// Attributes taken right after opening (the pre-operation attributes).
+    pub attr: Attr,
+}
+
+/// Why the exports could not be opened at startup.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenExportError {
+    #[error("{origin}: export {path}: {reason}")]
+    Export { origin: String, path: String, reason: String },
+    #[error("state directory {path}: {source}")]
+    State { path: String, source: io::Error },
+}
+
+/// All exports, and the key that authenticates their handles.
+#[derive(Debug)]
+pub struct Exports {
+    exports: Vec<Arc<Export>>,
+    key: HandleKey,
+}
+
+fn cstring(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+impl Exports {
+    /// Opens every export root and loads (or creates) the handle key in `state_dir`.
+    pub fn open(specs: &[ExportSpec], state_dir: &Path) -> Result<Exports, OpenExportError> {
+        let key = HandleKey::load_or_create(state_dir)
+            .map_err(|source| OpenExportError::State { path: state_dir.display().to_string(), source })?;
+        Self::open_with_key(specs, key)
+    }
+
+    pub fn open_with_key(specs: &[ExportSpec], key: HandleKey) -> Result<Exports, OpenExportError> {
+        let mut exports: Vec<Arc<Export>> = Vec::new();
+        for (index, spec) in specs.iter().enumerate() {
+            let fail = |reason: String| OpenExportError::Export {
+                origin: spec.origin.clone(),
+                path: spec.path.display().to_string(),
+                reason,
+            };
+            let root = std::fs::File::open(&spec.path).map_err(|e| fail(e.to_string()))?;
+            let root: OwnedFd = root.into();
+            let root_attr = attr::stat_fd(root.as_fd()).map_err(|e| fail(e.to_string()))?;
+            if root_attr.file_type != FileType::Directory {
+                return Err(fail("not a directory".into()));
+            }
+            let fsid = spec.fsid.unwrap_or_else(|| key.fsid_for_path(&spec.path));
+            if let Some(other) = exports.iter().find(|e| e.fsid == fsid) {
+                return Err(fail(format!("fsid {fsid} is already used by {}", other.spec.path.display())));
+            }
+            let (kernel, _) =
+                sys::name_to_handle_at(root.as_fd(), c"", libc::AT_EMPTY_PATH).map_err(|e| {
+                    fail(format!("the filesystem does not support file handles (name_to_handle_at: {e})"))
+                })?;
+            let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
+            exports.push(Arc::new(Export { index, spec: spec.clone(), fsid, root, root_attr, root_handle }));
+        }
+        Ok(Exports { exports, key })
+    }
+
+    pub fn list(&self) -> &[Arc<Export>] {
+        &self.exports
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Arc<Export>> {
+        self.exports.get(index)
+    }
+
+    /// Decodes, authenticates and opens a wire handle. Must run with the thread at root identity
+    /// (`open_by_handle_at` needs CAP_DAC_READ_SEARCH).
+    pub fn resolve(&self, fh: &[u8]) -> Result<Resolved, HandleError> {
+        let decoded = self.key.decode(fh)?;
+        let export = self.exports.iter().find(|e| e.fsid == decoded.fsid).ok_or(HandleError::Stale)?;
+        let fd =
+            sys::open_by_handle_at(export.root.as_fd(), &decoded.kernel, libc::O_PATH | libc::O_NOFOLLOW)
+                .map_err(|e| match e.raw_os_error() {
+                    Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => HandleError::Bad,
+                    Some(libc::ESTALE) | Some(libc::ENOENT) => HandleError::Stale,
+                    _ => {
+                        tracing::warn!("open_by_handle_at failed: {e}");
+                        HandleError::Stale
+                    }
+                })?;
+        let attr = attr::stat_fd(fd.as_fd()).map_err(|_| HandleError::Stale)?;
+        // An unlinked inode that something (our open-file cache, a local process) still holds open
+        // resolves fine, but for the client that file is gone.
+        if attr.nlink == 0 {
+            return Err(HandleError::Stale);
+        }
+        Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr })
+    }
+
+    /// The wire handle of the object `fd` refers to. Objects on another mount than the export
+    /// root (a filesystem mounted inside the export) get EXDEV: their kernel handles would
+    /// resolve against the wrong filesystem.
+    pub fn handle_of(&self, export: &Export, fd: BorrowedFd<'_>) -> io::Result<Bytes> {
+        self.handle_at(export, fd, c"", libc::AT_EMPTY_PATH)
+    }
+
+    fn handle_at(&self, export: &Export, dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<Bytes> {
+        let (kernel, mount_id) = sys::name_to_handle_at(dir, name, flags)?;
+        if mount_id as u64 != export.root_attr.mount_id {
+            return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        }
+        self.key.encode(export.fsid, &kernel)
+    }
+
+    /// Opens the object for a resolved handle again with other flags (for reading or writing
+    /// data). Root identity required, like [`Exports::resolve`].
+    pub fn reopen(&self, resolved: &Resolved, flags: i32) -> io::Result<OwnedFd> {
+        sys::open_by_handle_at(resolved.export.root.as_fd(), &resolved.kernel, flags | libc::O_NOFOLLOW)
+    }
+
+    /// Looks `name` up in the directory `dir` (an `O_PATH` descriptor) without following a
+    /// final symlink. `..` of the export root is the root itself; `.` is `dir`.
+    pub fn lookup(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        dir_attr: &Attr,
+        name: &[u8],
+    ) -> io::Result<OwnedFd> {
+        let name = if name == b".." && export.is_root(dir_attr) { &b"."[..] } else { name };
+        let c = cstring(name)?;
+        let fd =
+            openat(dir, c.as_c_str(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+        Ok(fd)
+    }
+
+    /// MOUNT: the handle of `subpath` (slash-separated components below the export root; empty for
+    /// the root). Each component is looked up with the same rules as LOOKUP, symlinks are not
+    /// followed, and the result must be a directory.
+    pub fn mount_handle(&self, index: usize, subpath: &[u8]) -> io::Result<Bytes> {
+        let export = self.get(index).ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        let mut cur: OwnedFd = export.root.try_clone()?;
+        for comp in subpath.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+            let cur_attr = attr::stat_fd(cur.as_fd())?;
+            cur = self.lookup(export, cur.as_fd(), &cur_attr, comp)?;
+        }
+        if attr::stat_fd(cur.as_fd())?.file_type != FileType::Directory {
+            return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+        }
+        self.handle_of(export, cur.as_fd())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mountd::exports::ExportSpec;
+
+    fn spec(path: &Path) -> ExportSpec {
+        ExportSpec { path: path.to_path_buf(), fsid: None, clients: Vec::new(), origin: "test".into() }
+    }
+
+    #[test]
+    fn resolve_lookup_and_stale() {
+        if !cred::can_switch() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/f"), b"data").unwrap();
+        let exports = Exports::open_with_key(&[spec(dir.path())], HandleKey::from_bytes([1; 16])).unwrap();
+        let ex = exports.get(0).unwrap();
+        let root = exports.resolve(&ex.root_handle).unwrap();
+        let root_attr = root.attr.clone();
+        assert!(ex.is_root(&root_attr));
+        // `..` at the root stays at the root.
+        let up = exports.lookup(ex, root.fd.as_fd(), &root_attr, b"..").unwrap();
+        assert!(ex.is_root(&attr::stat_fd(up.as_fd()).unwrap()));
+        let sub_fh = exports.mount_handle(0, b"/sub/").unwrap();
+        let sub = exports.resolve(&sub_fh).unwrap();
+        let sub_attr = attr::stat_fd(sub.fd.as_fd()).unwrap();
+        let f = exports.lookup(ex, sub.fd.as_fd(), &sub_attr, b"f").unwrap();
+        let f_fh = exports.handle_of(ex, f.as_fd()).unwrap();
+        // Survives a rename.
+        std::fs::rename(dir.path().join("sub/f"), dir.path().join("g")).unwrap();
+        let again = exports.resolve(&f_fh).unwrap();
+        assert_eq!(attr::stat_fd(again.fd.as_fd()).unwrap().size, 4);
+        std::fs::remove_file(dir.path().join("g")).unwrap();
+        assert_eq!(exports.resolve(&f_fh).unwrap_err(), HandleError::Stale);
+        assert!(exports.mount_handle(0, b"nope").is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Per-request identity: the uid, gid and groups a request executes as. When the server runs as
+//! root, the blocking thread that executes a request takes on the caller's filesystem identity
+//! for the duration of the operation, so the kernel enforces permissions and assigns ownership
+//! exactly as it would for a local process of that user.
+
+use std::io;
+
+use super::sys;
+
+/// Whom an operation runs as, after the export's squashing rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Identity {
+    pub fn root() -> Identity {
+        Identity { uid: 0, gid: 0, groups: Vec::new() }
+    }
+}
+
+/// Whether this process can switch identities (it runs as root). Without root every operation
+/// runs as the server's own user.
+pub fn can_switch() -> bool {
+    sys::effective_uid() == 0
+}
+
+/// Runs `f` with this thread's filesystem identity set to `id`, then restores root. Must run on a
+/// blocking worker thread, never an async executor thread.
+pub fn with_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> io::Result<T> {
+    if !can_switch() {
+        return Ok(f());
+    }
+    let guard = IdentityGuard::enter(id)?;
+    let out = f();
+    drop(guard);
+    Ok(out)
+}
+
+/// Restores the thread to root when dropped, even if the operation panicked.
+struct IdentityGuard;
+
+impl IdentityGuard {
+    fn enter(id: &Identity) -> io::Result<IdentityGuard> {
+        if let Err(e) = sys::set_thread_fs_identity(id.uid, id.gid, &id.groups) {
+            // Put the thread back in a known state before reporting.
+            let _ = sys::set_thread_fs_identity(0, 0, &[]);
+            return Err(e);
+        }
+        Ok(IdentityGuard)
+    }
+}
+
+impl Drop for IdentityGuard {
+    fn drop(&mut self) {
+        if let Err(e) = sys::set_thread_fs_identity(0, 0, &[]) {
+            // A thread stuck with a user's identity would run later requests with the wrong
+            // permissions; there is no safe way to continue.
+            panic!("cannot restore the worker thread's identity to root: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_applies_to_this_thread_only() {
+        if !can_switch() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("owned");
+        let id = Identity { uid: 4321, gid: 8765, groups: vec![8765] };
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // The tempdir is root-owned 0700, so let the user in.
+                std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+                    .unwrap();
+                with_identity(&id, || std::fs::write(&p, b"x").unwrap()).unwrap();
+            })
+            .join()
+            .unwrap();
+        });
+        let md = std::fs::metadata(&p).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((md.uid(), md.gid()), (4321, 8765));
+        // This thread is still root: creating a file here gives root ownership.
+        std::fs::write(dir.path().join("root"), b"").unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("root")).unwrap().uid(), 0);
+    }
+
+    #[test]
+    fn permissions_are_enforced_for_the_identity() {
+        if !can_switch() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("secret");
+        std::fs::write(&p, b"x").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let id = Identity { uid: 1000, gid: 1000, groups: vec![] };
+        let r = std::thread::spawn(move || with_identity(&id, || std::fs::read(&p)).unwrap()).join().unwrap();
+        assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::PermissionDenied);
+    }
+}

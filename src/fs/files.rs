@@ -1,0 +1,198 @@
+//! The open-file cache: regular files opened for READ and WRITE stay open between requests,
+//! keyed by their wire handle, so a stream of WRITEs costs one `pwrite` each rather than an
+//! open, a write and a close. The cache is bounded by count and closes idle files.
+//!
+//! It also keeps the write path honest: a file with UNSTABLE data that was never committed is
+//! synced before it is closed, and any sync or writeback failure is counted in
+//! [`writeback_error_count`], which the write verifier is derived from, so clients resend what may
+//! have been lost.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+static WRITEBACK_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many sync or writeback failures this process has seen.
+pub fn writeback_error_count() -> u64 {
+    WRITEBACK_ERRORS.load(Ordering::SeqCst)
+}
+
+/// Records a failed sync: data acknowledged as UNSTABLE may be lost.
+pub fn note_writeback_error(err: &io::Error) {
+    WRITEBACK_ERRORS.fetch_add(1, Ordering::SeqCst);
+    tracing::warn!("writeback error, rotating the write verifier: {err}");
+}
+
+/// An open regular file.
+#[derive(Debug)]
+pub struct OpenFile {
+    pub file: File,
+    pub writable: bool,
+    /// UNSTABLE data was written and not yet committed.
+    dirty: AtomicBool,
+}
+
+impl OpenFile {
+    pub fn new(file: File, writable: bool) -> Self {
+        OpenFile { file, writable, dirty: AtomicBool::new(false) }
+    }
+
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
+    /// Makes written data durable (`fdatasync`). A failure is a writeback error.
+    pub fn sync_data(&self) -> io::Result<()> {
+        self.dirty.store(false, Ordering::Release);
+        if let Err(e) = self.file.sync_data() {
+            self.dirty.store(true, Ordering::Release);
+            note_writeback_error(&e);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        // Closing loses the descriptor that would report a later writeback error, so flush first.
+        if self.dirty.load(Ordering::Acquire)
+            && let Err(e) = self.file.sync_data()
+        {
+            note_writeback_error(&e);
+        }
+    }
+}
+
+struct Entry {
+    file: Arc<OpenFile>,
+    last_used: Instant,
+}
+
+/// Bounded cache of open files keyed by wire handle.
+pub struct OpenFileCache {
+    entries: Mutex<HashMap<Bytes, Entry>>,
+    capacity: usize,
+}
+
+impl OpenFileCache {
+    pub fn new(capacity: usize) -> Self {
+        OpenFileCache { entries: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
+    }
+
+    /// The cached file for `key`, opening it with `open(writable)` when it is not cached, or when
+    /// a writable file is needed and the cached one is read-only.
+    pub fn get_or_open(
+        &self,
+        key: &Bytes,
+        writable: bool,
+        open: impl FnOnce(bool) -> io::Result<File>,
+    ) -> io::Result<Arc<OpenFile>> {
+        let now = Instant::now();
+        {
+            let mut map = self.entries.lock().expect("open-file cache lock");
+            if let Some(e) = map.get_mut(key)
+                && (e.file.writable || !writable)
+            {
+                e.last_used = now;
+                return Ok(e.file.clone());
+            }
+        }
+        let file = Arc::new(OpenFile::new(open(writable)?, writable));
+        let evicted = {
+            let mut map = self.entries.lock().expect("open-file cache lock");
+            let mut evicted = Vec::new();
+            if map.len() >= self.capacity && !map.contains_key(key) {
+                if let Some(oldest) = map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) {
+                    evicted.extend(map.remove(&oldest).map(|e| e.file));
+                }
+            }
+            evicted.extend(
+                map.insert(key.clone(), Entry { file: file.clone(), last_used: now }).map(|e| e.file),
+            );
+            evicted
+        };
+        // Closing (and syncing dirty files) happens outside the lock.
+        drop(evicted);
+        Ok(file)
+    }
+
+    /// The cached file for `key`, if any, without opening.
+    pub fn get(&self, key: &Bytes) -> Option<Arc<OpenFile>> {
+        self.entries.lock().expect("open-file cache lock").get(key).map(|e| e.file.clone())
+    }
+
+    /// Forgets a file (it was removed, or its handle went stale).
+    pub fn remove(&self, key: &Bytes) {
+        let old = self.entries.lock().expect("open-file cache lock").remove(key);
+        drop(old);
+    }
+
+    /// Closes files unused for `max_idle`.
+    pub fn close_idle(&self, max_idle: Duration) -> usize {
+        let now = Instant::now();
+        let idle: Vec<Arc<OpenFile>> = {
+            let mut map = self.entries.lock().expect("open-file cache lock");
+            let keys: Vec<Bytes> = map
+                .iter()
+                .filter(|(_, e)| now.duration_since(e.last_used) >= max_idle)
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| map.remove(k)).map(|e| e.file).collect()
+        };
+        idle.len()
+    }
+
+    /// Syncs and closes everything (shutdown).
+    pub fn close_all(&self) {
+        let all: Vec<Entry> =
+            self.entries.lock().expect("open-file cache lock").drain().map(|(_, e)| e).collect();
+        drop(all);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().expect("open-file cache lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_and_reopens_for_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = OpenFileCache::new(2);
+        let mut opens = 0;
+        for i in 0..5u8 {
+            let p = dir.path().join(format!("f{i}"));
+            std::fs::write(&p, b"x").unwrap();
+            cache
+                .get_or_open(&Bytes::from(vec![i]), false, |_| {
+                    opens += 1;
+                    File::open(&p)
+                })
+                .unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        assert_eq!(opens, 5);
+        let p = dir.path().join("f4");
+        let f = cache.get_or_open(&Bytes::from(vec![4u8]), true, |w| {
+            assert!(w);
+            std::fs::OpenOptions::new().read(true).write(true).open(&p)
+        });
+        assert!(f.unwrap().writable);
+        assert_eq!(cache.close_idle(Duration::ZERO), 2);
+        assert!(cache.is_empty());
+    }
+}

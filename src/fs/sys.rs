@@ -1,0 +1,241 @@
+//! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
+//! `statx`, per-thread credentials, `getdents64`, `faccessat2` and `sync_file_range`. This is the
+//! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
+#![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Turns a `-1` return into the thread's `errno`.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+fn cvt_long(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret == -1 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+}
+
+/// The largest kernel file handle the kernel hands out (`MAX_HANDLE_SZ`).
+pub const MAX_KERNEL_HANDLE: usize = 128;
+
+/// `struct file_handle` followed by its flexible array, 8-byte aligned as the kernel expects.
+#[repr(C, align(8))]
+struct HandleBuf {
+    handle_bytes: libc::c_uint,
+    handle_type: libc::c_int,
+    f_handle: [u8; MAX_KERNEL_HANDLE],
+}
+
+/// A kernel file handle: its type and opaque bytes (inode and generation on ext4, xfs, btrfs,
+/// tmpfs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelHandle {
+    pub handle_type: i32,
+    pub bytes: Vec<u8>,
+}
+
+/// `name_to_handle_at(dirfd, path, flags)`. With an empty path and `AT_EMPTY_PATH` it names the
+/// file `dirfd` refers to. Returns the handle and the mount id.
+pub fn name_to_handle_at(dirfd: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result<(KernelHandle, i32)> {
+    let mut buf = HandleBuf {
+        handle_bytes: MAX_KERNEL_HANDLE as u32,
+        handle_type: 0,
+        f_handle: [0; MAX_KERNEL_HANDLE],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: `buf` is a properly aligned `file_handle` with `handle_bytes` bytes of room after
+    // its header, `path` is NUL-terminated and `mount_id` is a valid out pointer.
+    cvt(unsafe {
+        libc::name_to_handle_at(
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            (&mut buf as *mut HandleBuf).cast::<libc::file_handle>(),
+            &mut mount_id,
+            flags,
+        )
+    })?;
+    let n = (buf.handle_bytes as usize).min(MAX_KERNEL_HANDLE);
+    Ok((KernelHandle { handle_type: buf.handle_type, bytes: buf.f_handle[..n].to_vec() }, mount_id))
+}
+
+/// `open_by_handle_at(mount_fd, handle, flags)`. Needs CAP_DAC_READ_SEARCH, which the kernel takes
+/// away while the thread's fsuid is not 0, so call it before switching to a caller's identity.
+/// `mount_fd` must be a regular (not `O_PATH`) descriptor on the same mount.
+pub fn open_by_handle_at(mount_fd: BorrowedFd<'_>, handle: &KernelHandle, flags: i32) -> io::Result<OwnedFd> {
+    if handle.bytes.len() > MAX_KERNEL_HANDLE {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut buf = HandleBuf {
+        handle_bytes: handle.bytes.len() as u32,
+        handle_type: handle.handle_type,
+        f_handle: [0; MAX_KERNEL_HANDLE],
+    };
+    buf.f_handle[..handle.bytes.len()].copy_from_slice(&handle.bytes);
+    // SAFETY: `buf` is a valid, aligned `file_handle` whose `handle_bytes` fits its array.
+    let fd = cvt(unsafe {
+        libc::open_by_handle_at(
+            mount_fd.as_raw_fd(),
+            (&mut buf as *mut HandleBuf).cast::<libc::file_handle>(),
+            flags | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `statx(dirfd, path, flags, STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID)`.
+pub fn statx(dirfd: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result<libc::statx> {
+    // SAFETY: all-zero is a valid `statx` value (plain integers).
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `stx` is a valid out pointer.
+    cvt(unsafe {
+        libc::statx(
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME | libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    })?;
+    Ok(stx)
+}
+
+/// Sets this thread's filesystem uid, filesystem gid and supplementary groups, so the kernel checks
+/// permissions and assigns ownership as that caller. Raw system calls: glibc's `setgroups`
+/// would change every thread of the process. Order matters: the groups and gid first, while the
+/// thread still has CAP_SETGID.
+pub fn set_thread_fs_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
+    // SAFETY: `groups` is a valid slice of gid_t-sized integers of the given length.
+    cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len() as libc::c_long, groups.as_ptr()) })?;
+    // setfsuid/setfsgid cannot report failure directly; they return the previous value, so
+    // reading back with an invalid id (-1 is never applied) tells whether the change took.
+    // SAFETY: plain integer system calls without pointers.
+    unsafe {
+        libc::setfsgid(gid);
+        libc::setfsuid(uid);
+        let now_gid = libc::setfsgid(u32::MAX) as u32;
+        let now_uid = libc::setfsuid(u32::MAX) as u32;
+        if now_uid != uid || now_gid != gid {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+    }
+    Ok(())
+}
+
+/// One entry read by [`getdents`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawDirEntry {
+    pub ino: u64,
+    /// The directory offset just after this entry: the cookie that resumes behind it.
+    pub next_offset: u64,
+    pub d_type: u8,
+    pub name: Vec<u8>,
+}
+
+/// Reads directory entries from the directory's current offset with `getdents64`, filling at
+/// most `buf.len()` bytes. An empty vector means end of directory.
+pub fn getdents(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Vec<RawDirEntry>> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes.
+    let n = cvt_long(unsafe {
+        libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len() as libc::c_long)
+    })? as usize;
+    let mut out = Vec::new();
+    let mut pos = 0;
+    // linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, NUL-terminated name.
+    while pos + 19 <= n {
+        let rec = &buf[pos..n];
+        let ino = u64::from_ne_bytes(rec[0..8].try_into().expect("8 bytes"));
+        let off = i64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
+        let reclen = u16::from_ne_bytes(rec[16..18].try_into().expect("2 bytes")) as usize;
+        if reclen < 19 || reclen > rec.len() {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        let name_field = &rec[19..reclen];
+        let name_len = name_field.iter().position(|&b| b == 0).unwrap_or(name_field.len());
+        out.push(RawDirEntry {
+            ino,
+            next_offset: off as u64,
+            d_type: rec[18],
+            name: name_field[..name_len].to_vec(),
+        });
+        pos += reclen;
+    }
+    Ok(out)
+}
+
+/// `faccessat2(fd, "", mode, AT_EACCESS | AT_EMPTY_PATH)`: may the thread's *filesystem* identity
+/// access the file `fd` refers to? (glibc's `faccessat` emulates AT_EACCESS in user space with
+/// the effective uid, which ignores fsuid.)
+pub fn access_fd(fd: BorrowedFd<'_>, mode: i32) -> io::Result<()> {
+    // SAFETY: the path is a static NUL-terminated empty string.
+    cvt_long(unsafe {
+        libc::syscall(
+            libc::SYS_faccessat2,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            mode,
+            libc::AT_EACCESS | libc::AT_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// `sync_file_range` with WAIT_BEFORE | WRITE | WAIT_AFTER over a range: starts and waits for
+/// writeback of that range's data (used before the fdatasync that makes it durable).
+pub fn sync_file_range(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    let flags =
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: plain integer arguments.
+    cvt(unsafe { libc::sync_file_range(fd.as_raw_fd(), offset as i64, len as i64, flags) })?;
+    Ok(())
+}
+
+/// The effective uid of the process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn handle_round_trip_and_stat() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        let root = std::fs::File::open(dir.path()).unwrap();
+        let (h, _) = name_to_handle_at(root.as_fd(), c"f", 0).unwrap();
+        assert!(!h.bytes.is_empty());
+        let stx = statx(root.as_fd(), c"f", libc::AT_SYMLINK_NOFOLLOW).unwrap();
+        assert_eq!(stx.stx_size, 1);
+        if effective_uid() == 0 {
+            let fd = open_by_handle_at(root.as_fd(), &h, libc::O_PATH).unwrap();
+            let stx2 = statx(fd.as_fd(), c"", libc::AT_EMPTY_PATH).unwrap();
+            assert_eq!(stx.stx_ino, stx2.stx_ino);
+        }
+    }
+
+    #[test]
+    fn getdents_lists_every_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("file-{i}")), b"").unwrap();
+        }
+        let d = std::fs::File::open(dir.path()).unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut names = Vec::new();
+        loop {
+            let batch = getdents(d.as_fd(), &mut buf).unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            names.extend(batch.into_iter().map(|e| e.name));
+        }
+        assert_eq!(names.len(), 302);
+        assert!(names.contains(&b".".to_vec()) && names.contains(&b"..".to_vec()));
+    }
+}
