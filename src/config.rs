@@ -1,1 +1,109 @@
-//! placeholder
+//! Server configuration, independent of how it was given (CLI flags, an exports file): what to
+//! export, where to listen, how to reach a portmapper, where to keep state, and resource limits.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::mountd::exports::ExportSpec;
+
+/// How the server makes itself known to portmapper clients (`rpcinfo`, `showmount`, `mount`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PortmapMode {
+    /// Serve an embedded portmapper when port 111 is free, else register with the running
+    /// rpcbind, else warn and go on without.
+    Auto,
+    /// Serve the embedded portmapper; failing to bind is an error.
+    Embedded,
+    /// Register with a running rpcbind; failing is an error.
+    Register,
+    /// Neither: clients must be given `port=` and `mountport=`.
+    Off,
+}
+
+impl std::fmt::Display for PortmapMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortmapMode::Auto => "auto",
+            PortmapMode::Embedded => "embedded",
+            PortmapMode::Register => "register",
+            PortmapMode::Off => "off",
+        })
+    }
+}
+
+/// Bounds on the resources one server uses.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest READ/WRITE transfer offered in FSINFO (rtmax/wtmax).
+    pub max_io: u32,
+    /// Largest RPC record accepted on TCP (a WRITE of `max_io` plus headers).
+    pub max_record: usize,
+    pub max_connections: usize,
+    /// Requests of one connection executing at once.
+    pub max_inflight_per_connection: usize,
+    /// Filesystem operations executing at once (the equivalent of knfsd's thread count).
+    pub fs_threads: usize,
+    /// Open files kept in the open-file cache.
+    pub open_files: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_io: 1 << 20,
+            max_record: (1 << 20) + (64 << 10),
+            max_connections: 1024,
+            max_inflight_per_connection: 64,
+            fs_threads: 32,
+            open_files: 1024,
+        }
+    }
+}
+
+/// Everything `server::run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub exports: Vec<ExportSpec>,
+    pub bind: IpAddr,
+    /// NFS port; MOUNT is served here too. 0 picks a free port (tests).
+    pub nfs_port: u16,
+    /// The separate MOUNT port; `None` serves MOUNT only on the NFS port.
+    pub mount_port: Option<u16>,
+    pub portmap: PortmapMode,
+    /// Port of the embedded portmapper, and of the rpcbind to register with.
+    pub portmap_port: u16,
+    /// Handle key and other state that must survive restarts.
+    pub state_dir: PathBuf,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration for tests: one export, everything on ephemeral loopback ports, no
+    /// portmapper.
+    pub fn for_tests(exports: Vec<ExportSpec>, state_dir: PathBuf) -> Config {
+        Config {
+            exports,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            nfs_port: 0,
+            mount_port: None,
+            portmap: PortmapMode::Off,
+            portmap_port: 111,
+            state_dir,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The default state directory: `/var/lib/rnfsd` for root, else under the user's state home.
+pub fn default_state_dir() -> PathBuf {
+    if crate::fs::cred::can_switch() {
+        return PathBuf::from("/var/lib/rnfsd");
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("rnfsd");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/rnfsd"),
+        None => PathBuf::from(".rnfsd-state"),
+    }
+}
