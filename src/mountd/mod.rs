@@ -2,3 +2,4 @@
 //! list, and owns the exports configuration and client matching ([`exports`]).
 
 pub mod exports;
+pub mod hostname;
