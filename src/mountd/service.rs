@@ -1,0 +1,502 @@
+//! The MOUNT program (100005, versions 1 to 3; RFC 1813 appendix I, RFC 1094 appendix A) as an
+//! RPC [`Program`]: MNT checks the export's client rules and the `secure` port rule and asks a
+//! [`MountBackend`] for the root handle; UMNT/UMNTALL/DUMP keep the informational mount list;
+//! EXPORT lists the exports for `showmount -e`.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Component;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use xdr::mount::{
+    self as wire, FHSIZE, FHSIZE3, PROGRAM, VERSION_1, VERSION_3, dirpath, fhstatus, mount_proc,
+};
+use xdr::rpc::AuthFlavor;
+use xdr::{Reader, Xdr};
+
+use super::exports::ExportSpec;
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
+
+/// MOUNT v3 status (`mountstat3`).
+pub use xdr::mount::mountstat3 as MountStat;
+
+/// The flavors MNT offers, preferred first: clients pick the first one they support.
+pub const AUTH_FLAVORS: [u32; 2] = [AuthFlavor::Sys as u32, AuthFlavor::None as u32];
+
+/// `NFSERR_IO`, the v1 status for a handle that does not fit in 32 bytes.
+const NFSERR_IO: u32 = 5;
+
+/// Entries kept in the mount list. It is informational (showmount -a), so when full the oldest
+/// entry is dropped rather than letting callers grow it without bound.
+pub const MAX_MOUNT_LIST: usize = 4096;
+
+/// Computes export root handles; implemented by the filesystem layer.
+pub trait MountBackend: Send + Sync {
+    /// The handle of `subpath` (relative, `/`-separated, no `.` or `..`, empty for the export
+    /// root) inside export `export_index` (an index into the exports the service was built with).
+    fn mount(&self, export_index: usize, subpath: &[u8]) -> Result<Bytes, MountStat>;
+}
+
+/// One mount-list entry: the client's address and the path it mounted, as requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    pub client: String,
+    pub path: String,
+}
+
+/// The MOUNT service over a fixed list of exports.
+pub struct MountService {
+    exports: Vec<ExportSpec>,
+    backend: Arc<dyn MountBackend>,
+    mounts: Mutex<Vec<MountEntry>>,
+}
+
+fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
+    Some(ProcInfo { name, drc })
+}
+
+/// Splits an absolute request path into its components, dropping empty and `.` ones. `None` for
+/// a relative path or one with `..` (which could name something outside the export it starts in).
+fn request_components(path: &[u8]) -> Option<Vec<&[u8]>> {
+    if path.first() != Some(&b'/') {
+        return None;
+    }
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".").collect();
+    if parts.iter().any(|c| *c == b"..") { None } else { Some(parts) }
+}
+
+fn export_components(spec: &ExportSpec) -> Vec<&[u8]> {
+    spec.path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(OsStr::as_bytes(s)),
+            _ => None,
+        })
+        .collect()
+}
+
+impl MountService {
+    pub fn new(exports: Vec<ExportSpec>, backend: Arc<dyn MountBackend>) -> Self {
+        MountService { exports, backend, mounts: Mutex::new(Vec::new()) }
+    }
+
+    pub fn exports(&self) -> &[ExportSpec] {
+        &self.exports
+    }
+
+    /// The current mount list, oldest first.
+    pub fn mounts(&self) -> Vec<MountEntry> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MountEntry>> {
+        // Each change is one push/retain, so a poisoned list is still consistent.
+        self.mounts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The export whose path is the longest component-wise prefix of `path`, with the rest of
+    /// the path below it (`/`-joined, empty for the export itself).
+    pub fn find_export(&self, path: &[u8]) -> Result<(usize, Vec<u8>), MountStat> {
+        let req = request_components(path).ok_or(MountStat::Inval)?;
+        let (index, depth) = self
+            .exports
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let ec = export_components(e);
+                req.starts_with(&ec).then_some((i, ec.len()))
+            })
+            .max_by_key(|&(i, depth)| (depth, std::cmp::Reverse(i)))
+            .ok_or(MountStat::NoEnt)?;
+        Ok((index, req[depth..].join(&b'/')))
+    }
+
+    /// MNT, shared by all versions: the handle of the requested path, or why not.
+    fn mount(&self, ctx: &CallContext, path: &dirpath) -> Result<Bytes, MountStat> {
+        let shown = String::from_utf8_lossy(path.as_bytes()).into_owned();
+        let (index, subpath) = self.find_export(path.as_bytes()).inspect_err(|stat| {
+            tracing::info!(client = %ctx.peer, path = %shown, "mount refused: {stat:?} (no such export)")
+        })?;
+        let spec = &self.exports[index];
+        let Some(options) = spec.options_for(ctx.peer.ip()) else {
+            tracing::warn!(client = %ctx.peer, path = %shown, export = %spec.path.display(),
+                "mount refused: no client rule of the export admits this address");
+            return Err(MountStat::Access);
+        };
+        if options.secure && ctx.peer.port() >= 1024 {
+            tracing::warn!(client = %ctx.peer, path = %shown, export = %spec.path.display(),
+                "mount refused: source port {} is not below 1024 and the export is `secure` \
+                 (add `insecure` to allow unprivileged clients)", ctx.peer.port());
+            return Err(MountStat::Access);
+        }
+        let handle = self.backend.mount(index, &subpath).inspect_err(
+            |stat| tracing::info!(client = %ctx.peer, path = %shown, "mount failed: {stat:?}"),
+        )?;
+        if handle.len() > FHSIZE3 {
+            tracing::error!(len = handle.len(), "mount backend returned a handle over 64 bytes");
+            return Err(MountStat::ServerFault);
+        }
+        let client = ctx.peer.ip().to_canonical().to_string();
+        let mut mounts = self.lock();
+        if !mounts.iter().any(|m| m.client == client && m.path == shown) {
+            if mounts.len() >= MAX_MOUNT_LIST {
+                mounts.remove(0);
+            }
+            mounts.push(MountEntry { client, path: shown.clone() });
+        }
+        tracing::info!(client = %ctx.peer, path = %shown, options = %options, "mounted");
+        Ok(handle)
+    }
+
+    fn dump(&self) -> wire::mountlist {
+        wire::mountlist(
+            self.lock()
+                .iter()
+                .map(|m| wire::mountbody {
+                    ml_hostname: truncate(&m.client, xdr::mount::MNTNAMLEN).into(),
+                    ml_directory: truncate(&m.path, xdr::mount::MNTPATHLEN).into(),
+                })
+                .collect(),
+        )
+    }
+
+    fn export_list(&self) -> wire::exports {
+        wire::exports(
+            self.exports
+                .iter()
+                .map(|e| wire::exportnode {
+                    ex_dir: dirpath::from(e.path.as_os_str().as_bytes()),
+                    ex_groups: e
+                        .client_texts()
+                        .into_iter()
+                        .map(|t| wire::name::from(truncate(t, xdr::mount::MNTNAMLEN)))
+                        .collect(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Cuts a string to at most `max` bytes (on a character boundary) so that a reply never carries
+/// more than its field's protocol maximum.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The v1 `fhstatus` status for a v3 failure: the v3 codes below 10000 are the UNIX errnos v1
+/// uses; the others have no v1 equivalent and become EIO.
+fn v1_status(stat: MountStat) -> u32 {
+    match stat as u32 {
+        s if s < 10000 => s,
+        _ => NFSERR_IO,
+    }
+}
+
+impl Program for MountService {
+    fn program(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn name(&self) -> &'static str {
+        "mount"
+    }
+
+    fn versions(&self) -> (u32, u32) {
+        (VERSION_1, VERSION_3)
+    }
+
+    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
+        use DrcClass::{Idempotent, NonIdempotent};
+        if !(VERSION_1..=VERSION_3).contains(&vers) {
+            return None;
+        }
+        match proc_ {
+            mount_proc::NULL => info("NULL", Idempotent),
+            mount_proc::MNT => info("MNT", NonIdempotent),
+            mount_proc::DUMP => info("DUMP", Idempotent),
+            mount_proc::UMNT => info("UMNT", NonIdempotent),
+            mount_proc::UMNTALL => info("UMNTALL", NonIdempotent),
+            mount_proc::EXPORT => info("EXPORT", Idempotent),
+            _ => None,
+        }
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext,
+        vers: u32,
+        proc_: u32,
+        args: &mut Reader,
+        reply: &mut BytesMut,
+    ) -> Result<(), RpcError> {
+        if !(VERSION_1..=VERSION_3).contains(&vers) {
+            return Err(RpcError::ProgMismatch { low: VERSION_1, high: VERSION_3 });
+        }
+        match proc_ {
+            mount_proc::NULL => {}
+            mount_proc::MNT => {
+                let path = dirpath::decode(args)?;
+                let result = self.mount(ctx, &path);
+                if vers == VERSION_3 {
+                    match result {
+                        Ok(fhandle) => wire::mountres3::Ok(wire::mountres3_ok {
+                            fhandle,
+                            auth_flavors: AUTH_FLAVORS.to_vec(),
+                        }),
+                        Err(stat) => wire::mountres3::Err(stat),
+                    }
+                    .encode(reply);
+                } else {
+                    match result {
+                        Ok(h) if h.len() <= FHSIZE => {
+                            let mut fh = [0u8; FHSIZE];
+                            fh[..h.len()].copy_from_slice(&h);
+                            fhstatus::Ok(fh)
+                        }
+                        Ok(h) => {
+                            tracing::warn!(client = %ctx.peer, len = h.len(),
+                                "MOUNT v{vers} MNT: the {}-byte handle does not fit the 32-byte v1 handle \
+                                 (NFSv2 is not served; mount with vers=3)", h.len());
+                            fhstatus::Err(NFSERR_IO)
+                        }
+                        Err(stat) => fhstatus::Err(v1_status(stat)),
+                    }
+                    .encode(reply);
+                }
+            }
+            mount_proc::DUMP => self.dump().encode(reply),
+            mount_proc::UMNT => {
+                let path = dirpath::decode(args)?;
+                let shown = String::from_utf8_lossy(path.as_bytes());
+                let client = ctx.peer.ip().to_canonical().to_string();
+                self.lock().retain(|m| !(m.client == client && m.path == shown));
+            }
+            mount_proc::UMNTALL => {
+                let client = ctx.peer.ip().to_canonical().to_string();
+                self.lock().retain(|m| m.client != client);
+            }
+            mount_proc::EXPORT => self.export_list().encode(reply),
+            _ => return Err(RpcError::ProcUnavail),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mountd::exports::parse_exports;
+    use crate::rpc::{Cred, Transport};
+    use xdr::mount::{exports, mountlist, mountres3, name};
+
+    /// Returns `H<index>:<subpath>` as the handle; "missing" is NOENT, "long" a 40-byte handle.
+    struct FakeBackend {
+        calls: Mutex<Vec<(usize, Vec<u8>)>>,
+    }
+
+    impl MountBackend for FakeBackend {
+        fn mount(&self, export_index: usize, subpath: &[u8]) -> Result<Bytes, MountStat> {
+            self.calls.lock().unwrap().push((export_index, subpath.to_vec()));
+            match subpath {
+                b"missing" => Err(MountStat::NoEnt),
+                b"long" => Ok(Bytes::from(vec![7u8; 40])),
+                b"huge" => Ok(Bytes::from(vec![7u8; 65])),
+                _ => {
+                    let mut h = format!("H{export_index}:").into_bytes();
+                    h.extend_from_slice(subpath);
+                    Ok(Bytes::from(h))
+                }
+            }
+        }
+    }
+
+    fn service() -> (MountService, Arc<FakeBackend>) {
+        let specs = parse_exports(
+            "/srv 10.0.0.0/8(rw)\n/srv/data *(rw,insecure)\n/export/secure 10.0.0.0/8(rw) 192.0.2.0/24(ro,insecure)\n",
+            "exports",
+        )
+        .unwrap();
+        let backend = Arc::new(FakeBackend { calls: Mutex::new(Vec::new()) });
+        (MountService::new(specs, backend.clone()), backend)
+    }
+
+    fn ctx(peer: &str) -> CallContext {
+        CallContext {
+            xid: 1,
+            peer: peer.parse().unwrap(),
+            local: "10.0.0.1:2049".parse().unwrap(),
+            transport: Transport::Tcp,
+            cred: Cred::sys(0, 0, vec![]),
+        }
+    }
+
+    fn call(s: &MountService, c: &CallContext, vers: u32, p: u32, args: &[u8]) -> Result<Bytes, RpcError> {
+        let mut out = BytesMut::new();
+        s.call(c, vers, p, &mut Reader::from_slice(args), &mut out)?;
+        Ok(out.freeze())
+    }
+
+    fn mnt3(s: &MountService, peer: &str, path: &str) -> mountres3 {
+        let b = call(s, &ctx(peer), 3, mount_proc::MNT, &dirpath::from(path).to_bytes()).unwrap();
+        mountres3::from_bytes(&b).unwrap()
+    }
+
+    fn handle(res: mountres3) -> Vec<u8> {
+        match res {
+            mountres3::Ok(ok) => {
+                assert_eq!(ok.auth_flavors, vec![1, 0]);
+                ok.fhandle.to_vec()
+            }
+            mountres3::Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn mnt_longest_prefix_and_subdirectories() {
+        let (s, backend) = service();
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "/srv")), b"H0:");
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "/srv/")), b"H0:");
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "/srv/other/x")), b"H0:other/x");
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "/srv/data")), b"H1:");
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "//srv/./data/a//b")), b"H1:a/b");
+        // "/srv/database" is not inside "/srv/data": prefixes are compared by component.
+        assert_eq!(handle(mnt3(&s, "10.1.1.1:700", "/srv/database")), b"H0:database");
+        assert_eq!(mnt3(&s, "10.1.1.1:700", "/srv/data/missing"), mountres3::Err(MountStat::NoEnt));
+        assert_eq!(mnt3(&s, "10.1.1.1:700", "/nope"), mountres3::Err(MountStat::NoEnt));
+        assert_eq!(mnt3(&s, "10.1.1.1:700", "/srv/../etc"), mountres3::Err(MountStat::Inval));
+        assert_eq!(mnt3(&s, "10.1.1.1:700", "srv"), mountres3::Err(MountStat::Inval));
+        assert_eq!(mnt3(&s, "10.1.1.1:700", "/srv/data/huge"), mountres3::Err(MountStat::ServerFault));
+        assert_eq!(backend.calls.lock().unwrap()[2], (0, b"other/x".to_vec()));
+    }
+
+    #[test]
+    fn mnt_checks_clients_and_secure_port() {
+        let (s, backend) = service();
+        // Not in 10/8: no rule of /srv admits it.
+        assert_eq!(mnt3(&s, "172.16.0.1:700", "/srv"), mountres3::Err(MountStat::Access));
+        // /srv is `secure` by default: an unprivileged source port is refused.
+        assert_eq!(mnt3(&s, "10.1.1.1:40000", "/srv"), mountres3::Err(MountStat::Access));
+        // /srv/data is `insecure` and open to everyone.
+        assert_eq!(handle(mnt3(&s, "172.16.0.1:40000", "/srv/data")), b"H1:");
+        assert_eq!(handle(mnt3(&s, "[::ffff:192.0.2.9]:40000", "/export/secure")), b"H2:");
+        assert_eq!(mnt3(&s, "[2001:db8::1]:700", "/export/secure"), mountres3::Err(MountStat::Access));
+        // Refused mounts never reach the backend.
+        assert_eq!(backend.calls.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn mount_list_dump_umnt_umntall() {
+        let (s, _) = service();
+        handle(mnt3(&s, "10.1.1.1:700", "/srv"));
+        handle(mnt3(&s, "10.1.1.1:701", "/srv"));
+        handle(mnt3(&s, "10.1.1.1:700", "/srv/data"));
+        handle(mnt3(&s, "[::ffff:10.2.2.2]:700", "/srv/data"));
+        let dump = |s: &MountService| {
+            let b = call(s, &ctx("10.9.9.9:1"), 3, mount_proc::DUMP, &[]).unwrap();
+            mountlist::from_bytes(&b)
+                .unwrap()
+                .0
+                .into_iter()
+                .map(|m| {
+                    (
+                        String::from_utf8(m.ml_hostname.0.to_vec()).unwrap(),
+                        String::from_utf8(m.ml_directory.0.to_vec()).unwrap(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            dump(&s),
+            [pair("10.1.1.1", "/srv"), pair("10.1.1.1", "/srv/data"), pair("10.2.2.2", "/srv/data")]
+        );
+        let umnt =
+            call(&s, &ctx("10.1.1.1:800"), 3, mount_proc::UMNT, &dirpath::from("/srv").to_bytes()).unwrap();
+        assert!(umnt.is_empty());
+        assert_eq!(dump(&s), [pair("10.1.1.1", "/srv/data"), pair("10.2.2.2", "/srv/data")]);
+        call(&s, &ctx("10.2.2.2:800"), 1, mount_proc::UMNTALL, &[]).unwrap();
+        assert_eq!(dump(&s), [pair("10.1.1.1", "/srv/data")]);
+        assert_eq!(s.mounts(), [MountEntry { client: "10.1.1.1".into(), path: "/srv/data".into() }]);
+    }
+
+    #[test]
+    fn export_lists_paths_and_clients() {
+        let (s, _) = service();
+        for vers in 1..=3 {
+            let b = call(&s, &ctx("203.0.113.1:40000"), vers, mount_proc::EXPORT, &[]).unwrap();
+            let e = exports::from_bytes(&b).unwrap();
+            assert_eq!(e.0.len(), 3);
+            assert_eq!(e.0[2].ex_dir.as_bytes(), b"/export/secure");
+            let groups: Vec<&[u8]> = e.0[2].ex_groups.iter().map(|g| g.as_bytes()).collect();
+            assert_eq!(groups, [&b"10.0.0.0/8"[..], b"192.0.2.0/24"]);
+            assert_eq!(e.0[1].ex_groups, vec![name::from("*")]);
+        }
+    }
+
+    #[test]
+    fn mnt_v1_pads_short_handles_and_refuses_long_ones() {
+        let (s, _) = service();
+        let mnt1 = |path: &str| {
+            let b =
+                call(&s, &ctx("10.1.1.1:700"), 1, mount_proc::MNT, &dirpath::from(path).to_bytes()).unwrap();
+            fhstatus::from_bytes(&b).unwrap()
+        };
+        let mut want = [0u8; 32];
+        want[..7].copy_from_slice(b"H1:a/bc");
+        assert_eq!(mnt1("/srv/data/a/bc"), fhstatus::Ok(want));
+        assert_eq!(mnt1("/srv/data/long"), fhstatus::Err(5));
+        assert_eq!(mnt1("/srv/data/missing"), fhstatus::Err(2));
+        assert_eq!(mnt1("/srv/data/huge"), fhstatus::Err(5));
+        let b =
+            call(&s, &ctx("172.16.0.1:700"), 2, mount_proc::MNT, &dirpath::from("/srv").to_bytes()).unwrap();
+        assert_eq!(fhstatus::from_bytes(&b).unwrap(), fhstatus::Err(13));
+    }
+
+    #[test]
+    fn table_and_errors() {
+        let (s, _) = service();
+        assert_eq!(s.versions(), (1, 3));
+        assert_eq!(s.procedure(3, mount_proc::MNT).unwrap().drc, DrcClass::NonIdempotent);
+        assert_eq!(s.procedure(1, mount_proc::EXPORT).unwrap().drc, DrcClass::Idempotent);
+        assert!(s.procedure(3, 6).is_none());
+        assert!(s.procedure(4, 0).is_none());
+        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, 6, &[]), Err(RpcError::ProcUnavail));
+        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::NULL, &[]).unwrap().len(), 0);
+        // A path over MNTPATHLEN, and a truncated one, are garbage.
+        let mut long = BytesMut::new();
+        xdr::XdrWrite::put_opaque(&mut long, &[b'a'; 1025]);
+        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::MNT, &long), Err(RpcError::GarbageArgs));
+        assert_eq!(
+            call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::UMNT, &[0, 0, 0, 9, b'/']),
+            Err(RpcError::GarbageArgs)
+        );
+    }
+
+    #[test]
+    fn mount_list_is_bounded() {
+        let specs = vec![ExportSpec::shorthand("/x")];
+        let s = MountService::new(specs, Arc::new(FakeBackend { calls: Mutex::new(Vec::new()) }));
+        for i in 0..(MAX_MOUNT_LIST + 10) {
+            let path = format!("/x/{i}");
+            let b = call(
+                &s,
+                &ctx("10.0.0.1:40000"),
+                3,
+                mount_proc::MNT,
+                &dirpath::from(path.as_str()).to_bytes(),
+            );
+            assert!(matches!(mountres3::from_bytes(&b.unwrap()).unwrap(), mountres3::Ok(_)));
+        }
+        let m = s.mounts();
+        assert_eq!(m.len(), MAX_MOUNT_LIST);
+        assert_eq!(m[0].path, "/x/10");
+    }
+}

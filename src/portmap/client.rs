@@ -1,0 +1,480 @@
+//! A small synchronous PMAP v2 client for registering with a system rpcbind (`--portmap register`)
+//! and for tests: SET, UNSET, GETPORT and DUMP over UDP, TCP or rpcbind's local stream socket.
+//!
+//! rpcbind accepts SET/UNSET over its AF_LOCAL socket (`/run/rpcbind.sock`); over 127.0.0.1 it
+//! refuses them unless started with `-L` ("old-style" local calls), so registration tries the
+//! local socket first.
+
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use xdr::portmap::{
+    IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PROGRAM, VERSION_PMAP, mapping, pmap_proc, pmaplist,
+};
+use xdr::rpc::{
+    AcceptedStatus, AuthSysParams, CallHeader, OpaqueAuth, RPC_VERSION, RecordAssembler, ReplyBody,
+    ReplyHeader, record_marker,
+};
+use xdr::{Reader, Xdr};
+
+use crate::rpc::Transport;
+
+/// How long one call may take before it fails.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The local sockets rpcbind listens on, newest location first.
+pub const RPCBIND_SOCKETS: [&str; 2] = ["/run/rpcbind.sock", "/var/run/rpcbind.sock"];
+
+/// Largest reply accepted (a DUMP of a very busy rpcbind is a few KiB).
+const MAX_REPLY: usize = 1 << 20;
+
+/// Where a portmapper listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RpcbindTarget {
+    Udp(SocketAddr),
+    Tcp(SocketAddr),
+    /// rpcbind's AF_LOCAL stream socket (record marked, like TCP).
+    Local(PathBuf),
+}
+
+impl std::fmt::Display for RpcbindTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RpcbindTarget::Udp(a) => write!(f, "udp {a}"),
+            RpcbindTarget::Tcp(a) => write!(f, "tcp {a}"),
+            RpcbindTarget::Local(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One service to (un)register: program, version, transport and port.
+pub type Service = (u32, u32, Transport, u16);
+
+fn protocol(t: Transport) -> u32 {
+    match t {
+        Transport::Tcp => IPPROTO_TCP,
+        Transport::Udp => IPPROTO_UDP,
+    }
+}
+
+fn next_xid() -> u32 {
+    static XID: AtomicU32 = AtomicU32::new(0);
+    let seed =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos()) ^ std::process::id();
+    seed.wrapping_add(XID.fetch_add(0x9e37_79b9, Ordering::Relaxed))
+}
+
+fn proto_err(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// A PMAP v2 client for one portmapper.
+#[derive(Debug, Clone)]
+pub struct PmapClient {
+    target: RpcbindTarget,
+    timeout: Duration,
+}
+
+impl PmapClient {
+    pub fn new(target: RpcbindTarget) -> Self {
+        PmapClient { target, timeout: DEFAULT_TIMEOUT }
+    }
+
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    pub fn target(&self) -> &RpcbindTarget {
+        &self.target
+    }
+
+    /// PMAPPROC_NULL: is a portmapper answering there?
+    pub fn null(&self) -> io::Result<()> {
+        self.call(pmap_proc::NULL, &[]).map(|_| ())
+    }
+
+    /// PMAPPROC_SET; `false` when the portmapper refused (already registered, or not allowed).
+    pub fn set(&self, prog: u32, vers: u32, transport: Transport, port: u16) -> io::Result<bool> {
+        let m = mapping { prog, vers, prot: protocol(transport), port: u32::from(port) };
+        self.call_bool(pmap_proc::SET, &m)
+    }
+
+    /// PMAPPROC_UNSET of a program version on every transport.
+    pub fn unset(&self, prog: u32, vers: u32) -> io::Result<bool> {
+        self.call_bool(pmap_proc::UNSET, &mapping { prog, vers, prot: 0, port: 0 })
+    }
+
+    /// PMAPPROC_GETPORT; 0 when not registered.
+    pub fn getport(&self, prog: u32, vers: u32, transport: Transport) -> io::Result<u16> {
+        let m = mapping { prog, vers, prot: protocol(transport), port: 0 };
+        let port = self.decode::<u32>(pmap_proc::GETPORT, &m.to_bytes())?;
+        u16::try_from(port).map_err(|_| proto_err(format!("GETPORT returned port {port}")))
+    }
+
+    /// PMAPPROC_DUMP.
+    pub fn dump(&self) -> io::Result<Vec<mapping>> {
+        Ok(self.decode::<pmaplist>(pmap_proc::DUMP, &[])?.0)
+    }
+
+    fn call_bool(&self, proc_: u32, m: &mapping) -> io::Result<bool> {
+        self.decode::<bool>(proc_, &m.to_bytes())
+    }
+
+    fn decode<T: Xdr>(&self, proc_: u32, args: &[u8]) -> io::Result<T> {
+        let res = self.call(proc_, args)?;
+        T::decode(&mut Reader::new(res)).map_err(|e| proto_err(format!("portmapper result: {e}")))
+    }
+
+    /// Sends one call and returns the bytes of its results.
+    pub fn call(&self, proc_: u32, args: &[u8]) -> io::Result<Bytes> {
+        let xid = next_xid();
+        let cred = AuthSysParams {
+            stamp: 0,
+            machine_name: Bytes::from_static(b"localhost"),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            gids: Vec::new(),
+        };
+        let header = CallHeader {
+            xid,
+            rpcvers: RPC_VERSION,
+            prog: PROGRAM,
+            vers: VERSION_PMAP,
+            proc_,
+            cred: cred.to_opaque_auth(),
+            verf: OpaqueAuth::none(),
+        };
+        let mut msg = BytesMut::with_capacity(header.encoded_len() + args.len());
+        header.encode(&mut msg);
+        msg.extend_from_slice(args);
+        let record = match &self.target {
+            RpcbindTarget::Udp(addr) => self.exchange_udp(*addr, &msg, xid)?,
+            RpcbindTarget::Tcp(addr) => {
+                let mut s = TcpStream::connect_timeout(addr, self.timeout)?;
+                self.exchange_stream(&mut s, &msg, |s, t| {
+                    s.set_read_timeout(Some(t))?;
+                    s.set_write_timeout(Some(t))
+                })?
+            }
+            RpcbindTarget::Local(path) => {
+                let mut s = UnixStream::connect(path)?;
+                self.exchange_stream(&mut s, &msg, |s, t| {
+                    s.set_read_timeout(Some(t))?;
+                    s.set_write_timeout(Some(t))
+                })?
+            }
+        };
+        parse_reply(record, xid)
+    }
+
+    fn exchange_udp(&self, addr: SocketAddr, msg: &[u8], xid: u32) -> io::Result<Bytes> {
+        let bind: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind)?;
+        sock.connect(addr)?;
+        let deadline = Instant::now() + self.timeout;
+        // Retransmit a few times within the deadline: UDP may drop the call or the reply.
+        let interval = self.timeout / 4;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            sock.send(msg)?;
+            let resend_at = (Instant::now() + interval).min(deadline);
+            loop {
+                let now = Instant::now();
+                if now >= resend_at {
+                    break;
+                }
+                sock.set_read_timeout(Some(resend_at - now))?;
+                match sock.recv(&mut buf) {
+                    Ok(n) if n >= 4 && buf[..4] == xid.to_be_bytes() => {
+                        return Ok(Bytes::copy_from_slice(&buf[..n]));
+                    }
+                    Ok(_) => continue,
+                    Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply from portmapper at udp {addr}"),
+                ));
+            }
+        }
+    }
+
+    fn exchange_stream<S: Read + Write>(
+        &self,
+        s: &mut S,
+        msg: &[u8],
+        set_timeouts: impl Fn(&S, Duration) -> io::Result<()>,
+    ) -> io::Result<Bytes> {
+        set_timeouts(s, self.timeout)?;
+        let mut out = Vec::with_capacity(4 + msg.len());
+        out.extend_from_slice(&record_marker(msg.len(), true));
+        out.extend_from_slice(msg);
+        s.write_all(&out)?;
+        let mut assembler = RecordAssembler::new(MAX_REPLY);
+        let mut src = BytesMut::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(rec) = assembler.next_record(&mut src).map_err(|e| proto_err(e.to_string()))? {
+                return Ok(rec);
+            }
+            let n = s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "portmapper closed the connection"));
+            }
+            src.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn parse_reply(record: Bytes, xid: u32) -> io::Result<Bytes> {
+    let mut r = Reader::new(record);
+    let h = ReplyHeader::decode(&mut r).map_err(|e| proto_err(format!("portmapper reply: {e}")))?;
+    if h.xid != xid {
+        return Err(proto_err(format!("portmapper reply xid {:#x}, expected {xid:#x}", h.xid)));
+    }
+    match h.body {
+        ReplyBody::Accepted { status: AcceptedStatus::Success, .. } => Ok(r.rest()),
+        ReplyBody::Accepted { status, .. } => {
+            Err(proto_err(format!("portmapper call not accepted: {status:?}")))
+        }
+        ReplyBody::Denied(rej) => Err(proto_err(format!("portmapper call denied: {rej:?}"))),
+    }
+}
+
+/// The places a system rpcbind may be reached, in the order registration tries them.
+pub fn system_targets() -> Vec<RpcbindTarget> {
+    let mut v: Vec<RpcbindTarget> =
+        RPCBIND_SOCKETS.iter().map(|p| RpcbindTarget::Local(PathBuf::from(p))).collect();
+    v.push(RpcbindTarget::Udp((Ipv4Addr::LOCALHOST, PMAP_PORT).into()));
+    v
+}
+
+/// Registers `services` with the first system rpcbind that answers (see [`system_targets`]).
+pub fn register_with_system(services: &[Service]) -> io::Result<()> {
+    with_first_reachable(|c| register_with(c, services))
+}
+
+/// Removes the registrations of `services` from the first system rpcbind that answers.
+pub fn unregister_from_system(services: &[Service]) -> io::Result<()> {
+    with_first_reachable(|c| unregister_with(c, services))
+}
+
+fn with_first_reachable(f: impl Fn(&PmapClient) -> io::Result<()>) -> io::Result<()> {
+    let mut errors = Vec::new();
+    for target in system_targets() {
+        let client = PmapClient::new(target);
+        match client.null() {
+            Ok(()) => return f(&client),
+            Err(e) => errors.push(format!("{}: {e}", client.target())),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no system rpcbind answered ({})", errors.join("; ")),
+    ))
+}
+
+/// Registers `services` with one portmapper. A service already registered on the same port is
+/// fine; on another port it is an error naming it, since another server owns it (or a crashed
+/// one left it behind: `rpcinfo -d PROG VERS` removes it).
+pub fn register_with(client: &PmapClient, services: &[Service]) -> io::Result<()> {
+    for &(prog, vers, transport, port) in services {
+        if client.set(prog, vers, transport, port)? {
+            continue;
+        }
+        let current = client.getport(prog, vers, transport)?;
+        if current == port {
+            continue;
+        }
+        let why = if current == 0 {
+            "the portmapper refused the registration (rpcbind accepts it only from its local socket or \
+             with -L)"
+                .to_string()
+        } else {
+            format!("it is already registered on port {current}")
+        };
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "cannot register program {prog} version {vers} ({transport:?}) at {}: {why}",
+                client.target()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Removes each program version of `services` (PMAP UNSET removes all transports at once).
+pub fn unregister_with(client: &PmapClient, services: &[Service]) -> io::Result<()> {
+    let mut done: Vec<(u32, u32)> = Vec::new();
+    for &(prog, vers, _, _) in services {
+        if !done.contains(&(prog, vers)) {
+            client.unset(prog, vers)?;
+            done.push((prog, vers));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::thread;
+
+    use crate::portmap::{PortmapService, Registry};
+    use crate::rpc::{CallContext, Cred, Program, RpcError};
+
+    /// Answers one RPC record with the portmapper program: a minimal dispatcher for these tests.
+    fn answer(
+        svc: &PortmapService,
+        record: &[u8],
+        peer: SocketAddr,
+        local: SocketAddr,
+        t: Transport,
+    ) -> Vec<u8> {
+        let mut r = Reader::from_slice(record);
+        let h = CallHeader::decode(&mut r).unwrap();
+        let ctx = CallContext {
+            xid: h.xid,
+            peer,
+            local,
+            transport: t,
+            cred: Cred::from_call(&h.cred, &h.verf).unwrap(),
+        };
+        let mut body = BytesMut::new();
+        let status = match svc.call(&ctx, h.vers, h.proc_, &mut r, &mut body) {
+            Ok(()) => AcceptedStatus::Success,
+            Err(RpcError::ProcUnavail) => AcceptedStatus::ProcUnavail,
+            Err(e) => panic!("{e}"),
+        };
+        let mut out = BytesMut::new();
+        ReplyHeader::accepted(h.xid, status).encode(&mut out);
+        if status == AcceptedStatus::Success {
+            out.extend_from_slice(&body);
+        }
+        out.to_vec()
+    }
+
+    fn spawn_udp(svc: PortmapService) -> SocketAddr {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = sock.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+                let out = answer(&svc, &buf[..n], peer, local, Transport::Udp);
+                let _ = sock.send_to(&out, peer);
+            }
+        });
+        local
+    }
+
+    fn spawn_tcp(svc: PortmapService) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let peer = conn.peer_addr().unwrap();
+                let mut assembler = RecordAssembler::new(MAX_REPLY);
+                let mut src = BytesMut::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    match assembler.next_record(&mut src).unwrap() {
+                        Some(rec) => {
+                            let out = answer(&svc, &rec, peer, local, Transport::Tcp);
+                            conn.write_all(&record_marker(out.len(), true)).unwrap();
+                            conn.write_all(&out).unwrap();
+                        }
+                        None => match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => src.extend_from_slice(&chunk[..n]),
+                        },
+                    }
+                }
+            }
+        });
+        local
+    }
+
+    fn exercise(client: &PmapClient, registry: &Registry) {
+        client.null().unwrap();
+        assert_eq!(client.getport(100003, 3, Transport::Tcp).unwrap(), 0);
+        let services = [
+            (100003, 3, Transport::Tcp, 2049),
+            (100003, 3, Transport::Udp, 2049),
+            (100005, 3, Transport::Tcp, 20048),
+        ];
+        register_with(client, &services).unwrap();
+        // Registering the same thing again is not an error.
+        register_with(client, &services).unwrap();
+        assert_eq!(client.getport(100003, 3, Transport::Udp).unwrap(), 2049);
+        assert_eq!(client.getport(100005, 3, Transport::Tcp).unwrap(), 20048);
+        assert_eq!(registry.entries().len(), 3);
+        let dump = client.dump().unwrap();
+        assert!(dump.contains(&mapping { prog: 100005, vers: 3, prot: IPPROTO_TCP, port: 20048 }));
+        // Someone else's port for the same service is reported, not overwritten.
+        let err = register_with(client, &[(100003, 3, Transport::Tcp, 3049)]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        assert!(err.to_string().contains("port 2049"), "{err}");
+        unregister_with(client, &services).unwrap();
+        assert_eq!(client.getport(100003, 3, Transport::Tcp).unwrap(), 0);
+        assert!(registry.entries().is_empty());
+        assert!(client.dump().unwrap().is_empty());
+    }
+
+    #[test]
+    fn register_over_udp_with_embedded_portmapper() {
+        let registry = Arc::new(Registry::new());
+        let addr = spawn_udp(PortmapService::new(registry.clone()));
+        exercise(&PmapClient::new(RpcbindTarget::Udp(addr)), &registry);
+    }
+
+    #[test]
+    fn register_over_tcp_with_embedded_portmapper() {
+        let registry = Arc::new(Registry::new());
+        let addr = spawn_tcp(PortmapService::new(registry.clone()));
+        exercise(&PmapClient::new(RpcbindTarget::Tcp(addr)), &registry);
+    }
+
+    #[test]
+    fn unavailable_procedure_is_an_error() {
+        let addr = spawn_udp(PortmapService::new(Arc::new(Registry::new())));
+        let err = PmapClient::new(RpcbindTarget::Udp(addr)).call(pmap_proc::CALLIT, &[0; 16]).unwrap_err();
+        assert!(err.to_string().contains("ProcUnavail"), "{err}");
+    }
+
+    #[test]
+    fn udp_timeout_when_nobody_answers() {
+        // A bound socket that never replies.
+        let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = PmapClient::new(RpcbindTarget::Udp(silent.local_addr().unwrap()))
+            .with_timeout(Duration::from_millis(200));
+        let start = Instant::now();
+        assert_eq!(client.null().unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn local_socket_that_does_not_exist_fails_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = PmapClient::new(RpcbindTarget::Local(dir.path().join("rpcbind.sock")));
+        assert!(client.null().is_err());
+    }
+}

@@ -1,0 +1,415 @@
+//! The embedded portmapper as an RPC [`Program`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
+//! from a [`Registry`].
+//!
+//! Indirect calls (PMAP CALLIT, RPCBIND CALLIT/BCAST/INDIRECT) answer PROC_UNAVAIL: a small UDP
+//! request that makes the portmapper call another service is a traffic-amplification and
+//! source-hiding vector, and rpcbind disables them for remote callers. The address-translation
+//! procedures (UADDR2TADDR, TADDR2UADDR) and v4 GETADDRLIST/GETSTAT are not served either.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use xdr::portmap::{
+    PROGRAM, VERSION_PMAP, VERSION_RPCBIND3, VERSION_RPCBIND4, mapping, netid_for, netid_protocol, pmap_proc,
+    pmaplist, rpcb, rpcb_proc, rpcblist, to_uaddr, uaddr,
+};
+use xdr::rpc::AuthFlavor;
+use xdr::{Reader, Xdr, XdrWrite};
+
+use super::registry::{Registration, Registry, VersionMatch, merge_addr, netid};
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
+
+/// The portmapper program over a shared registry.
+#[derive(Debug, Clone)]
+pub struct PortmapService {
+    registry: Arc<Registry>,
+}
+
+fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
+    Some(ProcInfo { name, drc })
+}
+
+/// Only local processes may change registrations, as rpcbind insists; anyone else could
+/// redirect clients of a service to a port they control.
+fn may_modify(ctx: &CallContext) -> bool {
+    let ok = ctx.peer.ip().to_canonical().is_loopback();
+    if !ok {
+        tracing::warn!(peer = %ctx.peer, "portmap: refused SET/UNSET from a non-loopback caller");
+    }
+    ok
+}
+
+/// The owner rpcbind would record: "superuser" for uid 0, else the uid; "unknown" without
+/// AUTH_SYS.
+fn owner_of(ctx: &CallContext) -> String {
+    match ctx.cred.flavor {
+        AuthFlavor::Sys if ctx.cred.uid == 0 => "superuser".to_string(),
+        AuthFlavor::Sys => ctx.cred.uid.to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+impl PortmapService {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        PortmapService { registry }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn call_pmap(
+        &self,
+        ctx: &CallContext,
+        proc_: u32,
+        args: &mut Reader,
+        reply: &mut BytesMut,
+    ) -> Result<(), RpcError> {
+        match proc_ {
+            pmap_proc::NULL => Ok(()),
+            pmap_proc::SET => {
+                let m = mapping::decode(args)?;
+                let ok = may_modify(ctx)
+                    && match (netid_for(m.prot, false), u16::try_from(m.port)) {
+                        (Some(netid), Ok(port)) => self.registry.set(Registration {
+                            prog: m.prog,
+                            vers: m.vers,
+                            netid: netid.to_string(),
+                            addr: to_uaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+                            owner: owner_of(ctx),
+                        }),
+                        _ => false,
+                    };
+                reply.put_xdr_bool(ok);
+                Ok(())
+            }
+            pmap_proc::UNSET => {
+                // PMAP UNSET ignores prot and port and removes the version on every transport.
+                let m = mapping::decode(args)?;
+                let ok = may_modify(ctx) && self.registry.unset(m.prog, m.vers, None);
+                reply.put_xdr_bool(ok);
+                Ok(())
+            }
+            pmap_proc::GETPORT => {
+                let m = mapping::decode(args)?;
+                let port = netid_for(m.prot, false)
+                    .and_then(|n| self.registry.lookup(m.prog, m.vers, n, VersionMatch::Any))
+                    .and_then(|r| r.socket_addr())
+                    .map_or(0, |a| a.port());
+                reply.put_u32(u32::from(port));
+                Ok(())
+            }
+            pmap_proc::DUMP => {
+                let list = self
+                    .registry
+                    .entries()
+                    .into_iter()
+                    .filter_map(|r| {
+                        let (prot, ipv6) = netid_protocol(&r.netid)?;
+                        let addr = r.socket_addr().filter(|_| !ipv6)?;
+                        Some(mapping { prog: r.prog, vers: r.vers, prot, port: u32::from(addr.port()) })
+                    })
+                    .collect();
+                pmaplist(list).encode(reply);
+                Ok(())
+            }
+            _ => Err(RpcError::ProcUnavail),
+        }
+    }
+
+    fn call_rpcbind(
+        &self,
+        ctx: &CallContext,
+        vers: u32,
+        proc_: u32,
+        args: &mut Reader,
+        reply: &mut BytesMut,
+    ) -> Result<(), RpcError> {
+        match proc_ {
+            rpcb_proc::NULL => Ok(()),
+            rpcb_proc::SET => {
+                let a = rpcb::decode(args)?;
+                let ok = may_modify(ctx)
+                    && !a.r_netid.is_empty()
+                    && self.registry.set(Registration {
+                        prog: a.r_prog,
+                        vers: a.r_vers,
+                        netid: a.r_netid,
+                        addr: a.r_addr,
+                        owner: owner_of(ctx),
+                    });
+                reply.put_xdr_bool(ok);
+                Ok(())
+            }
+            rpcb_proc::UNSET => {
+                let a = rpcb::decode(args)?;
+                let netid = Some(a.r_netid.as_str()).filter(|n| !n.is_empty());
+                let ok = may_modify(ctx) && self.registry.unset(a.r_prog, a.r_vers, netid);
+                reply.put_xdr_bool(ok);
+                Ok(())
+            }
+            rpcb_proc::GETADDR => {
+                let a = rpcb::decode(args)?;
+                self.getaddr(ctx, &a, VersionMatch::Any).encode(reply);
+                Ok(())
+            }
+            rpcb_proc::GETVERSADDR if vers == VERSION_RPCBIND4 => {
+                let a = rpcb::decode(args)?;
+                self.getaddr(ctx, &a, VersionMatch::Exact).encode(reply);
+                Ok(())
+            }
+            rpcb_proc::DUMP => {
+                let list = self
+                    .registry
+                    .entries()
+                    .into_iter()
+                    .map(|r| rpcb {
+                        r_prog: r.prog,
+                        r_vers: r.vers,
+                        r_netid: r.netid,
+                        r_addr: r.addr,
+                        r_owner: r.owner,
+                    })
+                    .collect();
+                rpcblist(list).encode(reply);
+                Ok(())
+            }
+            rpcb_proc::GETTIME => {
+                // RPCBIND time is 32-bit seconds; it wraps in 2106.
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                reply.put_u32(now as u32);
+                Ok(())
+            }
+            _ => Err(RpcError::ProcUnavail),
+        }
+    }
+
+    /// GETADDR answers for the netid the client names, or for the transport it asked on when it
+    /// names none; an empty string means "not registered".
+    fn getaddr(&self, ctx: &CallContext, a: &rpcb, versions: VersionMatch) -> uaddr {
+        let netid = if a.r_netid.is_empty() {
+            netid(ctx.transport, !ctx.local.ip().to_canonical().is_ipv4())
+        } else {
+            a.r_netid.as_str()
+        };
+        match self.registry.lookup(a.r_prog, a.r_vers, netid, versions) {
+            Some(r) => uaddr(merge_addr(&r.addr, ctx.local.ip())),
+            None => uaddr(String::new()),
+        }
+    }
+}
+
+impl Program for PortmapService {
+    fn program(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn name(&self) -> &'static str {
+        "portmap"
+    }
+
+    fn versions(&self) -> (u32, u32) {
+        (VERSION_PMAP, VERSION_RPCBIND4)
+    }
+
+    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
+        use DrcClass::{Idempotent, NonIdempotent};
+        match (vers, proc_) {
+            (VERSION_PMAP, pmap_proc::NULL) => info("NULL", Idempotent),
+            (VERSION_PMAP, pmap_proc::SET) => info("SET", NonIdempotent),
+            (VERSION_PMAP, pmap_proc::UNSET) => info("UNSET", NonIdempotent),
+            (VERSION_PMAP, pmap_proc::GETPORT) => info("GETPORT", Idempotent),
+            (VERSION_PMAP, pmap_proc::DUMP) => info("DUMP", Idempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::NULL) => info("NULL", Idempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::SET) => info("SET", NonIdempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::UNSET) => info("UNSET", NonIdempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::GETADDR) => info("GETADDR", Idempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::DUMP) => info("DUMP", Idempotent),
+            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::GETTIME) => info("GETTIME", Idempotent),
+            (VERSION_RPCBIND4, rpcb_proc::GETVERSADDR) => info("GETVERSADDR", Idempotent),
+            _ => None,
+        }
+    }
+
+    fn call(
+        &self,
+        ctx: &CallContext,
+        vers: u32,
+        proc_: u32,
+        args: &mut Reader,
+        reply: &mut BytesMut,
+    ) -> Result<(), RpcError> {
+        match vers {
+            VERSION_PMAP => self.call_pmap(ctx, proc_, args, reply),
+            VERSION_RPCBIND3 | VERSION_RPCBIND4 => self.call_rpcbind(ctx, vers, proc_, args, reply),
+            _ => Err(RpcError::ProgMismatch { low: VERSION_PMAP, high: VERSION_RPCBIND4 }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::{Cred, Transport};
+    use bytes::Bytes;
+    use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP};
+
+    fn ctx(peer: &str) -> CallContext {
+        CallContext {
+            xid: 1,
+            peer: peer.parse().unwrap(),
+            local: "127.0.0.1:111".parse().unwrap(),
+            transport: Transport::Udp,
+            cred: Cred::sys(0, 0, vec![]),
+        }
+    }
+
+    fn service() -> PortmapService {
+        let reg = Arc::new(Registry::new());
+        let any: SocketAddr = "0.0.0.0:2049".parse().unwrap();
+        for t in [Transport::Tcp, Transport::Udp] {
+            reg.register(100003, 3, t, any);
+            reg.register(100005, 3, t, "0.0.0.0:20048".parse().unwrap());
+            reg.register(100005, 1, t, "0.0.0.0:20048".parse().unwrap());
+            reg.register(PROGRAM, 2, t, "0.0.0.0:111".parse().unwrap());
+        }
+        PortmapService::new(reg)
+    }
+
+    fn call(s: &PortmapService, c: &CallContext, vers: u32, p: u32, args: &[u8]) -> Result<Bytes, RpcError> {
+        let mut out = BytesMut::new();
+        s.call(c, vers, p, &mut Reader::from_slice(args), &mut out)?;
+        Ok(out.freeze())
+    }
+
+    fn getport(s: &PortmapService, prog: u32, vers: u32, prot: u32) -> u32 {
+        let b = call(
+            s,
+            &ctx("127.0.0.1:900"),
+            2,
+            pmap_proc::GETPORT,
+            &mapping { prog, vers, prot, port: 0 }.to_bytes(),
+        );
+        u32::from_bytes(&b.unwrap()).unwrap()
+    }
+
+    fn getaddr(s: &PortmapService, vers: u32, p: u32, prog: u32, pv: u32, netid: &str) -> String {
+        let a = rpcb { r_prog: prog, r_vers: pv, r_netid: netid.into(), ..Default::default() };
+        uaddr::from_bytes(&call(s, &ctx("127.0.0.1:900"), vers, p, &a.to_bytes()).unwrap()).unwrap().0
+    }
+
+    #[test]
+    fn getport_registered_and_side_programs_unregistered() {
+        let s = service();
+        assert_eq!(getport(&s, 100003, 3, IPPROTO_TCP), 2049);
+        assert_eq!(getport(&s, 100005, 3, IPPROTO_UDP), 20048);
+        // NFS_ACL, NLM and LOCALIO are not served, so they must not look registered.
+        for prog in [100227, 100021, 400122] {
+            assert_eq!(getport(&s, prog, 3, IPPROTO_TCP), 0);
+            assert_eq!(getaddr(&s, 4, rpcb_proc::GETADDR, prog, 3, "tcp"), "");
+        }
+        assert_eq!(getport(&s, 100003, 3, 132), 0);
+    }
+
+    #[test]
+    fn getaddr_merges_wildcard_and_getversaddr_is_exact() {
+        let s = service();
+        assert_eq!(getaddr(&s, 3, rpcb_proc::GETADDR, 100003, 3, "tcp"), "127.0.0.1.8.1");
+        assert_eq!(getaddr(&s, 4, rpcb_proc::GETADDR, 100003, 4, "tcp"), "127.0.0.1.8.1");
+        assert_eq!(getaddr(&s, 4, rpcb_proc::GETVERSADDR, 100003, 4, "tcp"), "");
+        assert_eq!(getaddr(&s, 4, rpcb_proc::GETVERSADDR, 100005, 1, "udp"), "127.0.0.1.78.80");
+        assert_eq!(getaddr(&s, 4, rpcb_proc::GETADDR, 100003, 3, "tcp6"), "");
+        // No netid: the transport the question arrived on (UDP in these tests).
+        assert_eq!(getaddr(&s, 4, rpcb_proc::GETADDR, 100005, 3, ""), "127.0.0.1.78.80");
+        // GETVERSADDR does not exist in version 3.
+        let a = rpcb { r_prog: 100003, r_vers: 3, ..Default::default() }.to_bytes();
+        assert_eq!(call(&s, &ctx("127.0.0.1:1"), 3, rpcb_proc::GETVERSADDR, &a), Err(RpcError::ProcUnavail));
+    }
+
+    #[test]
+    fn dump_v2_lists_ipv4_mappings() {
+        let s = service();
+        s.registry().register(100003, 3, Transport::Tcp, "[::]:2049".parse().unwrap());
+        let b = call(&s, &ctx("10.0.0.9:5000"), 2, pmap_proc::DUMP, &[]).unwrap();
+        let list = pmaplist::from_bytes(&b).unwrap().0;
+        assert_eq!(list.len(), 8);
+        assert!(list.contains(&mapping { prog: 100005, vers: 1, prot: IPPROTO_UDP, port: 20048 }));
+        let b = call(&s, &ctx("10.0.0.9:5000"), 4, rpcb_proc::DUMP, &[]).unwrap();
+        let list = rpcblist::from_bytes(&b).unwrap().0;
+        assert_eq!(list.len(), 9);
+        assert!(list.iter().any(|r| r.r_netid == "tcp6" && r.r_addr == "::.8.1" && r.r_owner == "rnfsd"));
+    }
+
+    #[test]
+    fn set_and_unset_only_from_loopback() {
+        let s = service();
+        let m = mapping { prog: 300000, vers: 1, prot: IPPROTO_TCP, port: 4000 }.to_bytes();
+        let remote = ctx("192.0.2.7:700");
+        assert_eq!(&call(&s, &remote, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
+        let local = ctx("[::ffff:127.0.0.1]:700");
+        assert_eq!(&call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 4000);
+        // A second SET of the same program, version and protocol fails.
+        assert_eq!(&call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&call(&s, &remote, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 4000);
+        assert_eq!(&call(&s, &local, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
+    }
+
+    #[test]
+    fn rpcbind_set_records_caller_as_owner() {
+        let s = service();
+        let a = rpcb {
+            r_prog: 300001,
+            r_vers: 2,
+            r_netid: "udp".into(),
+            r_addr: "127.0.0.1.3.232".into(),
+            r_owner: "forged".into(),
+        };
+        let mut c = ctx("127.0.0.1:1000");
+        c.cred = Cred::sys(1000, 1000, vec![]);
+        assert_eq!(&call(&s, &c, 3, rpcb_proc::SET, &a.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
+        let reg = s.registry().lookup(300001, 2, "udp", VersionMatch::Exact).unwrap();
+        assert_eq!(reg.owner, "1000");
+        assert_eq!(getport(&s, 300001, 2, IPPROTO_UDP), 1000);
+        let un = rpcb { r_netid: String::new(), ..a };
+        assert_eq!(
+            &call(&s, &ctx("10.1.1.1:1"), 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..],
+            &[0, 0, 0, 0]
+        );
+        assert_eq!(&call(&s, &c, 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(getport(&s, 300001, 2, IPPROTO_UDP), 0);
+    }
+
+    #[test]
+    fn callit_and_unknown_procedures_are_unavailable() {
+        let s = service();
+        assert!(s.procedure(2, pmap_proc::CALLIT).is_none());
+        assert!(s.procedure(3, rpcb_proc::CALLIT).is_none());
+        assert!(s.procedure(4, rpcb_proc::INDIRECT).is_none());
+        assert!(s.procedure(3, rpcb_proc::GETVERSADDR).is_none());
+        assert!(s.procedure(4, rpcb_proc::GETVERSADDR).is_some());
+        assert_eq!(s.procedure(2, pmap_proc::SET).unwrap().drc, DrcClass::NonIdempotent);
+        assert_eq!(s.procedure(4, rpcb_proc::GETADDR).unwrap().drc, DrcClass::Idempotent);
+        let c = ctx("127.0.0.1:1");
+        assert_eq!(call(&s, &c, 2, pmap_proc::CALLIT, &[0; 16]), Err(RpcError::ProcUnavail));
+        assert_eq!(call(&s, &c, 4, rpcb_proc::INDIRECT, &[]), Err(RpcError::ProcUnavail));
+        assert!(call(&s, &c, 4, rpcb_proc::GETTIME, &[]).unwrap().len() == 4);
+        assert_eq!(call(&s, &c, 2, pmap_proc::NULL, &[]).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn garbage_args() {
+        let s = service();
+        let c = ctx("127.0.0.1:1");
+        assert_eq!(call(&s, &c, 2, pmap_proc::GETPORT, &[0, 0, 0]), Err(RpcError::GarbageArgs));
+        assert_eq!(
+            call(&s, &c, 3, rpcb_proc::GETADDR, &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0, 0, 0]),
+            Err(RpcError::GarbageArgs)
+        );
+    }
+}
