@@ -1,1 +1,281 @@
-//! placeholder
+//! The dispatcher: turns one received record into at most one reply record. It decodes the call
+//! header, answers every RPC-level error (RFC 5531 §9: RPC_MISMATCH, AUTH_ERROR, PROG_UNAVAIL,
+//! PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR), consults the duplicate-request cache for
+//! non-idempotent procedures, and runs the procedure on the blocking pool under a global bound.
+//! It is transport-agnostic: TCP and UDP hand it records and send what it returns.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use xdr::rpc::{AcceptedStatus, CallHeader, MSG_CALL, RPC_VERSION, RejectedReply, ReplyHeader};
+use xdr::{Reader, Xdr};
+
+use super::drc::{Drc, DrcConfig, DrcKey, DrcLookup};
+use super::stats::{ErrorKind, RpcStats, StatsSnapshot};
+use super::{CallContext, Cred, DrcClass, Program, RpcError, Transport};
+
+/// Settings of the dispatcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatcherConfig {
+    /// Procedures executing at once on the blocking pool: the equivalent of knfsd's thread count.
+    /// Calls beyond it wait for a permit without occupying a thread.
+    pub workers: usize,
+    pub drc: DrcConfig,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig { workers: 32, drc: DrcConfig::default() }
+    }
+}
+
+/// The registered programs, the duplicate-request cache, the bound on blocking work and the
+/// counters. One per server, shared by every transport.
+pub struct Dispatcher {
+    /// Programs by program number.
+    programs: HashMap<u32, Arc<dyn Program>>,
+    drc: Drc,
+    /// Permits for executing procedures; held for as long as the blocking closure runs.
+    workers: Arc<Semaphore>,
+    stats: RpcStats,
+}
+
+/// Size of an accepted SUCCESS reply header with an AUTH_NONE verifier.
+const SUCCESS_HEADER_LEN: usize = 24;
+
+impl Dispatcher {
+    /// A dispatcher serving `programs`.
+    ///
+    /// # Panics
+    /// If two programs have the same program number: that is a wiring mistake, not a runtime
+    /// condition.
+    pub fn new(programs: impl IntoIterator<Item = Arc<dyn Program>>, config: DispatcherConfig) -> Self {
+        let mut map: HashMap<u32, Arc<dyn Program>> = HashMap::new();
+        for p in programs {
+            let number = p.program();
+            let name = p.name();
+            if let Some(old) = map.insert(number, p) {
+                panic!("program {number} registered twice ({} and {name})", old.name());
+            }
+        }
+        Dispatcher {
+            programs: map,
+            drc: Drc::new(config.drc),
+            workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            stats: RpcStats::default(),
+        }
+    }
+
+    /// The registered program numbers with their version ranges, for portmapper registration.
+    pub fn programs(&self) -> Vec<(u32, &'static str, (u32, u32))> {
+        let mut v: Vec<_> = self.programs.values().map(|p| (p.program(), p.name(), p.versions())).collect();
+        v.sort_unstable_by_key(|(n, ..)| *n);
+        v
+    }
+
+    /// A copy of every counter, including the cache's.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot(self.drc.snapshot())
+    }
+
+    /// The live counters, for the transports.
+    pub(crate) fn counters(&self) -> &RpcStats {
+        &self.stats
+    }
+
+    /// Handles one record (a TCP record or a UDP datagram) and returns the reply record to send,
+    /// or `None` when nothing is to be sent (an undecodable record, a duplicate that could not be
+    /// answered).
+    pub async fn handle(
+        &self,
+        record: Bytes,
+        peer: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+    ) -> Option<Bytes> {
+        let start = Instant::now();
+        let mut args = Reader::new(record.clone());
+        let header = match CallHeader::decode(&mut args) {
+            Ok(h) => h,
+            Err(e) => return self.undecodable(record, peer, e),
+        };
+        let span = tracing::debug_span!(
+            "rpc",
+            xid = header.xid,
+            prog = tracing::field::Empty,
+            proc = tracing::field::Empty,
+            %peer,
+        );
+        async {
+            let (reply, status) = self.dispatch(header, args, peer, local, transport).await;
+            tracing::debug!(
+                status,
+                latency_us = start.elapsed().as_micros() as u64,
+                replied = reply.is_some(),
+                "rpc done"
+            );
+            reply
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A record whose call header does not decode. If it at least says it is a CALL and carries an
+    /// xid, the caller gets GARBAGE_ARGS; anything else (a reply, noise) is dropped.
+    fn undecodable(&self, record: Bytes, peer: SocketAddr, err: xdr::XdrError) -> Option<Bytes> {
+        if record.len() >= 8 && u32::from_be_bytes([record[4], record[5], record[6], record[7]]) == MSG_CALL {
+            let xid = u32::from_be_bytes([record[0], record[1], record[2], record[3]]);
+            tracing::debug!(xid, %peer, error = %err, "undecodable call header");
+            self.stats.count_error(ErrorKind::GarbageArgs);
+            return Some(accepted(xid, AcceptedStatus::GarbageArgs));
+        }
+        tracing::debug!(%peer, len = record.len(), error = %err, "dropping a record that is not an RPC call");
+        self.stats.records_dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        None
+    }
+
+    /// Everything after the header decoded. Returns the reply and a status name for the log.
+    async fn dispatch(
+        &self,
+        h: CallHeader,
+        args: Reader,
+        peer: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+    ) -> (Option<Bytes>, &'static str) {
+        let xid = h.xid;
+        if h.rpcvers != RPC_VERSION {
+            let e = RpcError::RpcMismatch { low: RPC_VERSION, high: RPC_VERSION };
+            return (Some(self.error_reply(xid, e)), ErrorKind::RpcMismatch.as_str());
+        }
+        let cred = match Cred::from_call(&h.cred, &h.verf) {
+            Ok(c) => c,
+            Err(stat) => {
+                return (Some(self.error_reply(xid, RpcError::Auth(stat))), ErrorKind::AuthError.as_str());
+            }
+        };
+        let Some(program) = self.programs.get(&h.prog) else {
+            return (Some(self.error_reply(xid, RpcError::ProgUnavail)), ErrorKind::ProgUnavail.as_str());
+        };
+        let span = tracing::Span::current();
+        span.record("prog", program.name());
+        let (low, high) = program.versions();
+        if h.vers < low || h.vers > high {
+            let e = RpcError::ProgMismatch { low, high };
+            return (Some(self.error_reply(xid, e)), ErrorKind::ProgMismatch.as_str());
+        }
+        let Some(info) = program.procedure(h.vers, h.proc_) else {
+            return (Some(self.error_reply(xid, RpcError::ProcUnavail)), ErrorKind::ProcUnavail.as_str());
+        };
+        span.record("proc", info.name);
+        self.stats.count_call(h.prog, h.vers, h.proc_);
+
+        let ticket = match info.drc {
+            DrcClass::Idempotent => None,
+            DrcClass::NonIdempotent => {
+                let key = DrcKey {
+                    client: peer.ip().to_canonical(),
+                    xid,
+                    prog: h.prog,
+                    vers: h.vers,
+                    proc_: h.proc_,
+                    args_sum: self.drc.args_checksum(&args.rest()),
+                };
+                match self.drc.begin(key, peer.port()) {
+                    DrcLookup::Hit(reply) => return (Some(reply), "drc_replay"),
+                    DrcLookup::InProgress(wait) => {
+                        let reply = wait.reply().await;
+                        let status = if reply.is_some() { "drc_parked_replay" } else { "drc_parked_dropped" };
+                        return (reply, status);
+                    }
+                    DrcLookup::Miss(ticket) => Some(ticket),
+                }
+            }
+        };
+
+        let ctx = CallContext { xid, peer, local, transport, cred };
+        let (reply, status) = self.execute(program.clone(), ctx, h.vers, h.proc_, args).await;
+        if let Some(ticket) = ticket {
+            ticket.finish(reply.clone());
+        }
+        (Some(reply), status)
+    }
+
+    /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes
+    /// SYSTEM_ERR.
+    async fn execute(
+        &self,
+        program: Arc<dyn Program>,
+        ctx: CallContext,
+        vers: u32,
+        proc_: u32,
+        mut args: Reader,
+    ) -> (Bytes, &'static str) {
+        let xid = ctx.xid;
+        let permit =
+            self.workers.clone().acquire_owned().await.expect("the worker semaphore is never closed");
+        let span = tracing::Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            // The permit lives as long as the thread is busy, even if this call's future is dropped.
+            let _permit = permit;
+            let _entered = span.enter();
+            let mut reply = BytesMut::with_capacity(512);
+            ReplyHeader::accepted(ctx.xid, AcceptedStatus::Success).encode(&mut reply);
+            debug_assert_eq!(reply.len(), SUCCESS_HEADER_LEN);
+            program.call(&ctx, vers, proc_, &mut args, &mut reply).map(|()| reply)
+        })
+        .await;
+        let result = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
+                } else {
+                    tracing::warn!(xid, "procedure was cancelled; answering SYSTEM_ERR");
+                }
+                Err(RpcError::SystemErr)
+            }
+        };
+        match result {
+            Ok(reply) => (reply.freeze(), "success"),
+            Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
+        }
+    }
+
+    /// Encodes the reply for an RPC-level error and counts it.
+    fn error_reply(&self, xid: u32, e: RpcError) -> Bytes {
+        self.stats.count_error(error_kind(e));
+        match e {
+            RpcError::ProgUnavail => accepted(xid, AcceptedStatus::ProgUnavail),
+            RpcError::ProgMismatch { low, high } => accepted(xid, AcceptedStatus::ProgMismatch { low, high }),
+            RpcError::ProcUnavail => accepted(xid, AcceptedStatus::ProcUnavail),
+            RpcError::GarbageArgs => accepted(xid, AcceptedStatus::GarbageArgs),
+            RpcError::SystemErr => accepted(xid, AcceptedStatus::SystemErr),
+            RpcError::RpcMismatch { low, high } => {
+                ReplyHeader::denied(xid, RejectedReply::RpcMismatch { low, high }).to_bytes()
+            }
+            RpcError::Auth(stat) => ReplyHeader::denied(xid, RejectedReply::AuthError(stat)).to_bytes(),
+        }
+    }
+}
+
+fn accepted(xid: u32, status: AcceptedStatus) -> Bytes {
+    ReplyHeader::accepted(xid, status).to_bytes()
+}
+
+fn error_kind(e: RpcError) -> ErrorKind {
+    match e {
+        RpcError::ProgUnavail => ErrorKind::ProgUnavail,
+        RpcError::ProgMismatch { .. } => ErrorKind::ProgMismatch,
+        RpcError::ProcUnavail => ErrorKind::ProcUnavail,
+        RpcError::GarbageArgs => ErrorKind::GarbageArgs,
+        RpcError::SystemErr => ErrorKind::SystemErr,
+        RpcError::RpcMismatch { .. } => ErrorKind::RpcMismatch,
+        RpcError::Auth(_) => ErrorKind::AuthError,
+    }
+}

@@ -8,7 +8,10 @@
 pub mod auth;
 pub mod dispatch;
 pub mod drc;
+pub mod stats;
+mod tcp;
 pub mod transport;
+mod udp;
 
 use std::net::SocketAddr;
 

@@ -1,1 +1,48 @@
-//! placeholder
+//! What the TCP and UDP transports share: their limits, and the entry points that serve a bound
+//! socket until shutdown ([`serve_tcp`], [`serve_udp`]). The transports own sockets and framing
+//! only; every decision about a record is the [`Dispatcher`](super::dispatch::Dispatcher)'s.
+
+use std::time::Duration;
+
+pub use super::tcp::serve_tcp;
+pub use super::udp::serve_udp;
+
+/// The largest UDP payload over IPv4 (65535 − 20-byte IP header − 8-byte UDP header). A reply
+/// that does not fit is not sent: NFS clients over UDP negotiate transfer sizes that fit.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+
+/// Bounds on what peers can make the transports hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportLimits {
+    /// Largest TCP record, all fragments together. A record over it closes the connection. It must
+    /// hold the largest WRITE the server advertises plus its headers.
+    pub max_record: usize,
+    /// TCP connections served at once; further connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests of one TCP connection executing at once. When it is reached the connection is not
+    /// read until one finishes, which pushes back on the client.
+    pub max_in_flight_per_connection: usize,
+    /// Replies of one TCP connection waiting for the writer.
+    pub reply_queue: usize,
+    /// A TCP connection with nothing in flight that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// A single reply write that makes no complete progress for this long closes the connection
+    /// (the client stopped reading).
+    pub write_timeout: Duration,
+    /// UDP datagrams being handled at once, over the whole socket.
+    pub max_udp_in_flight: usize,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            max_record: (1 << 20) + (64 << 10),
+            max_connections: 1024,
+            max_in_flight_per_connection: 64,
+            reply_queue: 64,
+            idle_timeout: Duration::from_secs(6 * 60),
+            write_timeout: Duration::from_secs(120),
+            max_udp_in_flight: 256,
+        }
+    }
+}
