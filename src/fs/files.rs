@@ -49,8 +49,18 @@ impl OpenFile {
 
     /// Makes written data durable (`fdatasync`). A failure is a writeback error.
     pub fn sync_data(&self) -> io::Result<()> {
+        self.sync_with(File::sync_data)
+    }
+
+    /// Makes written data and all metadata durable (`fsync`), for FILE_SYNC writes. A failure is
+    /// a writeback error.
+    pub fn sync_all(&self) -> io::Result<()> {
+        self.sync_with(File::sync_all)
+    }
+
+    fn sync_with(&self, sync: impl FnOnce(&File) -> io::Result<()>) -> io::Result<()> {
         self.dirty.store(false, Ordering::Release);
-        if let Err(e) = self.file.sync_data() {
+        if let Err(e) = sync(&self.file) {
             self.dirty.store(true, Ordering::Release);
             note_writeback_error(&e);
             return Err(e);

@@ -156,7 +156,15 @@ impl Exports {
         self.handle_at(export, fd, c"", libc::AT_EMPTY_PATH)
     }
 
-    fn handle_at(&self, export: &Export, dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> io::Result<Bytes> {
+    /// The wire handle of `name` in `dir` (not following a final symlink unless `flags` has
+    /// `AT_SYMLINK_FOLLOW`), with the same mount rule as [`Exports::handle_of`].
+    pub fn handle_at(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        flags: i32,
+    ) -> io::Result<Bytes> {
         let (kernel, mount_id) = sys::name_to_handle_at(dir, name, flags)?;
         if mount_id as u64 != export.root_attr.mount_id {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));

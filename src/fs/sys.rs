@@ -239,3 +239,50 @@ mod tests {
         assert!(names.contains(&b".".to_vec()) && names.contains(&b"..".to_vec()));
     }
 }
+
+/// A timestamp to set with [`set_times_fd`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    /// Leave it unchanged.
+    Omit,
+    /// The server's current time.
+    Now,
+    /// Seconds and nanoseconds since the epoch.
+    At(i64, u32),
+}
+
+fn timespec(t: TimeSet) -> libc::timespec {
+    match t {
+        TimeSet::Omit => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_OMIT },
+        TimeSet::Now => libc::timespec { tv_sec: 0, tv_nsec: libc::UTIME_NOW },
+        TimeSet::At(s, ns) => libc::timespec { tv_sec: s, tv_nsec: ns.min(999_999_999) as i64 },
+    }
+}
+
+/// `utimensat(fd, "", times, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`: sets the access and
+/// modification times of the object `fd` (any kind of descriptor, `O_PATH` included) refers to,
+/// with the kernel's permission rules for the thread's filesystem identity.
+pub fn set_times_fd(fd: BorrowedFd<'_>, atime: TimeSet, mtime: TimeSet) -> io::Result<()> {
+    let times = [timespec(atime), timespec(mtime)];
+    // SAFETY: the path is a static NUL-terminated string and `times` holds two timespecs.
+    cvt(unsafe {
+        libc::utimensat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            times.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
+/// `fchmodat2(fd, "", mode, AT_EMPTY_PATH)` (Linux 6.6): changes the mode of the object an
+/// `O_PATH` descriptor refers to, which `fchmod` refuses. Older kernels get ENOSYS, and the
+/// caller falls back to the descriptor's `/proc/self/fd` path.
+pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: the path is a static NUL-terminated string; the rest are integers.
+    cvt_long(unsafe {
+        libc::syscall(libc::SYS_fchmodat2, fd.as_raw_fd(), c"".as_ptr(), mode, libc::AT_EMPTY_PATH)
+    })?;
+    Ok(())
+}

@@ -8,6 +8,12 @@
 //!
 //! [`fs`]: crate::fs
 
+mod attrs;
+mod data;
+mod meta;
+mod names;
+mod readdir;
+mod request;
 pub mod status;
 pub mod verifier;
 
@@ -17,7 +23,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use xdr::nfs3::{self, procs};
-use xdr::Reader;
+use xdr::{Reader, Xdr};
 
 use crate::config::Limits;
 use crate::fs::Exports;
@@ -85,6 +91,10 @@ impl NfsService {
     }
 }
 
+fn reply<T: Xdr>(out: &mut BytesMut, res: T) -> Result<(), RpcError> {
+    res.encode(out);
+    Ok(())
+}
 
 impl Program for NfsService {
     fn program(&self) -> u32 {
@@ -114,12 +124,39 @@ impl Program for NfsService {
         args: &mut Reader,
         out: &mut BytesMut,
     ) -> Result<(), RpcError> {
-        let _ = (ctx, out);
+        macro_rules! run {
+            ($handler:path) => {{
+                let a = Xdr::decode(args)?;
+                args.finish()?;
+                reply(out, $handler(self, ctx, a)?)
+            }};
+        }
         match proc_ {
             procs::NULL => {
                 args.finish()?;
                 Ok(())
             }
+            procs::GETATTR => run!(meta::getattr),
+            procs::SETATTR => run!(meta::setattr),
+            procs::LOOKUP => run!(names::lookup),
+            procs::ACCESS => run!(meta::access),
+            procs::READLINK => run!(meta::readlink),
+            procs::READ => run!(data::read),
+            procs::WRITE => run!(data::write),
+            procs::CREATE => run!(names::create),
+            procs::MKDIR => run!(names::mkdir),
+            procs::SYMLINK => run!(names::symlink),
+            procs::MKNOD => run!(names::mknod),
+            procs::REMOVE => run!(names::remove),
+            procs::RMDIR => run!(names::rmdir),
+            procs::RENAME => run!(names::rename),
+            procs::LINK => run!(names::link),
+            procs::READDIR => run!(readdir::readdir),
+            procs::READDIRPLUS => run!(readdir::readdirplus),
+            procs::FSSTAT => run!(meta::fsstat),
+            procs::FSINFO => run!(meta::fsinfo),
+            procs::PATHCONF => run!(meta::pathconf),
+            procs::COMMIT => run!(data::commit),
             _ => Err(RpcError::ProcUnavail),
         }
     }

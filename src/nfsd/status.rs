@@ -34,10 +34,15 @@ pub fn status_for_errno(errno: i32) -> nfsstat3 {
         libc::ESTALE => NFS3ERR_STALE,
         libc::EOPNOTSUPP => NFS3ERR_NOTSUPP,
         // Transient conditions: the client should retry later (RFC 1813 §2.6, NFS3ERR_JUKEBOX).
-        libc::EAGAIN | libc::ENOMEM | libc::ETIMEDOUT | libc::EINTR | libc::EMFILE | libc::ENFILE => NFS3ERR_JUKEBOX,
+        libc::EAGAIN | libc::ENOMEM | libc::ETIMEDOUT | libc::EINTR | libc::EMFILE | libc::ENFILE => {
+            NFS3ERR_JUKEBOX
+        }
         libc::ELOOP => NFS3ERR_INVAL,
         other => {
-            tracing::warn!("unexpected errno {other} ({}) mapped to NFS3ERR_IO", io::Error::from_raw_os_error(other));
+            tracing::warn!(
+                "unexpected errno {other} ({}) mapped to NFS3ERR_IO",
+                io::Error::from_raw_os_error(other)
+            );
             NFS3ERR_IO
         }
     }

@@ -53,8 +53,10 @@ pub const WRITEVERFSIZE: usize = 8;
 /// Longest `filename3` accepted on the wire. RFC 1813 leaves it unbounded (§2.5); 255 is the
 /// POSIX `NAME_MAX` every Linux filesystem shares, and what PATHCONF reports.
 pub const MAX_NAME: usize = 255;
-/// Longest `nfspath3` accepted on the wire (RFC 1813 §2.5 leaves it unbounded; `MNTPATHLEN`).
-pub const MAX_PATH: usize = 1024;
+/// Longest `nfspath3` (a symlink target) accepted on the wire. RFC 1813 §2.5 leaves it
+/// unbounded; Linux allows targets up to `PATH_MAX` (4096 bytes with the NUL), and knfsd's
+/// `NFS3_MAXPATHLEN` is the same `PATH_MAX`.
+pub const MAX_PATH: usize = 4096;
 /// Largest READ or WRITE payload (the `rtmax`/`wtmax` FSINFO advertises, RFC 1813 §3.3.19), and
 /// so the bound on READ/WRITE opaque data.
 pub const MAX_DATA: usize = 1 << 20;

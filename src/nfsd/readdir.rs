@@ -1,0 +1,233 @@
+//! READDIR and READDIRPLUS. Cookies are the directory offsets the filesystem reports (`d_off`),
+//! resumed with `lseek`, so paging needs no server state and survives restarts. `.` and `..`
+//! are listed like any entry. The cookie verifier is echoed, never checked (as knfsd does): a
+//! directory that changed between pages is still resumed from the cookie, and only a cookie the
+//! filesystem rejects gives NFS3ERR_BAD_COOKIE.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use bytes::Bytes;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::Mode;
+use nix::unistd::{Whence, lseek};
+use xdr::nfs3::*;
+
+use super::NfsService;
+use super::attrs::{fattr, post_op};
+use super::request::{Object, st};
+use crate::fs::attr::stat_at;
+use crate::fs::sys::{self, RawDirEntry};
+use crate::fs::{Attr, FileType};
+use crate::rpc::{CallContext, RpcError};
+
+type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
+
+/// Reply bytes before the entries: status, post_op_attr with attributes, cookie verifier.
+const HEADER_LEN: usize = 4 + 4 + fattr3::ENCODED_LEN + COOKIEVERFSIZE;
+
+/// A directory opened for reading at a cookie.
+struct DirStream {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    pending: std::vec::IntoIter<RawDirEntry>,
+    eof: bool,
+}
+
+impl DirStream {
+    /// Opens `dir` for reading as the caller (read permission is the kernel's to check) and
+    /// positions it at `cookie`.
+    fn open(obj: &Object, cookie: u64, buf_len: usize) -> Result<DirStream, nfsstat3> {
+        let fd = obj.caller.run(|| {
+            openat(
+                obj.res.fd.as_fd(),
+                ".",
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(st)
+        })?;
+        if cookie != 0 {
+            let offset = i64::try_from(cookie).map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
+            lseek(fd.as_fd(), offset, Whence::SeekSet).map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
+        }
+        Ok(DirStream {
+            fd,
+            buf: vec![0; buf_len.clamp(4096, 64 * 1024)],
+            pending: Vec::new().into_iter(),
+            eof: false,
+        })
+    }
+
+    /// The next entry, or `None` at the end of the directory.
+    fn next(&mut self) -> Result<Option<RawDirEntry>, nfsstat3> {
+        loop {
+            if let Some(e) = self.pending.next() {
+                return Ok(Some(e));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            let batch = sys::getdents(self.fd.as_fd(), &mut self.buf).map_err(st)?;
+            if batch.is_empty() {
+                self.eof = true;
+            }
+            self.pending = batch.into_iter();
+        }
+    }
+
+    /// Puts an entry back (it did not fit the reply).
+    fn unread(&mut self, e: RawDirEntry) {
+        let rest: Vec<RawDirEntry> = std::iter::once(e).chain(self.pending.by_ref()).collect();
+        self.pending = rest.into_iter();
+    }
+
+    /// Whether the stream is at the end of the directory.
+    fn at_end(&mut self) -> Result<bool, nfsstat3> {
+        match self.next()? {
+            Some(e) => {
+                self.unread(e);
+                Ok(false)
+            }
+            None => Ok(true),
+        }
+    }
+}
+
+/// The fileid to report for an entry: `..` of the export root is the root itself (a client
+/// must never learn of anything above the export), otherwise the inode number.
+fn entry_fileid(obj: &Object, e: &RawDirEntry) -> u64 {
+    if e.name == b".." && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
+}
+
+fn check_dir(obj: &Object) -> Result<(), nfsstat3> {
+    if obj.res.attr.file_type == FileType::Directory { Ok(()) } else { Err(nfsstat3::NFS3ERR_NOTDIR) }
+}
+
+pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<READDIR3resok, post_op_attr> {
+    let obj = match svc.resolve(ctx, &args.dir) {
+        Ok(o) => o,
+        Err(s) => return Ok(Nfs3Result::Err(s, None)),
+    };
+    let export = &obj.res.export;
+    let count = (args.count.min(svc.max_io)) as usize;
+    let result = (|| {
+        check_dir(&obj)?;
+        let mut stream = DirStream::open(&obj, args.cookie, count)?;
+        let mut budget = count.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
+        let mut entries = Vec::new();
+        while let Some(e) = stream.next()? {
+            let len = DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(e.name.len());
+            if len > budget {
+                stream.unread(e);
+                break;
+            }
+            budget -= len;
+            entries.push(entry3 {
+                fileid: entry_fileid(&obj, &e),
+                cookie: e.next_offset,
+                name: filename3(Bytes::from(e.name)),
+            });
+        }
+        let eof = stream.at_end()?;
+        if entries.is_empty() && !eof {
+            return Err(nfsstat3::NFS3ERR_TOOSMALL);
+        }
+        Ok(dirlist3 { entries, eof })
+    })();
+    let dir_attributes = post_op(export, obj.res.fd.as_fd());
+    Ok(match result {
+        Ok(reply) => Nfs3Result::Ok(READDIR3resok { dir_attributes, cookieverf: args.cookieverf, reply }),
+        Err(s) => Nfs3Result::Err(s, dir_attributes),
+    })
+}
+
+/// Handle and attributes of one entry for READDIRPLUS, looked up as the caller without
+/// following symlinks. `.` is the directory itself, `..` of the export root is the root, and an
+/// entry that vanished or lies on another filesystem gets neither.
+fn entry_details(
+    svc: &NfsService,
+    obj: &Object,
+    dirfd: BorrowedFd<'_>,
+    name: &[u8],
+) -> (Option<Attr>, Option<Bytes>) {
+    let export = &obj.res.export;
+    let at_root = export.is_root(&obj.res.attr);
+    if name == b"." || (name == b".." && at_root) {
+        let handle = if at_root {
+            export.root_handle.clone()
+        } else {
+            svc.exports.handle_of(export, obj.res.fd.as_fd()).ok().unwrap_or_default()
+        };
+        if handle.is_empty() {
+            return (Some(obj.res.attr.clone()), None);
+        }
+        return (Some(obj.res.attr.clone()), Some(handle));
+    }
+    let Ok(cname) = std::ffi::CString::new(name) else { return (None, None) };
+    let Ok(attr) = stat_at(dirfd, &cname) else { return (None, None) };
+    match svc.exports.handle_at(export, dirfd, &cname, 0) {
+        Ok(h) => (Some(attr), Some(h)),
+        Err(_) => (None, None),
+    }
+}
+
+pub fn readdirplus(
+    svc: &NfsService,
+    ctx: &CallContext,
+    args: READDIRPLUS3args,
+) -> Res<READDIRPLUS3resok, post_op_attr> {
+    let obj = match svc.resolve(ctx, &args.dir) {
+        Ok(o) => o,
+        Err(s) => return Ok(Nfs3Result::Err(s, None)),
+    };
+    let export = &obj.res.export;
+    let maxcount = (args.maxcount.min(svc.max_io)) as usize;
+    let result = (|| {
+        if obj.caller.options.no_readdirplus {
+            return Err(nfsstat3::NFS3ERR_NOTSUPP);
+        }
+        check_dir(&obj)?;
+        let mut stream = DirStream::open(&obj, args.cookie, maxcount)?;
+        let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
+        let mut dir_budget = args.dircount as usize;
+        let mut entries = Vec::new();
+        // Attributes and handles are read as the caller, like the names themselves.
+        let dirfd = stream.fd.try_clone().map_err(st)?;
+        let mut pending = Vec::new();
+        while let Some(e) = stream.next()? {
+            let dir_len = entry3::encoded_len_for(e.name.len());
+            // Upper bound of the entry's size, with attributes and a full-size handle.
+            let max_len = DIRLIST_ENTRY_OVERHEAD + dir_len + 4 + fattr3::ENCODED_LEN + 4 + 4 + FHSIZE;
+            if max_len > budget || dir_len > dir_budget {
+                stream.unread(e);
+                break;
+            }
+            budget -= max_len;
+            dir_budget -= dir_len;
+            pending.push(e);
+        }
+        let eof = stream.at_end()?;
+        obj.caller.run(|| {
+            for e in pending {
+                let (attr, handle) = entry_details(svc, &obj, dirfd.as_fd(), &e.name);
+                entries.push(entryplus3 {
+                    fileid: entry_fileid(&obj, &e),
+                    cookie: e.next_offset,
+                    name: filename3(Bytes::from(e.name)),
+                    name_attributes: attr.map(|a| fattr(export, &a)),
+                    name_handle: handle.map(nfs_fh3),
+                });
+            }
+            Ok(())
+        })?;
+        if entries.is_empty() && !eof {
+            return Err(nfsstat3::NFS3ERR_TOOSMALL);
+        }
+        Ok(dirlistplus3 { entries, eof })
+    })();
+    let dir_attributes = post_op(export, obj.res.fd.as_fd());
+    Ok(match result {
+        Ok(reply) => Nfs3Result::Ok(READDIRPLUS3resok { dir_attributes, cookieverf: args.cookieverf, reply }),
+        Err(s) => Nfs3Result::Err(s, dir_attributes),
+    })
+}

@@ -1,0 +1,109 @@
+//! What every procedure does before touching the filesystem: decode and resolve the file handle,
+//! decide the caller's options for that export (client rules, the `secure` port rule, `ro`), and
+//! run filesystem work under the caller's identity. Also the name rules for `filename3`.
+
+use std::cell::Cell;
+use std::ffi::CString;
+use std::io;
+
+use xdr::nfs3::{filename3, nfs_fh3, nfsstat3};
+
+use super::NfsService;
+use super::status::nfs_status;
+use crate::fs::Resolved;
+use crate::fs::cred::{Identity, with_identity};
+use crate::mountd::exports::ExportOptions;
+use crate::rpc::{CallContext, RpcError};
+
+thread_local! {
+    /// Whether this thread is inside [`Caller::run`].
+    static AS_CALLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The caller of one request as seen by one export.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub options: ExportOptions,
+    pub identity: Identity,
+}
+
+impl Caller {
+    /// Mutations on a read-only export fail with NFS3ERR_ROFS before anything else is checked.
+    pub fn check_writable(&self) -> Result<(), nfsstat3> {
+        if self.options.read_only { Err(nfsstat3::NFS3ERR_ROFS) } else { Ok(()) }
+    }
+
+    /// Runs `f` with this thread's filesystem identity set to the caller's, so the kernel checks
+    /// permissions and assigns ownership as that caller.
+    ///
+    /// Calls must not nest: leaving the inner one would restore root for the rest of the outer.
+    pub fn run<T>(&self, f: impl FnOnce() -> Result<T, nfsstat3>) -> Result<T, nfsstat3> {
+        debug_assert!(!AS_CALLER.get(), "nested Caller::run");
+        AS_CALLER.set(true);
+        let out = with_identity(&self.identity, f);
+        AS_CALLER.set(false);
+        out.unwrap_or_else(|e| {
+            tracing::error!("cannot switch to uid {} gid {}: {e}", self.identity.uid, self.identity.gid);
+            Err(nfsstat3::NFS3ERR_SERVERFAULT)
+        })
+    }
+
+    /// Whether the caller owns a file with owner `uid` (knfsd's owner override: the owner may read
+    /// and write a file it opened before removing its own permission bits).
+    pub fn owns(&self, uid: u32) -> bool {
+        self.identity.uid == uid
+    }
+}
+
+/// A resolved handle with its caller.
+#[derive(Debug)]
+pub struct Object {
+    pub res: Resolved,
+    pub caller: Caller,
+}
+
+impl NfsService {
+    /// Resolves `fh` for the caller of `ctx`: BADHANDLE for a malformed or forged handle, STALE
+    /// for a removed object, ACCES for a client the export does not list, PERM for a request from
+    /// an unprivileged port on a `secure` export (as knfsd answers).
+    pub(super) fn resolve(&self, ctx: &CallContext, fh: &nfs_fh3) -> Result<Object, nfsstat3> {
+        let res = self.exports.resolve(fh.as_bytes()).map_err(nfsstat3::from)?;
+        let caller = self.caller_for(ctx, &res)?;
+        Ok(Object { res, caller })
+    }
+
+    fn caller_for(&self, ctx: &CallContext, res: &Resolved) -> Result<Caller, nfsstat3> {
+        let peer = ctx.peer.ip().to_canonical();
+        let Some(options) = res.export.spec.options_for(peer) else {
+            tracing::info!(client = %ctx.peer, export = %res.export.spec.path.display(), "request refused: client not in the export's list");
+            return Err(nfsstat3::NFS3ERR_ACCES);
+        };
+        if options.secure && ctx.peer.port() >= 1024 {
+            tracing::info!(client = %ctx.peer, export = %res.export.spec.path.display(), "request from an unprivileged port refused: the export is `secure`");
+            return Err(nfsstat3::NFS3ERR_PERM);
+        }
+        let (uid, gid, groups) = options.effective_ids(&ctx.cred);
+        Ok(Caller { options: options.clone(), identity: Identity { uid, gid, groups } })
+    }
+}
+
+/// Checks a `filename3` the way knfsd's decoder does: a name is one non-empty path component, so
+/// an empty name or one containing `/` or NUL is undecodable (GARBAGE_ARGS). `.` and `..` pass
+/// here; each procedure decides what they mean.
+pub fn component(name: &filename3) -> Result<CString, RpcError> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.contains(&b'/') {
+        return Err(RpcError::GarbageArgs);
+    }
+    CString::new(bytes).map_err(|_| RpcError::GarbageArgs)
+}
+
+/// Whether `name` is `.` or `..`, which name no new entry.
+pub fn is_dot(name: &CString) -> bool {
+    matches!(name.as_bytes(), b"." | b"..")
+}
+
+/// Maps an error from a filesystem call to its status.
+pub fn st(e: impl Into<io::Error>) -> nfsstat3 {
+    nfs_status(&e.into())
+}
