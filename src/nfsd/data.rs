@@ -75,7 +75,7 @@ pub fn read(svc: &NfsService, ctx: &CallContext, args: READ3args) -> Res<READ3re
     let export = &obj.res.export;
     let result = (|| {
         let file = svc.open_file(&obj, &args.file, false)?;
-        let count = args.count.min(svc.max_io) as usize;
+        let count = args.count.min(svc.max_io_for(ctx)) as usize;
         // Reading past the largest offset is simply end of file.
         let count = if args.offset > i64::MAX as u64 { 0 } else { count };
         let mut buf = BytesMut::zeroed(count);

@@ -217,7 +217,7 @@ pub fn fsinfo(svc: &NfsService, ctx: &CallContext, args: FSINFO3args) -> Res<FSI
         Ok(o) => o,
         Err(s) => return Ok(Nfs3Result::Err(s, None)),
     };
-    let max = svc.max_io;
+    let max = svc.max_io_for(ctx);
     Ok(Nfs3Result::Ok(FSINFO3resok {
         obj_attributes: Some(fattr(&obj.res.export, &obj.res.attr)),
         rtmax: max,

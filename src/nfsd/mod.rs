@@ -31,6 +31,9 @@ use crate::fs::files::OpenFileCache;
 use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
 use verifier::WriteVerifier;
 
+/// Largest data payload offered over UDP.
+const UDP_MAX_IO: u32 = 32 * 1024;
+
 /// The NFS v3 service over a set of opened exports.
 pub struct NfsService {
     exports: Arc<Exports>,
@@ -68,6 +71,15 @@ impl NfsService {
             verifier: WriteVerifier::new()?,
             max_io: limits.max_io.clamp(4096, nfs3::MAX_DATA as u32),
         })
+    }
+
+    /// The largest READ/WRITE/READDIR payload for a call: a UDP reply must fit one datagram, so
+    /// UDP gets 32 KiB (knfsd's choice too), TCP the configured maximum.
+    pub(crate) fn max_io_for(&self, ctx: &CallContext) -> u32 {
+        match ctx.transport {
+            crate::rpc::Transport::Udp => self.max_io.min(UDP_MAX_IO),
+            crate::rpc::Transport::Tcp => self.max_io,
+        }
     }
 
     pub fn exports(&self) -> &Arc<Exports> {

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use nix::unistd::{Whence, lseek};
+use xdr::Xdr;
 use xdr::nfs3::*;
 
 use super::NfsService;
@@ -109,7 +110,7 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
         Err(s) => return Ok(Nfs3Result::Err(s, None)),
     };
     let export = &obj.res.export;
-    let count = (args.count.min(svc.max_io)) as usize;
+    let count = (args.count.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
         check_dir(&obj)?;
         let mut stream = DirStream::open(&obj, args.cookie, count)?;
@@ -181,7 +182,7 @@ pub fn readdirplus(
         Err(s) => return Ok(Nfs3Result::Err(s, None)),
     };
     let export = &obj.res.export;
-    let maxcount = (args.maxcount.min(svc.max_io)) as usize;
+    let maxcount = (args.maxcount.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
         if obj.caller.options.no_readdirplus {
             return Err(nfsstat3::NFS3ERR_NOTSUPP);
@@ -192,34 +193,33 @@ pub fn readdirplus(
         let mut dir_budget = args.dircount as usize;
         let mut entries = Vec::new();
         // Attributes and handles are read as the caller, like the names themselves.
-        let dirfd = stream.fd.try_clone().map_err(st)?;
-        let mut pending = Vec::new();
-        while let Some(e) = stream.next()? {
-            let dir_len = entry3::encoded_len_for(e.name.len());
-            // Upper bound of the entry's size, with attributes and a full-size handle.
-            let max_len = DIRLIST_ENTRY_OVERHEAD + dir_len + 4 + fattr3::ENCODED_LEN + 4 + 4 + FHSIZE;
-            if max_len > budget || dir_len > dir_budget {
-                stream.unread(e);
-                break;
-            }
-            budget -= max_len;
-            dir_budget -= dir_len;
-            pending.push(e);
-        }
-        let eof = stream.at_end()?;
         obj.caller.run(|| {
-            for e in pending {
-                let (attr, handle) = entry_details(svc, &obj, dirfd.as_fd(), &e.name);
-                entries.push(entryplus3 {
+            while let Some(e) = stream.next()? {
+                let dir_len = entry3::encoded_len_for(e.name.len());
+                if dir_len > dir_budget {
+                    stream.unread(e);
+                    break;
+                }
+                let (attr, handle) = entry_details(svc, &obj, stream.fd.as_fd(), &e.name);
+                let entry = entryplus3 {
                     fileid: entry_fileid(&obj, &e),
                     cookie: e.next_offset,
-                    name: filename3(Bytes::from(e.name)),
+                    name: filename3(Bytes::from(e.name.clone())),
                     name_attributes: attr.map(|a| fattr(export, &a)),
                     name_handle: handle.map(nfs_fh3),
-                });
+                };
+                let len = DIRLIST_ENTRY_OVERHEAD + entry.encoded_len();
+                if len > budget {
+                    stream.unread(e);
+                    break;
+                }
+                budget -= len;
+                dir_budget -= dir_len;
+                entries.push(entry);
             }
             Ok(())
         })?;
+        let eof = stream.at_end()?;
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
         }
