@@ -7,9 +7,14 @@ use std::time::Duration;
 
 use rnfsd::config::{Config, PortmapMode};
 use rnfsd::mountd::exports::ExportSpec;
-use rnfsd::portmap::{PmapClient, RpcbindTarget};
+use rnfsd::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget};
 use rnfsd::rpc::Transport;
+use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
+use rnfsd::rpc::transport::{TransportLimits, serve_udp};
 use rnfsd::server::{Server, StartError};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 fn config(share: &std::path::Path, state: &std::path::Path) -> Config {
     Config::for_tests(vec![ExportSpec::shorthand(std::fs::canonicalize(share).unwrap())], state.to_path_buf())
@@ -69,11 +74,69 @@ async fn embedded_portmapper_maps_every_service() {
     TcpListener::bind(pm).unwrap();
 }
 
+/// A bare portmapper on an ephemeral UDP port of 127.0.0.1, standing in for a system rpcbind.
+async fn standalone_portmapper() -> (u16, CancellationToken, TaskTracker) {
+    let registry = Arc::new(Registry::new());
+    let dispatcher = Arc::new(Dispatcher::new(
+        [Arc::new(PortmapService::new(registry)) as _],
+        DispatcherConfig::default(),
+    ));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+    tracker.spawn(serve_udp(
+        Arc::new(socket),
+        dispatcher,
+        TransportLimits::default(),
+        stop.clone(),
+        tracker.clone(),
+    ));
+    (port, stop, tracker)
+}
+
+/// Whether a system rpcbind's local socket exists: registration would then go to it.
+fn system_rpcbind_present() -> bool {
+    rnfsd::portmap::client::RPCBIND_SOCKETS.iter().any(|p| std::path::Path::new(p).exists())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_mode_registers_and_unregisters_at_shutdown() {
+    if system_rpcbind_present() {
+        return;
+    }
+    let (pm_port, stop, tracker) = standalone_portmapper().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let mut cfg = config(&share, &tmp.path().join("state"));
+    cfg.portmap = PortmapMode::Register;
+    cfg.portmap_port = pm_port;
+    let server = Server::start(cfg).await.unwrap();
+    assert!(server.addrs().portmap_tcp.is_none());
+    assert!(server.banner().contains("registered with the system rpcbind"), "{}", server.banner());
+    let nfs_port = server.addrs().nfs_tcp.port();
+    let pm = std::net::SocketAddr::from(([127, 0, 0, 1], pm_port));
+    let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
+    let c = client.clone();
+    blocking(move || {
+        assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
+        assert_eq!(c.getport(100_005, 1, Transport::Udp).unwrap(), nfs_port);
+    })
+    .await;
+    server.shutdown().await;
+    blocking(move || {
+        assert_eq!(client.getport(100_003, 3, Transport::Tcp).unwrap(), 0);
+        assert_eq!(client.getport(100_005, 3, Transport::Udp).unwrap(), 0);
+    })
+    .await;
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_refuses_services_another_portmapper_maps() {
-    // With a system rpcbind running, registration would go to it instead of to our own
-    // portmapper below.
-    if rnfsd::portmap::client::RPCBIND_SOCKETS.iter().any(|p| std::path::Path::new(p).exists()) {
+    if system_rpcbind_present() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
