@@ -38,6 +38,8 @@ EXPORT=$WORK/export
 STATE=$WORK/state
 LOG=$WORK/server.log
 mkdir -p "$EXPORT" "$STATE"
+# The export is root_squash: libnfs running as root acts as nobody there, so let anyone write.
+chmod 0777 "$EXPORT"
 SERVER_PID=
 
 cleanup() {
