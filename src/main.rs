@@ -1,1 +1,144 @@
-fn main() {}
+//! The `rnfsd` command line: parses flags into a [`Config`] and runs the server until SIGTERM or
+//! SIGINT.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rnfsd::config::{Config, Limits, PortmapMode, default_state_dir};
+use rnfsd::mountd::exports::{ExportSpec, parse_export_line, parse_exports};
+
+#[derive(Parser, Debug)]
+#[command(name = "rnfsd", version, about = "A userspace NFSv3 server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve directories over NFSv3.
+    ///
+    /// `rnfsd serve /srv/share` exports one directory to every client with
+    /// `rw,insecure,root_squash,sync`. Use --exports for an exports(5) file, or --export for
+    /// single exports(5) lines.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Directories to export with the defaults `*(rw,insecure,root_squash,sync)`.
+    paths: Vec<PathBuf>,
+    /// An exports(5) file (path, then `client(options)` items).
+    #[arg(long, env = "RNFSD_EXPORTS")]
+    exports: Option<PathBuf>,
+    /// One exports(5) line, e.g. '/srv/share 10.0.0.0/8(rw) *(ro)'. Repeatable.
+    #[arg(long = "export", value_name = "LINE")]
+    export_lines: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0", env = "RNFSD_BIND")]
+    bind: IpAddr,
+    /// NFS port (MOUNT is served on it too).
+    #[arg(long, default_value_t = 2049, env = "RNFSD_PORT")]
+    port: u16,
+    /// Separate MOUNT port (0 = serve MOUNT only on the NFS port).
+    #[arg(long, default_value_t = 20048, env = "RNFSD_MOUNT_PORT")]
+    mount_port: u16,
+    /// Portmapper: auto (embedded on 111 if free, else register with rpcbind, else warn),
+    /// embedded, register, or off.
+    #[arg(long, value_enum, default_value_t = PortmapMode::Auto, env = "RNFSD_PORTMAP")]
+    portmap: PortmapMode,
+    /// Port of the portmapper (embedded, or the rpcbind to register with).
+    #[arg(long, default_value_t = 111, hide = true)]
+    portmap_port: u16,
+    /// Directory for state that must survive restarts (the file handle key).
+    #[arg(long, env = "RNFSD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Filesystem operations executing at once.
+    #[arg(long, default_value_t = 32)]
+    fs_threads: usize,
+    /// Only check the exports and print them, then exit.
+    #[arg(long)]
+    check_exports: bool,
+    /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn load_exports(args: &ServeArgs) -> Result<Vec<ExportSpec>, String> {
+    let mut specs = Vec::new();
+    for p in &args.paths {
+        let canonical = std::fs::canonicalize(p).map_err(|e| format!("export path {}: {e}", p.display()))?;
+        specs.push(ExportSpec::shorthand(canonical));
+    }
+    for line in &args.export_lines {
+        specs.push(parse_export_line(line, "--export").map_err(|e| e.to_string())?);
+    }
+    if let Some(file) = &args.exports {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        specs.extend(parse_exports(&text, &file.display().to_string()).map_err(|e| e.to_string())?);
+    }
+    if specs.is_empty() {
+        return Err("nothing to export: give a directory (rnfsd serve /srv/share) or --exports FILE".into());
+    }
+    for s in &mut specs {
+        let canonical = std::fs::canonicalize(&s.path)
+            .map_err(|e| format!("{}: export path {}: {e}", s.origin, s.path.display()))?;
+        if !canonical.is_dir() {
+            return Err(format!("{}: export path {} is not a directory", s.origin, s.path.display()));
+        }
+        s.path = canonical;
+    }
+    Ok(specs)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    let default_level = match args.verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+
+    let exports = match load_exports(&args) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprintln!("rnfsd: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_exports {
+        for e in &exports {
+            println!("{}", rnfsd::server::describe_export(e));
+        }
+        return ExitCode::SUCCESS;
+    }
+    let config = Config {
+        exports,
+        bind: args.bind,
+        nfs_port: args.port,
+        mount_port: (args.mount_port != 0 && args.mount_port != args.port).then_some(args.mount_port),
+        portmap: args.portmap,
+        portmap_port: args.portmap_port,
+        state_dir: args.state_dir.unwrap_or_else(default_state_dir),
+        limits: Limits { fs_threads: args.fs_threads.max(1), ..Limits::default() },
+    };
+    match rnfsd::server::run_until_signal(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rnfsd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Runs every test of rnfsd: formatting, lints, the Rust test suites, then a release build and the
+# interoperability checks with real NFS clients (scripts/interop.sh). Installs the Debian packages
+# those clients come from when they are missing and this runs as root with apt.
+#
+# Environment:
+#   SKIP_INTEROP=1   stop after `cargo test` (no release build, no real clients)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+section() { printf '\n==== %s ====\n' "$*"; }
+die() {
+    printf 'test.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+section "toolchain"
+command -v cargo >/dev/null ||
+    die "cargo not found: install a Rust toolchain (rustup, https://rustup.rs) and put ~/.cargo/bin on PATH"
+cargo --version
+cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
+cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
+
+CLIENT_TOOLS=(rpcinfo showmount nfs-cp nfs-ls)
+missing_tools() {
+    local t
+    for t in "${CLIENT_TOOLS[@]}"; do
+        command -v "$t" >/dev/null || echo "$t"
+    done
+}
+
+if [[ ${SKIP_INTEROP:-0} != 1 ]]; then
+    section "NFS client tools (nfs-common, libnfs-utils)"
+    if [[ -n $(missing_tools) ]]; then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            export DEBIAN_FRONTEND=noninteractive
+            timeout 600 apt-get update -q
+            timeout 900 apt-get install -y -q --no-install-recommends nfs-common libnfs-utils rpcbind
+        else
+            die "missing $(missing_tools | tr '\n' ' '): install nfs-common and libnfs-utils (needs root and apt), or run with SKIP_INTEROP=1"
+        fi
+    fi
+    [[ -z $(missing_tools) ]] || die "still missing after install: $(missing_tools | tr '\n' ' ')"
+    echo "found: ${CLIENT_TOOLS[*]}"
+fi
+
+section "cargo fmt --all --check"
+cargo fmt --all --check
+
+section "cargo clippy --workspace --all-targets -- -D warnings"
+timeout 1800 cargo clippy --workspace --all-targets -- -D warnings
+
+section "cargo test --workspace"
+timeout 2400 cargo test --workspace
+
+if [[ ${SKIP_INTEROP:-0} == 1 ]]; then
+    section "interop skipped (SKIP_INTEROP=1)"
+    exit 0
+fi
+
+section "cargo build --release"
+timeout 1800 cargo build --release
+
+section "scripts/interop.sh (rpcinfo, showmount, libnfs nfs-cp/nfs-ls)"
+RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh
+
+section "all tests passed"

@@ -1,0 +1,281 @@
+//! The `rnfsd` binary as an operator meets it: one-line errors with a non-zero exit for a missing
+//! export path, a bad exports line and a port in use; `--check-exports`; and a real start that
+//! prints the banner, answers an RPC NULL call on the NFS port and exits 0 on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use xdr::Xdr;
+use xdr::rpc::{AcceptedStatus, CallHeader, OpaqueAuth, RPC_VERSION, ReplyBody, ReplyHeader, record_marker};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rnfsd");
+/// How long a child may take to start or stop before the test fails.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn rnfsd(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the rnfsd binary runs")
+}
+
+fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The lines starting with `rnfsd:`: the error message an operator sees.
+fn error_lines(out: &Output) -> Vec<String> {
+    stderr_of(out).lines().filter(|l| l.starts_with("rnfsd: ")).map(str::to_string).collect()
+}
+
+fn state_dir(tmp: &Path) -> String {
+    tmp.join("state").display().to_string()
+}
+
+#[test]
+fn missing_export_path_is_one_line_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    let missing_s = missing.display().to_string();
+    let out = rnfsd(&["serve", &missing_s, "--portmap", "off", "--state-dir", &state_dir(tmp.path())]);
+    assert!(!out.status.success(), "exit status {:?}", out.status);
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "stderr: {}", stderr_of(&out));
+    assert!(errors[0].contains(&missing_s), "{}", errors[0]);
+}
+
+#[test]
+fn bad_exports_line_names_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let file = tmp.path().join("exports");
+    std::fs::write(
+        &file,
+        format!("# exports\n{} *(rw)\n{} *(rw,frobnicate)\n", share.display(), share.display()),
+    )
+    .unwrap();
+    let file_s = file.display().to_string();
+    let out =
+        rnfsd(&["serve", "--exports", &file_s, "--portmap", "off", "--state-dir", &state_dir(tmp.path())]);
+    assert!(!out.status.success());
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "stderr: {}", stderr_of(&out));
+    assert!(errors[0].starts_with(&format!("rnfsd: {file_s}:3: ")), "{}", errors[0]);
+    assert!(errors[0].contains("frobnicate"), "{}", errors[0]);
+}
+
+#[test]
+fn port_in_use_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let out = rnfsd(&[
+        "serve",
+        share.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--mount-port",
+        "0",
+        "--portmap",
+        "off",
+        "--state-dir",
+        &state_dir(tmp.path()),
+    ]);
+    assert!(!out.status.success());
+    let errors = error_lines(&out);
+    assert_eq!(
+        errors,
+        vec![format!("rnfsd: port {port} (nfs/tcp) on 127.0.0.1 is in use")],
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn check_exports_prints_effective_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let file = tmp.path().join("exports");
+    std::fs::write(&file, format!("{} 10.0.0.0/8(rw,no_root_squash,fsid=9) *(ro)\n", share.display()))
+        .unwrap();
+    let out = rnfsd(&["serve", "--exports", file.to_str().unwrap(), "--check-exports"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let canonical = std::fs::canonicalize(&share).unwrap();
+    assert_eq!(
+        stdout,
+        format!(
+            "{}  fsid=9  10.0.0.0/8(rw,no_root_squash,secure,sync)  *(ro,root_squash,secure,sync)\n",
+            canonical.display()
+        )
+    );
+}
+
+/// A started server whose stderr is collected line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the rnfsd binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    /// Reads stderr until a line satisfies `pred`, and returns it.
+    fn wait_for_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no such line in time; stderr so far:\n{}", self.seen.join("\n"));
+                }
+            }
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Sends an RPC NULL call for `prog`/`vers` over TCP and returns the reply header.
+fn rpc_null(addr: SocketAddr, prog: u32, vers: u32) -> ReplyHeader {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let call = CallHeader {
+        xid: 0x5eed_0001,
+        rpcvers: RPC_VERSION,
+        prog,
+        vers,
+        proc_: 0,
+        cred: OpaqueAuth::none(),
+        verf: OpaqueAuth::none(),
+    };
+    let mut msg = BytesMut::new();
+    call.encode(&mut msg);
+    s.write_all(&record_marker(msg.len(), true)).unwrap();
+    s.write_all(&msg).unwrap();
+    let mut marker = [0u8; 4];
+    s.read_exact(&mut marker).unwrap();
+    let len = (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize;
+    assert!(marker[0] & 0x80 != 0, "single-fragment reply expected");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    let reply = ReplyHeader::from_bytes(&body).unwrap_or_else(|e| panic!("reply: {e}"));
+    assert_eq!(reply.xid, call.xid);
+    reply
+}
+
+fn assert_success(reply: &ReplyHeader) {
+    assert!(
+        matches!(reply.body, ReplyBody::Accepted { status: AcceptedStatus::Success, .. }),
+        "{:?}",
+        reply.body
+    );
+}
+
+#[test]
+fn serves_and_exits_cleanly_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let state = state_dir(tmp.path());
+    let mut server = Running::start(&[
+        "serve",
+        share.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--mount-port",
+        "0",
+        "--portmap",
+        "off",
+        "--state-dir",
+        &state,
+    ]);
+    server.wait_for_line(|l| l.starts_with("rnfsd ") && l.contains("serving NFSv3"));
+    let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
+    let addr: SocketAddr = listen
+        .split_whitespace()
+        .skip_while(|w| *w != "tcp")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no tcp address in {listen:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
+    let mount_line = server.wait_for_line(|l| l.trim_start().starts_with("mount -t nfs"));
+    assert!(mount_line.contains(&format!("port={}", addr.port())), "{mount_line}");
+    assert!(mount_line.contains(&format!("127.0.0.1:{}", std::fs::canonicalize(&share).unwrap().display())));
+
+    // NFS v3 and MOUNT v3 both answer on the NFS port.
+    assert_success(&rpc_null(addr, 100_003, 3));
+    assert_success(&rpc_null(addr, 100_005, 3));
+    // The handle key was persisted in the state directory.
+    assert!(Path::new(&state).join("handle.key").is_file());
+
+    kill(server.pid(), Signal::SIGTERM).unwrap();
+    server.wait_for_line(|l| l.contains("stopped"));
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "rnfsd did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.seen.join("\n"));
+}

@@ -1,0 +1,180 @@
+//! `Server::start` in-process: ephemeral ports shared by TCP and UDP, the embedded portmapper
+//! answering for NFS and MOUNT, counters, `--portmap register` refusing to take over services
+//! another portmapper already maps, and graceful shutdown releasing the ports.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use rnfsd::config::{Config, PortmapMode};
+use rnfsd::mountd::exports::ExportSpec;
+use rnfsd::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget};
+use rnfsd::rpc::Transport;
+use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
+use rnfsd::rpc::transport::{TransportLimits, serve_udp};
+use rnfsd::server::{Server, StartError};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+fn config(share: &std::path::Path, state: &std::path::Path) -> Config {
+    Config::for_tests(vec![ExportSpec::shorthand(std::fs::canonicalize(share).unwrap())], state.to_path_buf())
+}
+
+/// Runs blocking portmapper calls off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_portmapper_maps_every_service() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let mut cfg = config(&share, &tmp.path().join("state"));
+    cfg.mount_port = Some(0);
+    cfg.portmap = PortmapMode::Embedded;
+    cfg.portmap_port = 0;
+    let server = Server::start(cfg).await.unwrap();
+    let a = *server.addrs();
+    assert_eq!(a.nfs_tcp.port(), a.nfs_udp.port());
+    let (mount_tcp, mount_udp) = (a.mount_tcp.unwrap(), a.mount_udp.unwrap());
+    assert_eq!(mount_tcp.port(), mount_udp.port());
+    assert_ne!(mount_tcp.port(), a.nfs_tcp.port());
+    let pm = a.portmap_tcp.unwrap();
+    assert_eq!(pm.port(), a.portmap_udp.unwrap().port());
+    assert!(tmp.path().join("state/handle.key").is_file());
+
+    let banner = server.banner();
+    assert!(banner.contains(&format!("embedded on port {}", pm.port())), "{banner}");
+    assert!(banner.contains(&format!("mountport={}", mount_tcp.port())), "{banner}");
+
+    for target in [RpcbindTarget::Udp(pm), RpcbindTarget::Tcp(pm)] {
+        let nfs_port = a.nfs_tcp.port();
+        let mount_port = mount_tcp.port();
+        blocking(move || {
+            let c = PmapClient::new(target).with_timeout(Duration::from_secs(5));
+            assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
+            assert_eq!(c.getport(100_003, 3, Transport::Udp).unwrap(), nfs_port);
+            for vers in 1..=3 {
+                assert_eq!(c.getport(100_005, vers, Transport::Udp).unwrap(), mount_port);
+            }
+            // NFS_ACL is not served, so it must not be mapped.
+            assert_eq!(c.getport(100_227, 3, Transport::Tcp).unwrap(), 0);
+            let dump = c.dump().unwrap();
+            assert!(dump.iter().any(|m| m.prog == 100_000 && m.vers == 4));
+        })
+        .await;
+    }
+    // GETPORT over UDP and TCP, plus DUMP, went through the shared dispatcher.
+    assert!(server.stats().calls_to(100_000, 2, 3) >= 10);
+
+    server.shutdown().await;
+    // Shutdown released the sockets.
+    TcpListener::bind(a.nfs_tcp).unwrap();
+    TcpListener::bind(pm).unwrap();
+}
+
+/// A bare portmapper on an ephemeral UDP port of 127.0.0.1, standing in for a system rpcbind.
+async fn standalone_portmapper() -> (u16, CancellationToken, TaskTracker) {
+    let registry = Arc::new(Registry::new());
+    let dispatcher = Arc::new(Dispatcher::new(
+        [Arc::new(PortmapService::new(registry)) as _],
+        DispatcherConfig::default(),
+    ));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+    tracker.spawn(serve_udp(
+        Arc::new(socket),
+        dispatcher,
+        TransportLimits::default(),
+        stop.clone(),
+        tracker.clone(),
+    ));
+    (port, stop, tracker)
+}
+
+/// Whether a system rpcbind's local socket exists: registration would then go to it.
+fn system_rpcbind_present() -> bool {
+    rnfsd::portmap::client::RPCBIND_SOCKETS.iter().any(|p| std::path::Path::new(p).exists())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_mode_registers_and_unregisters_at_shutdown() {
+    if system_rpcbind_present() {
+        return;
+    }
+    let (pm_port, stop, tracker) = standalone_portmapper().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let mut cfg = config(&share, &tmp.path().join("state"));
+    cfg.portmap = PortmapMode::Register;
+    cfg.portmap_port = pm_port;
+    let server = Server::start(cfg).await.unwrap();
+    assert!(server.addrs().portmap_tcp.is_none());
+    assert!(server.banner().contains("registered with the system rpcbind"), "{}", server.banner());
+    let nfs_port = server.addrs().nfs_tcp.port();
+    let pm = std::net::SocketAddr::from(([127, 0, 0, 1], pm_port));
+    let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
+    let c = client.clone();
+    blocking(move || {
+        assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
+        assert_eq!(c.getport(100_005, 1, Transport::Udp).unwrap(), nfs_port);
+    })
+    .await;
+    server.shutdown().await;
+    blocking(move || {
+        assert_eq!(client.getport(100_003, 3, Transport::Tcp).unwrap(), 0);
+        assert_eq!(client.getport(100_005, 3, Transport::Udp).unwrap(), 0);
+    })
+    .await;
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_refuses_services_another_portmapper_maps() {
+    if system_rpcbind_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let mut owner_cfg = config(&share, &tmp.path().join("state"));
+    owner_cfg.portmap = PortmapMode::Embedded;
+    owner_cfg.portmap_port = 0;
+    let owner = Server::start(owner_cfg).await.unwrap();
+    let pm_port = owner.addrs().portmap_udp.unwrap().port();
+
+    let mut second = config(&share, &tmp.path().join("state"));
+    second.portmap = PortmapMode::Register;
+    second.portmap_port = pm_port;
+    let err = match Server::start(second).await {
+        Ok(_) => panic!("registering over another server's services succeeded"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, StartError::Register(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("already registered on port"), "{msg}");
+    owner.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_export_and_busy_port_are_start_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    let cfg = Config::for_tests(vec![ExportSpec::shorthand(&file)], tmp.path().join("state"));
+    let err = Server::start(cfg).await.err().expect("a file is not an export");
+    assert!(matches!(err, StartError::Exports(_)), "{err:?}");
+    assert!(err.to_string().contains("not a directory"), "{err}");
+
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let mut cfg = config(tmp.path(), &tmp.path().join("state"));
+    cfg.nfs_port = port;
+    let err = Server::start(cfg).await.err().expect("the port is taken");
+    assert_eq!(err.to_string(), format!("port {port} (nfs/tcp) on 127.0.0.1 is in use"));
+}
