@@ -1,0 +1,295 @@
+//! File handles, the duplicate-request cache, RPC-level errors, restarts, MOUNT, and bad input
+//! from the network: the server answers correctly or drops the offender and keeps serving.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+
+use bytes::Bytes;
+use common::*;
+use xdr::Xdr;
+use xdr::nfs3::*;
+use xdr::rpc::{AcceptedStatus, AuthStat, RejectedReply, record_marker};
+
+fn null_works(ts: &TestServer) {
+    let mut c = Client::tcp(ts.addr());
+    c.call(NFS, 3, 0, &[]).expect("NULL answers");
+}
+
+#[test]
+fn bad_forged_and_stale_handles() {
+    let ts = TestServer::rw();
+    let (mut c, root) = ts.client();
+    let garbage = nfs_fh3(Bytes::from_static(b"not a handle at all"));
+    assert_eq!(c.getattr(&garbage).status(), nfsstat3::NFS3ERR_BADHANDLE);
+    let f = c.create_file(&root, "f");
+    let mut forged = f.0.to_vec();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    assert_eq!(c.getattr(&nfs_fh3(Bytes::from(forged))).status(), nfsstat3::NFS3ERR_BADHANDLE);
+    // An inner byte flipped: the MAC no longer matches either.
+    let mut forged = f.0.to_vec();
+    forged[12] ^= 0x40;
+    assert_eq!(c.getattr(&nfs_fh3(Bytes::from(forged))).status(), nfsstat3::NFS3ERR_BADHANDLE);
+    // Longer than NFS3_FHSIZE does not decode at all.
+    let mut args = BytesMut::new();
+    args.extend_from_slice(&65u32.to_be_bytes());
+    args.extend_from_slice(&[0u8; 68]);
+    assert_eq!(c.call(NFS, 3, procs::GETATTR, &args), Err(RpcFailure::Accepted(AcceptedStatus::GarbageArgs)));
+    std::fs::remove_file(ts.path("f")).unwrap();
+    assert_eq!(c.getattr(&f).status(), nfsstat3::NFS3ERR_STALE);
+}
+
+use bytes::BytesMut;
+
+#[test]
+fn handles_survive_rename_and_restart() {
+    let mut ts = TestServer::rw();
+    std::fs::create_dir(ts.path("d")).unwrap();
+    let (mut c, root) = ts.client();
+    let d = c.lookup_fh(&root, "d");
+    let f = c.create_file(&d, "f");
+    let w = c.write(&f, 0, b"persist", stable_how::FILE_SYNC).ok().unwrap();
+    std::fs::rename(ts.path("d/f"), ts.path("moved")).unwrap();
+    assert_eq!(c.attrs(&f).size, 7);
+    drop(c);
+    ts.restart();
+    let mut c = Client::tcp(ts.addr());
+    assert_eq!(c.attrs(&f).size, 7, "handle valid after restart");
+    assert_eq!(c.attrs(&root).type_, ftype3::NF3DIR);
+    assert_eq!(&c.read(&f, 0, 100).ok().unwrap().data[..], b"persist");
+    let w2 = c.write(&f, 0, b"P", stable_how::UNSTABLE).ok().unwrap();
+    assert_ne!(w.verf, w2.verf, "a new server lifetime has a new write verifier");
+    let mnt_root = c.mount(ts.export_path().to_str().unwrap()).unwrap();
+    assert_eq!(mnt_root, root, "the root handle is stable");
+}
+
+#[test]
+fn drc_replays_non_idempotent_replies() {
+    let ts = TestServer::rw();
+    std::fs::write(ts.path("victim"), b"x").unwrap();
+    let (mut c, root) = ts.client();
+    let args = REMOVE3args { object: dirop(&root, "victim") }.to_bytes();
+    let xid = 0x5eed_0001;
+    let msg = call_message(xid, NFS, 3, procs::REMOVE, &c.cred.clone(), &args);
+    let first = c.exchange(&msg);
+    assert!(!ts.path("victim").exists());
+    // The same request on a new connection: the stored reply, byte for byte.
+    let mut c2 = Client::tcp(ts.addr());
+    let second = c2.exchange(&msg);
+    assert_eq!(first, second);
+    let res = REMOVE3res::from_bytes(&parse_reply(xid, &second).unwrap()).unwrap();
+    assert_eq!(res.status(), nfsstat3::NFS3_OK);
+    assert!(ts.stats().drc.hits >= 1, "{:?}", ts.stats().drc);
+    // The same xid with other arguments is a new request.
+    let other = REMOVE3args { object: dirop(&root, "other") }.to_bytes();
+    let msg2 = call_message(xid, NFS, 3, procs::REMOVE, &c.cred.clone(), &other);
+    let res = REMOVE3res::from_bytes(&parse_reply(xid, &c.exchange(&msg2)).unwrap()).unwrap();
+    assert_eq!(res.status(), nfsstat3::NFS3ERR_NOENT);
+}
+
+#[test]
+fn drc_over_udp() {
+    let ts = TestServer::rw();
+    std::fs::create_dir(ts.path("gone")).unwrap();
+    let (c, root) = ts.client();
+    let mut u = Client::udp(ts.udp_addr()).with_cred(c.cred.clone());
+    let args = RMDIR3args { object: dirop(&root, "gone") }.to_bytes();
+    let xid = 0x5eed_0002;
+    let msg = call_message(xid, NFS, 3, procs::RMDIR, &u.cred.clone(), &args);
+    let a = u.exchange(&msg);
+    let b = u.exchange(&msg);
+    assert_eq!(a, b);
+    let res = RMDIR3res::from_bytes(&parse_reply(xid, &b).unwrap()).unwrap();
+    assert_eq!(res.status(), nfsstat3::NFS3_OK);
+    assert!(!ts.path("gone").exists());
+}
+
+#[test]
+fn rpc_error_replies() {
+    let ts = TestServer::rw();
+    let mut c = Client::tcp(ts.addr());
+    assert_eq!(c.call(200_000, 1, 0, &[]), Err(RpcFailure::Accepted(AcceptedStatus::ProgUnavail)));
+    for v in [2, 4] {
+        assert_eq!(
+            c.call(NFS, v, 0, &[]),
+            Err(RpcFailure::Accepted(AcceptedStatus::ProgMismatch { low: 3, high: 3 }))
+        );
+    }
+    assert_eq!(c.call(NFS, 3, 22, &[]), Err(RpcFailure::Accepted(AcceptedStatus::ProcUnavail)));
+    assert_eq!(
+        c.call(NFS, 3, procs::GETATTR, &[0, 0]),
+        Err(RpcFailure::Accepted(AcceptedStatus::GarbageArgs))
+    );
+    // RPC version 3.
+    let mut msg = call_message(77, NFS, 3, 0, &c.cred.clone(), &[]);
+    msg[8..12].copy_from_slice(&3u32.to_be_bytes());
+    let reply = c.exchange(&msg);
+    assert_eq!(
+        parse_reply(77, &reply),
+        Err(RpcFailure::Denied(RejectedReply::RpcMismatch { low: 2, high: 2 }))
+    );
+    // An unknown auth flavor.
+    let mut bad = Client::tcp(ts.addr()).with_cred(xdr::rpc::OpaqueAuth { flavor: 6, body: Bytes::new() });
+    assert!(matches!(
+        bad.call(NFS, 3, 0, &[]),
+        Err(RpcFailure::Denied(RejectedReply::AuthError(
+            AuthStat::BadCred | AuthStat::RejectedCred | AuthStat::TooWeak
+        )))
+    ));
+}
+
+#[test]
+fn names_with_slash_or_nul_are_garbage() {
+    let ts = TestServer::rw();
+    let (mut c, root) = ts.client();
+    for bad in [&b"a/b"[..], b"a\0b", b"", b"/etc"] {
+        let args = LOOKUP3args {
+            what: diropargs3 { dir: root.clone(), name: filename3(Bytes::copy_from_slice(bad)) },
+        };
+        assert_eq!(
+            c.nfs_rpc_error(procs::LOOKUP, &args),
+            RpcFailure::Accepted(AcceptedStatus::GarbageArgs),
+            "{bad:?}"
+        );
+        let args = CREATE3args {
+            where_: diropargs3 { dir: root.clone(), name: filename3(Bytes::copy_from_slice(bad)) },
+            how: createhow3::UNCHECKED(sattr3::default()),
+        };
+        assert_eq!(c.nfs_rpc_error(procs::CREATE, &args), RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    }
+    assert_eq!(std::fs::read_dir(ts.export_path()).unwrap().count(), 0);
+}
+
+#[test]
+fn symlinks_to_outside_are_never_followed() {
+    let ts = TestServer::rw();
+    std::os::unix::fs::symlink("/etc", ts.path("etc")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", ts.path("passwd")).unwrap();
+    let (mut c, root) = ts.client();
+    let l = c.lookup(&root, "etc").ok().unwrap();
+    assert_eq!(l.obj_attributes.unwrap().type_, ftype3::NF3LNK);
+    assert_eq!(c.lookup(&l.object, "passwd").status(), nfsstat3::NFS3ERR_NOTDIR);
+    let p = c.lookup_fh(&root, "passwd");
+    assert_eq!(c.read(&p, 0, 100).status(), nfsstat3::NFS3ERR_INVAL);
+    // CREATE through a symlink name does not create the target.
+    let r = c.create(&root, "passwd", createhow3::UNCHECKED(sattr3 { size: Some(0), ..Default::default() }));
+    assert_ne!(r.status(), nfsstat3::NFS3_OK);
+    assert!(std::fs::metadata("/etc/passwd").unwrap().len() > 0);
+    // `..` at the root stays inside.
+    let mut fh = root.clone();
+    for _ in 0..5 {
+        fh = c.lookup_fh(&fh, "..");
+    }
+    assert_eq!(c.attrs(&fh).fileid, std::fs::metadata(ts.export_path()).unwrap().ino());
+}
+
+#[test]
+fn random_and_truncated_input_does_not_stop_the_server() {
+    let ts = TestServer::rw();
+    let (mut c, root) = ts.client();
+    let mut seed = 0x1234_5678u64;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    // Random records on one connection each (the server may close the connection).
+    for i in 0..300 {
+        let len = (rnd() % 300) as usize;
+        let body: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        let mut s = std::net::TcpStream::connect(ts.addr()).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_millis(200))).unwrap();
+        if i % 2 == 0 {
+            let _ = s.write_all(&record_marker(body.len(), true));
+        }
+        let _ = s.write_all(&body);
+    }
+    // Random datagrams.
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..300 {
+        let len = (rnd() % 300) as usize;
+        let body: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+        u.send_to(&body, ts.udp_addr()).unwrap();
+    }
+    // Every procedure with truncated arguments: GARBAGE_ARGS, never a crash.
+    let full = WRITE3args {
+        file: root.clone(),
+        offset: 0,
+        count: 4,
+        stable: stable_how::UNSTABLE,
+        data: Bytes::from_static(b"abcd"),
+    }
+    .to_bytes();
+    for proc_ in 1..22 {
+        for cut in [0, 3, 7, full.len() - 1] {
+            let r = c.call(NFS, 3, proc_, &full[..cut]);
+            assert!(r.is_err() || proc_ == procs::NULL, "proc {proc_} cut {cut}: {r:?}");
+        }
+    }
+    // An oversized fragment closes that connection; others keep working.
+    let mut big = Client::tcp(ts.addr());
+    big.send_raw(&record_marker(64 << 20, true));
+    big.send_raw(&[0u8; 1024]);
+    assert!(big.read_reply().is_none(), "the connection is closed");
+    // Huge counts are clamped, not honoured.
+    let f = c.create_file(&root, "f");
+    let r = c.read(&f, 0, u32::MAX).ok().unwrap();
+    assert_eq!(r.count, 0);
+    let rd = c.readdir(&root, 0, [0; 8], u32::MAX).ok().unwrap();
+    assert!(rd.reply.eof);
+    null_works(&ts);
+}
+
+#[test]
+fn mount_protocol() {
+    let ts = TestServer::start("rw,insecure");
+    let mut c = Client::tcp(ts.addr());
+    let path = ts.export_path().to_str().unwrap().to_string();
+    let args = xdr::mount::dirpath(Bytes::copy_from_slice(path.as_bytes())).to_bytes();
+    let body = c.call(MOUNT, 3, 1, &args).unwrap();
+    match xdr::mount::mountres3::from_bytes(&body).unwrap() {
+        xdr::mount::mountres3::Ok(ok) => assert!(ok.auth_flavors.contains(&1)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.mount("/definitely/not/exported"), Err(xdr::mount::mountstat3::NoEnt));
+    let exports = xdr::mount::exports::from_bytes(&c.call(MOUNT, 3, 5, &[]).unwrap()).unwrap();
+    assert!(exports.0.iter().any(|e| e.ex_dir.as_bytes() == path.as_bytes()));
+    let dump = xdr::mount::mountlist::from_bytes(&c.call(MOUNT, 3, 2, &[]).unwrap()).unwrap();
+    assert!(dump.0.iter().any(|m| m.ml_directory.as_bytes() == path.as_bytes()));
+    c.call(MOUNT, 3, 3, &args).unwrap();
+    let dump = xdr::mount::mountlist::from_bytes(&c.call(MOUNT, 3, 2, &[]).unwrap()).unwrap();
+    assert!(!dump.0.iter().any(|m| m.ml_directory.as_bytes() == path.as_bytes()));
+    // MOUNT v1 answers too.
+    c.call(MOUNT, 1, 0, &[]).unwrap();
+}
+
+#[test]
+fn clients_outside_the_export_list_are_refused() {
+    let ts = TestServer::start("rw,insecure");
+    let (mut c, root) = ts.client();
+    c.create_file(&root, "f");
+    drop(c);
+    // The same export, restricted to a network 127.0.0.1 is not in.
+    let mut ts2 = ts;
+    ts2.options = String::new();
+    let line = format!("{} 10.0.0.0/8(rw,insecure)", ts2.export_path().display());
+    let spec = rnfsd::mountd::exports::parse_export_line(&line, "test").unwrap();
+    let config = rnfsd::config::Config::for_tests(vec![spec], ts2.state.path().to_path_buf());
+    let server = ts2.runtime.block_on(rnfsd::server::Server::start(config)).unwrap();
+    let mut c = Client::tcp(server.addrs().nfs_tcp);
+    assert_eq!(c.mount(ts2.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
+    assert_eq!(c.getattr(&root).status(), nfsstat3::NFS3ERR_ACCES);
+    ts2.runtime.block_on(server.shutdown());
+}
+
+#[test]
+fn secure_exports_refuse_unprivileged_ports() {
+    let ts = TestServer::start("rw");
+    let mut c = Client::tcp(ts.addr());
+    // Our test client's source port is above 1024.
+    assert_eq!(c.mount(ts.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
+    let _ = std::fs::metadata(ts.export_path()).unwrap().ino();
+}
