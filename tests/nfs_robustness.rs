@@ -287,9 +287,14 @@ fn clients_outside_the_export_list_are_refused() {
 
 #[test]
 fn secure_exports_refuse_unprivileged_ports() {
-    let ts = TestServer::start("rw");
+    let mut ts = TestServer::start("rw,insecure");
+    let (c, root) = ts.client();
+    drop(c);
+    // Same export and state directory (so the same handles), now `secure`.
+    ts.options = "rw".into();
+    ts.restart();
     let mut c = Client::tcp(ts.addr());
-    // Our test client's source port is above 1024.
+    // This test client's source port is above 1023.
     assert_eq!(c.mount(ts.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
-    let _ = std::fs::metadata(ts.export_path()).unwrap().ino();
+    assert_eq!(c.getattr(&root).status(), nfsstat3::NFS3ERR_PERM);
 }
