@@ -141,6 +141,7 @@ pub fn call_message(xid: u32, prog: u32, vers: u32, proc_: u32, cred: &OpaqueAut
 impl Client {
     pub fn tcp(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         Client { transport: Transport::Tcp(s), cred: auth_sys(0, 0, &[]), next_xid: rand_xid() }
     }
@@ -165,8 +166,9 @@ impl Client {
     pub fn exchange(&mut self, msg: &[u8]) -> Vec<u8> {
         match &mut self.transport {
             Transport::Tcp(s) => {
-                s.write_all(&record_marker(msg.len(), true)).unwrap();
-                s.write_all(msg).unwrap();
+                let mut record = record_marker(msg.len(), true).to_vec();
+                record.extend_from_slice(msg);
+                s.write_all(&record).unwrap();
                 read_record(s).expect("a reply record")
             }
             Transport::Udp(s, addr) => {
