@@ -37,7 +37,7 @@ def parse_args(argv):
                     help="an export path with the `secure` option (privileged source ports)")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="print test notes")
-    opts = ap.parse_args(argv)
+    opts = ap.parse_intermixed_args(argv)
     if opts.list:
         return opts
     if not opts.target or ":" not in opts.target:
@@ -60,9 +60,11 @@ def main(argv=None):
     known = framework.load_known_failures(opts.known_failures)
     env = framework.Env(opts)
     env.discover()
-    print("conformance: %s:%s nfs port %d, mount port %d, portmapper %s; %d tests"
+    print("conformance: %s:%s nfs port %d, mount port %d, portmapper %s, caller identities "
+          "applied: %s; %d tests"
           % (env.host, env.export, env.nfs_port, env.mount_port,
-             env.portmap_port if env.portmap_port else "none", len(selected)), flush=True)
+             env.portmap_port if env.portmap_port else "none", env.server_root, len(selected)),
+          flush=True)
     failures = framework.run(env, selected, known, opts.json, verbose=opts.verbose)
     return 1 if failures else 0
 

@@ -114,6 +114,19 @@ class Env:
                              % (self.export, mount.status_name(res.status)))
         self.root_fh = res.fh
         self.fsinfo = self.nfs.fsinfo(self.root_fh)
+        if self.server_root == "auto":
+            self.server_root = self.probe_identity()
+
+    def probe_identity(self):
+        """'yes' when a file created with AUTH_SYS uid 4321 is owned by 4321, else 'no'."""
+        name = "conf_probe_%s" % self.run_id
+        res = self.nfs.create(self.root_fh, name, nfs3.UNCHECKED,
+                              cred=self.cred(4321, 4321, [4321]), mode=0o644)
+        if not res.ok:
+            return "no"
+        attr = res.attr or self.nfs.getattr(res.fh).attr
+        self.nfs.remove(self.root_fh, name)
+        return "yes" if attr is not None and attr.uid == 4321 else "no"
 
     def rpc(self, prog, vers, kind="tcp", port=None, cred=None, timeout=10.0, source_port=None):
         t = rpc.connect(kind, self.host, port if port is not None else self.nfs_port, timeout,
@@ -224,6 +237,17 @@ class TestContext:
         """A raw RpcClient for NFSv3, for tests that build their own argument bytes."""
         return self.rpc(nfs3.PROGRAM, 3, kind, self.env.nfs_port,
                         cred=cred if cred is not None else self.env.cred(), **kw)
+
+    def try_call(self, proc, args, nfs=None):
+        """An NFS call whose GARBAGE_ARGS reply becomes a Result with status RPC_GARBAGE_ARGS;
+        other RPC-level failures raise."""
+        client = (nfs or self.env.nfs).rpc
+        r = client.call_raw(proc, args)
+        if r.reply_stat == rpc.MSG_ACCEPTED and r.accept_stat == rpc.GARBAGE_ARGS:
+            return nfs3.Result(status=nfs3.RPC_GARBAGE_ARGS, proc=proc)
+        if not r.success:
+            raise rpc.RpcCallError(r)
+        return nfs3.decode_result(proc, r.body)
 
     # ---- scratch objects ----------------------------------------------------------------------
     def unique(self, stem="f"):
