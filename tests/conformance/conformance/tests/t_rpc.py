@@ -427,11 +427,12 @@ def udp_errors(t):
     """Over UDP, errors are replies too: PROG_UNAVAIL and PROC_UNAVAIL (RFC 5531 9)."""
     c = t.nfs_rpc("udp")
     r = c.call_raw(0, prog=NONEXISTENT_PROG, vers=1)
-    t.expect(r.accept_stat == rpc.PROG_UNAVAIL, "got %s" % r.describe())
+    t.expect(r.accept_stat == rpc.PROG_UNAVAIL, "unknown program: got %s" % r.describe())
     r = c.call_raw(77)
-    t.expect(r.accept_stat == rpc.PROC_UNAVAIL, "got %s" % r.describe())
+    t.expect(r.accept_stat == rpc.PROC_UNAVAIL, "procedure 77: got %s" % r.describe())
     r = c.call_raw(nfs3.GETATTR, b"\0\0")
-    t.expect(r.accept_stat == rpc.GARBAGE_ARGS, "got %s" % r.describe())
+    t.expect(r.accept_stat == rpc.GARBAGE_ARGS, "GETATTR with 2 bytes of arguments: got %s"
+             % r.describe())
 
 
 @testcase("RPC33", "rpc udp")
