@@ -65,4 +65,7 @@ timeout 1800 cargo build --release
 section "scripts/interop.sh (rpcinfo, showmount, libnfs nfs-cp/nfs-ls)"
 RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh
 
+section "scripts/conformance.sh (the NFSv3 conformance suite, tests/conformance)"
+RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
+
 section "all tests passed"

@@ -4,16 +4,19 @@
 //! Indirect calls (PMAP CALLIT, RPCBIND CALLIT/BCAST/INDIRECT) answer PROC_UNAVAIL: a small UDP
 //! request that makes the portmapper call another service is a traffic-amplification and
 //! source-hiding vector, and rpcbind disables them for remote callers. The address-translation
-//! procedures (UADDR2TADDR, TADDR2UADDR) and v4 GETADDRLIST/GETSTAT are not served either.
+//! procedures (UADDR2TADDR, TADDR2UADDR) are not served either: their `netbuf` carries a
+//! host-byte-order `sockaddr`, meaningful only to a caller on the same machine architecture.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
 use xdr::portmap::{
-    PROGRAM, VERSION_PMAP, VERSION_RPCBIND3, VERSION_RPCBIND4, mapping, netid_for, netid_protocol, pmap_proc,
-    pmaplist, rpcb, rpcb_proc, rpcblist, to_uaddr, uaddr,
+    NC_TPI_CLTS, NC_TPI_COTS_ORD, PROGRAM, RPCBSTAT_HIGHPROC, VERSION_PMAP, VERSION_RPCBIND3,
+    VERSION_RPCBIND4, mapping, netid_for, netid_protocol, pmap_proc, pmaplist, rpcb, rpcb_entry,
+    rpcb_entry_list, rpcb_proc, rpcb_stat, rpcb_stat_byvers, rpcblist, to_uaddr, uaddr,
 };
 use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr, XdrWrite};
@@ -22,9 +25,40 @@ use super::registry::{Registration, Registry, VersionMatch, merge_addr, netid};
 use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
 
 /// The portmapper program over a shared registry.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PortmapService {
     registry: Arc<Registry>,
+    stats: [VersionStats; 3],
+}
+
+/// What RPCBIND v4 GETSTAT reports for one version: calls per procedure and successful
+/// SET/UNSET calls.
+#[derive(Debug, Default)]
+struct VersionStats {
+    procs: [AtomicU32; RPCBSTAT_HIGHPROC],
+    sets: AtomicU32,
+    unsets: AtomicU32,
+}
+
+impl VersionStats {
+    fn snapshot(&self) -> rpcb_stat {
+        rpcb_stat {
+            rpcbs_procs: std::array::from_fn(|i| self.procs[i].load(Ordering::Relaxed)),
+            setinfo: self.sets.load(Ordering::Relaxed),
+            unsetinfo: self.unsets.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The GETADDRLIST description of a netid: semantics, protocol family and protocol.
+fn transport_of(netid: &str) -> Option<(u32, &'static str, &'static str)> {
+    match netid {
+        "tcp" => Some((NC_TPI_COTS_ORD, "inet", "tcp")),
+        "udp" => Some((NC_TPI_CLTS, "inet", "udp")),
+        "tcp6" => Some((NC_TPI_COTS_ORD, "inet6", "tcp")),
+        "udp6" => Some((NC_TPI_CLTS, "inet6", "udp")),
+        _ => None,
+    }
 }
 
 fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
@@ -53,7 +87,18 @@ fn owner_of(ctx: &CallContext) -> String {
 
 impl PortmapService {
     pub fn new(registry: Arc<Registry>) -> Self {
-        PortmapService { registry }
+        PortmapService { registry, stats: Default::default() }
+    }
+
+    fn version_stats(&self, vers: u32) -> Option<&VersionStats> {
+        self.stats.get(vers.checked_sub(VERSION_PMAP)? as usize)
+    }
+
+    /// Counts a successful SET or UNSET of version `vers` for GETSTAT.
+    fn count_change(&self, vers: u32, set: bool, ok: bool) {
+        if let (true, Some(s)) = (ok, self.version_stats(vers)) {
+            if set { &s.sets } else { &s.unsets }.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -82,6 +127,7 @@ impl PortmapService {
                         }),
                         _ => false,
                     };
+                self.count_change(VERSION_PMAP, true, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
             }
@@ -89,6 +135,7 @@ impl PortmapService {
                 // PMAP UNSET ignores prot and port and removes the version on every transport.
                 let m = mapping::decode(args)?;
                 let ok = may_modify(ctx) && self.registry.unset(m.prog, m.vers, None);
+                self.count_change(VERSION_PMAP, false, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
             }
@@ -140,6 +187,7 @@ impl PortmapService {
                         addr: a.r_addr,
                         owner: owner_of(ctx),
                     });
+                self.count_change(vers, true, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
             }
@@ -147,7 +195,17 @@ impl PortmapService {
                 let a = rpcb::decode(args)?;
                 let netid = Some(a.r_netid.as_str()).filter(|n| !n.is_empty());
                 let ok = may_modify(ctx) && self.registry.unset(a.r_prog, a.r_vers, netid);
+                self.count_change(vers, false, ok);
                 reply.put_xdr_bool(ok);
+                Ok(())
+            }
+            rpcb_proc::GETADDRLIST if vers == VERSION_RPCBIND4 => {
+                let a = rpcb::decode(args)?;
+                self.getaddrlist(ctx, &a).encode(reply);
+                Ok(())
+            }
+            rpcb_proc::GETSTAT if vers == VERSION_RPCBIND4 => {
+                rpcb_stat_byvers(std::array::from_fn(|i| self.stats[i].snapshot())).encode(reply);
                 Ok(())
             }
             rpcb_proc::GETADDR => {
@@ -184,6 +242,27 @@ impl PortmapService {
             }
             _ => Err(RpcError::ProcUnavail),
         }
+    }
+
+    /// GETADDRLIST: every address of exactly this program and version, on every transport.
+    fn getaddrlist(&self, ctx: &CallContext, a: &rpcb) -> rpcb_entry_list {
+        let entries = self
+            .registry
+            .entries()
+            .into_iter()
+            .filter(|r| r.prog == a.r_prog && r.vers == a.r_vers)
+            .filter_map(|r| {
+                let (semantics, family, proto) = transport_of(&r.netid)?;
+                Some(rpcb_entry {
+                    r_maddr: merge_addr(&r.addr, ctx.local.ip()),
+                    r_nc_netid: r.netid.clone(),
+                    r_nc_semantics: semantics,
+                    r_nc_protofmly: family.to_string(),
+                    r_nc_proto: proto.to_string(),
+                })
+            })
+            .collect();
+        rpcb_entry_list(entries)
     }
 
     /// GETADDR answers for the netid the client names, or for the transport it asked on when it
@@ -229,6 +308,8 @@ impl Program for PortmapService {
             (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::DUMP) => info("DUMP", Idempotent),
             (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::GETTIME) => info("GETTIME", Idempotent),
             (VERSION_RPCBIND4, rpcb_proc::GETVERSADDR) => info("GETVERSADDR", Idempotent),
+            (VERSION_RPCBIND4, rpcb_proc::GETADDRLIST) => info("GETADDRLIST", Idempotent),
+            (VERSION_RPCBIND4, rpcb_proc::GETSTAT) => info("GETSTAT", Idempotent),
             _ => None,
         }
     }
@@ -241,6 +322,9 @@ impl Program for PortmapService {
         args: &mut Reader,
         reply: &mut BytesMut,
     ) -> Result<(), RpcError> {
+        if let Some(counter) = self.version_stats(vers).and_then(|s| s.procs.get(proc_ as usize)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         match vers {
             VERSION_PMAP => self.call_pmap(ctx, proc_, args, reply),
             VERSION_RPCBIND3 | VERSION_RPCBIND4 => self.call_rpcbind(ctx, vers, proc_, args, reply),
@@ -411,5 +495,25 @@ mod tests {
             call(&s, &c, 3, rpcb_proc::GETADDR, &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0, 0, 0]),
             Err(RpcError::GarbageArgs)
         );
+    }
+
+    #[test]
+    fn getaddrlist_and_getstat() {
+        let s = service();
+        let c = ctx("127.0.0.1:1");
+        let a = rpcb { r_prog: 100003, r_vers: 3, r_netid: "tcp".into(), ..Default::default() }.to_bytes();
+        let list =
+            rpcb_entry_list::from_bytes(&call(&s, &c, 4, rpcb_proc::GETADDRLIST, &a).unwrap()).unwrap();
+        assert!(list.0.iter().any(|e| e.r_nc_netid == "tcp" && e.r_nc_semantics == NC_TPI_COTS_ORD));
+        assert!(list.0.iter().any(|e| e.r_nc_netid == "udp" && e.r_nc_proto == "udp"));
+        assert!(list.0.iter().all(|e| e.r_maddr.ends_with(".8.1")));
+        let none = rpcb { r_prog: 100003, r_vers: 2, ..Default::default() }.to_bytes();
+        let list =
+            rpcb_entry_list::from_bytes(&call(&s, &c, 4, rpcb_proc::GETADDRLIST, &none).unwrap()).unwrap();
+        assert!(list.0.is_empty());
+        let stat = rpcb_stat_byvers::from_bytes(&call(&s, &c, 4, rpcb_proc::GETSTAT, &[]).unwrap()).unwrap();
+        assert_eq!(stat.0[2].rpcbs_procs[rpcb_proc::GETADDRLIST as usize], 2);
+        assert_eq!(stat.0[2].rpcbs_procs[rpcb_proc::GETSTAT as usize], 1);
+        assert_eq!(call(&s, &c, 3, rpcb_proc::GETADDRLIST, &a), Err(RpcError::ProcUnavail));
     }
 }

@@ -399,6 +399,35 @@ macro_rules! xdr_enum {
     };
 }
 
+/// Declares a newtype over `Vec<T>` encoded as an XDR linked list (the `*next` pointer idiom of
+/// RFC 4506 §4.19: each element preceded by TRUE, the list ended by FALSE), decoded with at most
+/// `max` elements.
+#[macro_export]
+macro_rules! xdr_linked_list {
+    ($(#[$meta:meta])* pub struct $name:ident($elem:ty, max = $max:expr);) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name(pub Vec<$elem>);
+
+        impl $crate::Xdr for $name {
+            fn decode(r: &mut $crate::Reader) -> $crate::codec::Result<Self> {
+                Ok($name(r.list(stringify!($name), $max, <$elem as $crate::Xdr>::decode)?))
+            }
+            fn encode(&self, w: &mut ::bytes::BytesMut) {
+                use $crate::XdrWrite;
+                for e in &self.0 {
+                    w.put_xdr_bool(true);
+                    $crate::Xdr::encode(e, w);
+                }
+                w.put_xdr_bool(false);
+            }
+            fn encoded_len(&self) -> usize {
+                4 + self.0.iter().map(|e| 4 + $crate::Xdr::encoded_len(e)).sum::<usize>()
+            }
+        }
+    };
+}
+
 /// Declares a bounded variable-length opaque newtype over `Bytes` (names, paths, handles).
 #[macro_export]
 macro_rules! xdr_opaque {

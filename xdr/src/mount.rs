@@ -152,24 +152,9 @@ crate::xdr_struct! {
     }
 }
 
-/// `mountlist` (RFC 1813 §5.2.2), the DUMP result: an XDR linked list of `mountbody`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct mountlist(pub Vec<mountbody>);
-
-impl Xdr for mountlist {
-    fn decode(r: &mut Reader) -> Result<Self> {
-        Ok(mountlist(r.list("mountlist", MAX_LIST, mountbody::decode)?))
-    }
-    fn encode(&self, w: &mut BytesMut) {
-        for m in &self.0 {
-            w.put_xdr_bool(true);
-            m.encode(w);
-        }
-        w.put_xdr_bool(false);
-    }
-    fn encoded_len(&self) -> usize {
-        4 + self.0.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()
-    }
+crate::xdr_linked_list! {
+    /// `mountlist` (RFC 1813 §5.2.2), the DUMP result: an XDR linked list of `mountbody`.
+    pub struct mountlist(mountbody, max = MAX_LIST);
 }
 
 /// One `exportnode` (RFC 1813 §5.2.5) without its `ex_next` link: an exported path and the

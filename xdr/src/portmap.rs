@@ -82,24 +82,9 @@ crate::xdr_struct! {
     }
 }
 
-/// `pmaplist` (RFC 1833 §3.1), the result of PMAPPROC_DUMP: an XDR linked list of mappings.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct pmaplist(pub Vec<mapping>);
-
-impl Xdr for pmaplist {
-    fn decode(r: &mut Reader) -> Result<Self> {
-        Ok(pmaplist(r.list("pmaplist", MAX_LIST, mapping::decode)?))
-    }
-    fn encode(&self, w: &mut BytesMut) {
-        for m in &self.0 {
-            w.put_xdr_bool(true);
-            m.encode(w);
-        }
-        w.put_xdr_bool(false);
-    }
-    fn encoded_len(&self) -> usize {
-        4 + self.0.len() * 20
-    }
+crate::xdr_linked_list! {
+    /// `pmaplist` (RFC 1833 §3.1), the result of PMAPPROC_DUMP: an XDR linked list of mappings.
+    pub struct pmaplist(mapping, max = MAX_LIST);
 }
 
 /// Decodes an XDR `string<max>`. Netids, universal addresses and owners are ASCII in practice;
@@ -144,23 +129,116 @@ impl Xdr for rpcb {
     }
 }
 
-/// `rpcblist_ptr` (RFC 1833 §2.2), the result of RPCBPROC_DUMP: an XDR linked list of `rpcb`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct rpcblist(pub Vec<rpcb>);
+crate::xdr_linked_list! {
+    /// `rpcblist_ptr` (RFC 1833 §2.2), the result of RPCBPROC_DUMP: an XDR linked list of `rpcb`.
+    pub struct rpcblist(rpcb, max = MAX_LIST);
+}
 
-impl Xdr for rpcblist {
+/// NC_TPI_CLTS: the semantics of a connectionless transport (UDP) in an [`rpcb_entry`].
+pub const NC_TPI_CLTS: u32 = 1;
+/// NC_TPI_COTS_ORD: a connection-oriented transport with orderly release (TCP).
+pub const NC_TPI_COTS_ORD: u32 = 3;
+
+/// `rpcb_entry` (RFC 1833 §2.2): one address of a service, with its transport described, in the
+/// result of RPCBIND v4 GETADDRLIST.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct rpcb_entry {
+    pub r_maddr: String,
+    pub r_nc_netid: String,
+    pub r_nc_semantics: u32,
+    /// Protocol family, e.g. "inet", "inet6".
+    pub r_nc_protofmly: String,
+    /// Protocol, e.g. "tcp", "udp".
+    pub r_nc_proto: String,
+}
+
+impl Xdr for rpcb_entry {
     fn decode(r: &mut Reader) -> Result<Self> {
-        Ok(rpcblist(r.list("rpcblist", MAX_LIST, rpcb::decode)?))
+        Ok(rpcb_entry {
+            r_maddr: string(r, "r_maddr", MAX_UADDR)?,
+            r_nc_netid: string(r, "r_nc_netid", MAX_NETID)?,
+            r_nc_semantics: r.u32()?,
+            r_nc_protofmly: string(r, "r_nc_protofmly", MAX_NETID)?,
+            r_nc_proto: string(r, "r_nc_proto", MAX_NETID)?,
+        })
     }
     fn encode(&self, w: &mut BytesMut) {
-        for m in &self.0 {
-            w.put_xdr_bool(true);
-            m.encode(w);
+        w.put_opaque(self.r_maddr.as_bytes());
+        w.put_opaque(self.r_nc_netid.as_bytes());
+        w.put_u32(self.r_nc_semantics);
+        w.put_opaque(self.r_nc_protofmly.as_bytes());
+        w.put_opaque(self.r_nc_proto.as_bytes());
+    }
+    fn encoded_len(&self) -> usize {
+        opaque_len(self.r_maddr.len())
+            + opaque_len(self.r_nc_netid.len())
+            + 4
+            + opaque_len(self.r_nc_protofmly.len())
+            + opaque_len(self.r_nc_proto.len())
+    }
+}
+
+crate::xdr_linked_list! {
+    /// `rpcb_entry_list_ptr` (RFC 1833 §2.2), the result of GETADDRLIST: an XDR linked list.
+    pub struct rpcb_entry_list(rpcb_entry, max = MAX_LIST);
+}
+
+/// `RPCBSTAT_HIGHPROC` (RFC 1833 §2.2): procedure counters kept per version.
+pub const RPCBSTAT_HIGHPROC: usize = 13;
+
+/// `rpcb_stat` (RFC 1833 §2.2): one version's statistics in the result of RPCBIND v4 GETSTAT.
+/// The per-address and remote-call lists are kept empty: indirect calls are not served and
+/// lookups are counted per procedure only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct rpcb_stat {
+    pub rpcbs_procs: [u32; RPCBSTAT_HIGHPROC],
+    pub setinfo: u32,
+    pub unsetinfo: u32,
+}
+
+impl Xdr for rpcb_stat {
+    fn decode(r: &mut Reader) -> Result<Self> {
+        let mut rpcbs_procs = [0u32; RPCBSTAT_HIGHPROC];
+        for p in &mut rpcbs_procs {
+            *p = r.u32()?;
         }
+        let setinfo = r.u32()?;
+        let unsetinfo = r.u32()?;
+        // Address and remote-call statistics: this codec only reads empty lists.
+        if r.bool()? || r.bool()? {
+            return Err(crate::codec::XdrError::TooLong { field: "rpcb_stat lists", len: 1, max: 0 });
+        }
+        Ok(rpcb_stat { rpcbs_procs, setinfo, unsetinfo })
+    }
+    fn encode(&self, w: &mut BytesMut) {
+        for p in self.rpcbs_procs {
+            w.put_u32(p);
+        }
+        w.put_u32(self.setinfo);
+        w.put_u32(self.unsetinfo);
+        w.put_xdr_bool(false);
         w.put_xdr_bool(false);
     }
     fn encoded_len(&self) -> usize {
-        4 + self.0.iter().map(|m| 4 + m.encoded_len()).sum::<usize>()
+        4 * RPCBSTAT_HIGHPROC + 16
+    }
+}
+
+/// `rpcb_stat_byvers` (RFC 1833 §2.2): statistics for PMAP v2, RPCBIND v3 and v4, in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct rpcb_stat_byvers(pub [rpcb_stat; 3]);
+
+impl Xdr for rpcb_stat_byvers {
+    fn decode(r: &mut Reader) -> Result<Self> {
+        Ok(rpcb_stat_byvers([rpcb_stat::decode(r)?, rpcb_stat::decode(r)?, rpcb_stat::decode(r)?]))
+    }
+    fn encode(&self, w: &mut BytesMut) {
+        for s in &self.0 {
+            s.encode(w);
+        }
+    }
+    fn encoded_len(&self) -> usize {
+        3 * (4 * RPCBSTAT_HIGHPROC + 16)
     }
 }
 
