@@ -15,6 +15,11 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /tmp /job /host
 mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
+# devtmpfs lacks these; bash's process substitution needs /dev/fd.
+ln -sf /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 
 JOB=
 for word in $(cat /proc/cmdline); do
