@@ -6,7 +6,8 @@
 # reach any other address.
 #
 # Everything lives in WORK: export/, state/, job/ (the guest's job folder), server.log,
-# console.log, relay.log, and capture.pcap when VM_CAPTURE=1.
+# console.log, relay.log, host.log (the scenario's host side, if any), and capture.pcap when
+# VM_CAPTURE=1.
 #
 # usage: in-netns.sh WORK GUEST_DIR RNFSD_BIN TIMEOUT_SECONDS
 # Exit status: qemu's (124 when the timeout stopped it), or 1 when rnfsd did not start.
@@ -14,7 +15,7 @@ set -euo pipefail
 
 WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4
 EXPORT=$WORK/export
-SERVER_PID= QEMU_PID= CAPTURE_PID=
+QEMU_PID= CAPTURE_PID= HOST_PID=
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 
@@ -31,7 +32,8 @@ stop_pid() {
 
 cleanup() {
     stop_pid "$QEMU_PID" TERM 50
-    stop_pid "$SERVER_PID" TERM 120
+    stop_pid "$HOST_PID" TERM 20
+    server_stop TERM
     # tshark writes its last packets on SIGINT.
     stop_pid "$CAPTURE_PID" INT 50
 }
@@ -54,20 +56,60 @@ if [[ ${VM_CAPTURE:-0} == 1 ]]; then
     done
 fi
 
-"$BIN" serve --bind 127.0.0.1 --port 2049 --mount-port 20048 --portmap embedded \
-    --state-dir "$WORK/state" --export "$EXPORT *(rw,no_root_squash,insecure,sync)" \
-    >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-# The banner's last section means every listener is bound.
-for _ in $(seq 100); do
-    grep -q '^mount with:' "$WORK/server.log" 2>/dev/null && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-grep -q '^mount with:' "$WORK/server.log" || {
+# The server's pid lives in a file, so that a scenario's host script (running in a subshell) can
+# restart it and cleanup still finds the current one.
+server_start() {
+    local log_start
+    log_start=$(stat -c %s "$WORK/server.log" 2>/dev/null || echo 0)
+    "$BIN" serve --bind 127.0.0.1 --port 2049 --mount-port 20048 --portmap embedded \
+        --state-dir "$WORK/state" --export "$EXPORT *(rw,no_root_squash,insecure,sync)" \
+        >>"$WORK/server.log" 2>&1 &
+    echo $! >"$WORK/server.pid"
+    # The banner's last section means every listener is bound.
+    for _ in $(seq 100); do
+        tail -c +$((log_start + 1)) "$WORK/server.log" | grep -q '^mount with:' && return 0
+        kill -0 "$(cat "$WORK/server.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
     say "rnfsd did not start"
-    exit 1
+    return 1
 }
+
+# server_stop SIGNAL: stops the server with SIGNAL and waits for it to exit.
+server_stop() {
+    local pid
+    pid=$(cat "$WORK/server.pid" 2>/dev/null) || return 0
+    stop_pid "$pid" "$1" 150
+    rm -f "$WORK/server.pid"
+}
+
+server_start || exit 1
+
+# A scenario's host side (tests/kernel/NAME.host.sh, copied to WORK/host.sh) runs alongside the
+# guest, with server_start/server_stop at hand, and talks to the guest through files in
+# JOB/sync (lib.sh's ask_host on the guest side).
+if [[ -f $WORK/host.sh ]]; then
+    mkdir -p "$WORK/job/sync"
+    (
+        trap - EXIT
+        JOB=$WORK/job
+        # wait_for_guest NAME: the guest's request NAME, or failure after the guest's time limit.
+        wait_for_guest() {
+            for _ in $(seq $((LIMIT * 10))); do
+                [[ -e $JOB/sync/$1 ]] && return 0
+                sleep 0.1
+            done
+            return 1
+        }
+        # answer_guest NAME TEXT: ends the guest's wait for NAME; TEXT is what it reads back.
+        answer_guest() { printf '%s\n' "$2" >"$JOB/sync/$1.done.tmp" && mv "$JOB/sync/$1.done.tmp" "$JOB/sync/$1.done"; }
+        rc=0
+        # shellcheck source=/dev/null
+        (source "$WORK/host.sh") || rc=$?
+        echo "$rc" >"$WORK/host.rc"
+    ) >"$WORK/host.log" 2>&1 &
+    HOST_PID=$!
+fi
 
 RELAY=$GUEST/relay
 FWD=

@@ -9,6 +9,9 @@
 # Prints each scenario's output, and on failure the guest console and the server log. Exits 0 when
 # every scenario passed.
 #
+# tests/kernel/NAME.host.sh, if present, runs on the host while the guest runs (see
+# scripts/vm/in-netns.sh): it can change the export behind the client's back and restart rnfsd.
+#
 # Environment:
 #   RNFSD_BIN       rnfsd binary to test (default: build target/release/rnfsd with cargo)
 #   VM_TIMEOUT      seconds one guest may run (default: the scenario's `# vm-timeout: N`, else 300)
@@ -32,7 +35,7 @@ die() {
 if (($# == 0)); then
     for f in "$SCENARIOS"/*.sh; do
         case $f in
-        *.check.sh | */lib.sh) ;;
+        *.check.sh | *.host.sh | */lib.sh) ;;
         *) set -- "$@" "$(basename "$f" .sh)" ;;
         esac
     done
@@ -70,6 +73,7 @@ run_one() {
     work=$(mktemp -d /tmp/rnfsd-vm.XXXXXX)
     mkdir -p "$work/export" "$work/state" "$work/job/out"
     cp "$SCENARIOS/lib.sh" "$SCENARIOS/$name.sh" "$work/job/"
+    [[ -f $SCENARIOS/$name.host.sh ]] && cp "$SCENARIOS/$name.host.sh" "$work/host.sh"
     {
         echo '#!/bin/bash'
         printf 'export SERVER=10.0.2.100 EXPORT=%q JOB=%q MNT=/mnt/nfs OUT=%q\n' \
@@ -97,6 +101,17 @@ run_one() {
     cat "$work/job/out.log" 2>/dev/null || true
     echo "---- end of guest output ----"
 
+    if [[ -f $work/host.sh ]]; then
+        echo "---- $name: host side ----"
+        cat "$work/host.log" 2>/dev/null || true
+        echo "---- end of host side ----"
+        local host_rc
+        host_rc=$(cat "$work/host.rc" 2>/dev/null || echo unfinished)
+        if [[ $host_rc != 0 ]]; then
+            say "$name: the host side ended with status $host_rc"
+            [[ $guest_rc != 0 ]] || guest_rc=1
+        fi
+    fi
     if [[ $guest_rc == 0 && -f $SCENARIOS/$name.check.sh ]]; then
         say "$name: host-side check"
         EXPORT=$work/export OUT=$work/job/out timeout 600 bash "$SCENARIOS/$name.check.sh" || guest_rc=$?

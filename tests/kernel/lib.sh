@@ -53,3 +53,18 @@ sync_clock() {
     date -s "@$(awk -v b="$before" -v a="$after" -v s="$server" -v n="$EPOCHREALTIME" \
         'BEGIN { printf "%.6f", n + s - (a + b) / 2 }')" >/dev/null
 }
+
+# ask_host NAME: asks the scenario's host side (NAME.host.sh) to do step NAME, waits until it has,
+# and prints its answer.
+ask_host() {
+    local done=$JOB/sync/$1.done
+    : >"$JOB/sync/$1"
+    for _ in $(seq 3000); do
+        if [[ -e $done ]]; then
+            cat "$done"
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "the host did not answer '$1' within 300 s"
+}
