@@ -10,7 +10,7 @@
 #
 # Installs what it needs with apt when it is missing and this runs as root: qemu-system-x86,
 # busybox-static, xz-utils, cpio, gcc, libc6-dev, iproute2, nfs-common (mount.nfs, used in the
-# guest from the host's root).
+# guest from the host's root), and make and git for the build-git scenario.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +26,7 @@ die() {
 
 # command:package pairs the rig needs on the host.
 NEEDED=(qemu-system-x86_64:qemu-system-x86 xz:xz-utils cpio:cpio gcc:gcc ip:iproute2
-    unshare:util-linux mount.nfs:nfs-common dpkg-deb:dpkg apt-get:apt)
+    unshare:util-linux mount.nfs:nfs-common dpkg-deb:dpkg apt-get:apt make:make git:git)
 missing_packages() {
     local pair
     for pair in "${NEEDED[@]}"; do

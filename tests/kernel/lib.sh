@@ -42,16 +42,17 @@ nfs_umount() {
 }
 
 # The guest clock starts from the emulated RTC and lags the host by up to a second, which makes
-# fresh server timestamps look like the future. Sets it from the mtime rnfsd gives a new file.
+# fresh server timestamps look like the future (make warns of clock skew, ls prints years). Sets it
+# from the mtime rnfsd gives a new file, taking that stamp as made at the earliest moment it can
+# have been: the guest then runs ahead by at most the round trip, never behind.
 sync_clock() {
-    local before after server probe=$MNT/.clock-probe.$$
+    local before server probe=$MNT/.clock-probe.$$
     before=$EPOCHREALTIME
     : >"$probe"
-    after=$EPOCHREALTIME
     server=$(stat -c %.9Y "$probe")
     rm -f "$probe"
-    date -s "@$(awk -v b="$before" -v a="$after" -v s="$server" -v n="$EPOCHREALTIME" \
-        'BEGIN { printf "%.6f", n + s - (a + b) / 2 }')" >/dev/null
+    date -s "@$(awk -v b="$before" -v s="$server" -v n="$EPOCHREALTIME" \
+        'BEGIN { printf "%.6f", n + s - b }')" >/dev/null
 }
 
 # ask_host NAME: asks the scenario's host side (NAME.host.sh) to do step NAME, waits until it has,
