@@ -47,8 +47,9 @@ apt_update() {
 
 missing=$(missing_packages | sort -u | tr '\n' ' ')
 if [[ -n ${missing// /} ]]; then
-    [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null ||
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         die "missing packages: $missing(install them, or run as root with apt)"
+    fi
     say "installing $missing"
     apt_update
     # shellcheck disable=SC2086 # one word per package

@@ -15,7 +15,7 @@ set -euo pipefail
 
 WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4
 EXPORT=$WORK/export
-QEMU_PID= CAPTURE_PID= HOST_PID=
+QEMU_PID='' CAPTURE_PID='' HOST_PID=''
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 

@@ -8,8 +8,8 @@ fail() {
     exit 1
 }
 cmp "$D/a" "$OUT/a.expected" || fail "posix/a differs from what the guest read"
-[[ $(cat "$D/gap" | tail -c 1) == X ]] || fail "posix/gap does not end with X"
-(cd "$D" && stat -c '%n %a %u %g %s %Y' *) >"$OUT/attrs.host"
+[[ $(tail -c 1 "$D/gap") == X ]] || fail "posix/gap does not end with X"
+(cd "$D" && stat -c '%n %a %u %g %s %Y' -- *) >"$OUT/attrs.host"
 diff "$OUT/attrs.guest" "$OUT/attrs.host" || fail "attributes differ (guest < > host)"
 while read -r ino path; do
     host=$(stat -c %i "$EXPORT/$path")
