@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Runs one guest job against rnfsd inside a private network namespace (run by run-scenario.sh
+# under `unshare --net`). The namespace has only `lo`; rnfsd listens on 127.0.0.1 there (NFS+MOUNT
+# 2049, MOUNT 20048, embedded portmapper 111), and qemu, with restrict=on user networking, reaches
+# those three ports through guestfwd rules whose relays connect to 127.0.0.1. Nothing in here can
+# reach any other address.
+#
+# Everything lives in WORK: export/, state/, job/ (the guest's job folder), server.log,
+# console.log, relay.log, host.log (the scenario's host side, if any), and capture.pcap when
+# VM_CAPTURE=1.
+#
+# usage: in-netns.sh WORK GUEST_DIR RNFSD_BIN TIMEOUT_SECONDS
+# Exit status: qemu's (124 when the timeout stopped it), or 1 when rnfsd did not start.
+set -euo pipefail
+
+WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4
+EXPORT=$WORK/export
+QEMU_PID='' CAPTURE_PID='' HOST_PID=''
+
+say() { printf 'vm: %s\n' "$*" >&2; }
+
+stop_pid() {
+    local pid=$1 signal=$2 tries=$3
+    [[ -n $pid ]] || return 0
+    kill -"$signal" "$pid" 2>/dev/null || return 0
+    for _ in $(seq "$tries"); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    stop_pid "$QEMU_PID" TERM 50
+    stop_pid "$HOST_PID" TERM 20
+    server_stop TERM
+    # tshark writes its last packets on SIGINT.
+    stop_pid "$CAPTURE_PID" INT 50
+}
+trap cleanup EXIT
+trap 'say "interrupted"; exit 143' TERM INT HUP
+
+ip link set lo up
+
+if [[ ${VM_CAPTURE:-0} == 1 ]]; then
+    command -v tshark >/dev/null || {
+        say "VM_CAPTURE=1 needs tshark"
+        exit 1
+    }
+    tshark -q -i lo -f 'tcp port 2049 or tcp port 20048 or tcp port 111' -w "$WORK/capture.pcap" \
+        >"$WORK/tshark.log" 2>&1 &
+    CAPTURE_PID=$!
+    for _ in $(seq 50); do
+        grep -q 'Capturing on' "$WORK/tshark.log" 2>/dev/null && break
+        sleep 0.1
+    done
+fi
+
+# The server's pid lives in a file, so that a scenario's host script (running in a subshell) can
+# restart it and cleanup still finds the current one.
+server_start() {
+    local log_start
+    log_start=$(stat -c %s "$WORK/server.log" 2>/dev/null || echo 0)
+    "$BIN" serve --bind 127.0.0.1 --port 2049 --mount-port 20048 --portmap embedded \
+        --state-dir "$WORK/state" --export "$EXPORT *(rw,no_root_squash,insecure,sync)" \
+        >>"$WORK/server.log" 2>&1 &
+    echo $! >"$WORK/server.pid"
+    # The banner's last section means every listener is bound.
+    for _ in $(seq 100); do
+        tail -c +$((log_start + 1)) "$WORK/server.log" | grep -q '^mount with:' && return 0
+        kill -0 "$(cat "$WORK/server.pid")" 2>/dev/null || break
+        sleep 0.1
+    done
+    say "rnfsd did not start"
+    return 1
+}
+
+# server_stop SIGNAL: stops the server with SIGNAL and waits for it to exit.
+server_stop() {
+    local pid
+    pid=$(cat "$WORK/server.pid" 2>/dev/null) || return 0
+    stop_pid "$pid" "$1" 150
+    rm -f "$WORK/server.pid"
+}
+
+server_start || exit 1
+
+# A scenario's host side (tests/kernel/NAME.host.sh, copied to WORK/host.sh) runs alongside the
+# guest, with server_start/server_stop at hand, and talks to the guest through files in
+# JOB/sync (lib.sh's ask_host on the guest side).
+if [[ -f $WORK/host.sh ]]; then
+    mkdir -p "$WORK/job/sync"
+    (
+        trap - EXIT
+        JOB=$WORK/job
+        # wait_for_guest NAME: the guest's request NAME, or failure after the guest's time limit.
+        wait_for_guest() {
+            for _ in $(seq $((LIMIT * 10))); do
+                [[ -e $JOB/sync/$1 ]] && return 0
+                sleep 0.1
+            done
+            return 1
+        }
+        # answer_guest NAME TEXT: ends the guest's wait for NAME; TEXT is what it reads back.
+        answer_guest() { printf '%s\n' "$2" >"$JOB/sync/$1.done.tmp" && mv "$JOB/sync/$1.done.tmp" "$JOB/sync/$1.done"; }
+        rc=0
+        # shellcheck source=/dev/null
+        (source "$WORK/host.sh") || rc=$?
+        echo "$rc" >"$WORK/host.rc"
+    ) >"$WORK/host.log" 2>&1 &
+    HOST_PID=$!
+fi
+
+RELAY=$GUEST/relay
+FWD=
+for port in 2049 20048 111; do
+    FWD+=",guestfwd=tcp:10.0.2.100:$port-cmd:$RELAY 127.0.0.1 $port"
+done
+export RELAY_LOG=$WORK/relay.log
+
+# Host-clock stamps on the console lines give boot and step timings.
+mkfifo "$WORK/console.fifo"
+started=${EPOCHREALTIME/./}
+while IFS= read -r line; do
+    now=${EPOCHREALTIME/./}
+    cs=$(((now - started) / 10000))
+    printf '%4d.%02d %s\n' $((cs / 100)) $((cs % 100)) "${line%$'\r'}"
+done <"$WORK/console.fifo" >"$WORK/console.log" &
+STAMPER_PID=$!
+
+timeout -k 10 "$LIMIT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
+    -display none -monitor none -serial stdio -no-reboot \
+    -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.gz" \
+    -append "console=ttyS0 quiet loglevel=4 panic=-1 rnfsd_job=$WORK/job" \
+    -netdev "user,id=n0,restrict=on,ipv6=off$FWD" \
+    -device virtio-net-pci,netdev=n0 \
+    -device virtio-rng-pci \
+    -virtfs "local,path=$WORK/job,mount_tag=job,security_model=none,multidevs=remap" \
+    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+    </dev/null >"$WORK/console.fifo" 2>&1 &
+QEMU_PID=$!
+wait "$QEMU_PID" && rc=0 || rc=$?
+QEMU_PID=
+# Let the stamper drain the console.
+wait "$STAMPER_PID" || true
+exit "$rc"

@@ -1,0 +1,71 @@
+# Helpers for the kernel-client scenarios, sourced by each tests/kernel/NAME.sh. The scenarios run
+# in the qemu guest as root, chrooted into the host's root (read-only), so the host's bash,
+# coreutils and mount.nfs are what they use; every exec costs ~0.1 s under TCG, so the bulk work
+# belongs in few processes.
+#
+# From scripts/vm/run-scenario.sh: SERVER (the guest-side address of rnfsd), EXPORT (the exported
+# path), MNT (where to mount), OUT (a folder the host-side check reads), JOB.
+set -euo pipefail
+
+NFS_OPTS=vers=3,proto=tcp,nolock
+T0=${EPOCHREALTIME/./}
+
+# Microseconds since the scenario started, as seconds with two decimals.
+elapsed() {
+    local cs=$(((${EPOCHREALTIME/./} - T0) / 10000))
+    printf '%d.%02d' $((cs / 100)) $((cs % 100))
+}
+
+step() { printf '[%6ss] %s\n' "$(elapsed)" "$*"; }
+
+fail() {
+    printf '[%6ss] FAIL: %s\n' "$(elapsed)" "$*"
+    exit 1
+}
+
+# expect_eq ACTUAL EXPECTED WHAT
+expect_eq() {
+    [[ $1 == "$2" ]] || fail "$3: got '$1', expected '$2'"
+}
+
+# nfs_mount [EXTRA_OPTIONS]: mounts $SERVER:$EXPORT on $MNT with Debian's mount.nfs, which asks
+# rnfsd's portmapper for the MOUNT and NFS ports unless EXTRA_OPTIONS names them.
+nfs_mount() {
+    local opts=$NFS_OPTS
+    [[ -n ${1:-} ]] && opts+=",$1"
+    mkdir -p "$MNT"
+    mount -t nfs -o "$opts" "$SERVER:$EXPORT" "$MNT" || fail "mount -o $opts $SERVER:$EXPORT failed"
+}
+
+nfs_umount() {
+    umount "$MNT" || fail "umount $MNT failed"
+}
+
+# The guest clock starts from the emulated RTC and lags the host by up to a second, which makes
+# fresh server timestamps look like the future (make warns of clock skew, ls prints years). Sets it
+# from the mtime rnfsd gives a new file, taking that stamp as made at the earliest moment it can
+# have been: the guest then runs ahead by at most the round trip, never behind.
+sync_clock() {
+    local before server probe=$MNT/.clock-probe.$$
+    before=$EPOCHREALTIME
+    : >"$probe"
+    server=$(stat -c %.9Y "$probe")
+    rm -f "$probe"
+    date -s "@$(awk -v b="$before" -v s="$server" -v n="$EPOCHREALTIME" \
+        'BEGIN { printf "%.6f", n + s - b }')" >/dev/null
+}
+
+# ask_host NAME: asks the scenario's host side (NAME.host.sh) to do step NAME, waits until it has,
+# and prints its answer.
+ask_host() {
+    local done=$JOB/sync/$1.done
+    : >"$JOB/sync/$1"
+    for _ in $(seq 3000); do
+        if [[ -e $done ]]; then
+            cat "$done"
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "the host did not answer '$1' within 300 s"
+}
