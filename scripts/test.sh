@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of rnfsd: formatting, lints, the Rust test suites, then a release build and the
-# interoperability checks with real NFS clients (scripts/interop.sh). Installs the Debian packages
+# interoperability checks with real NFS clients (scripts/interop.sh), the conformance suite
+# (scripts/conformance.sh) and the kernel-client scenarios in a qemu guest (scripts/vm). Installs the Debian packages
 # those clients come from when they are missing and this runs as root with apt.
 #
 # Environment:
@@ -67,5 +68,12 @@ RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh
 
 section "scripts/conformance.sh (the NFSv3 conformance suite, tests/conformance)"
 RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
+
+section "scripts/vm/run-scenario.sh (the Linux kernel NFS client in a qemu guest, tests/kernel)"
+if [[ $(id -u) -eq 0 ]]; then
+    RNFSD_BIN=target/release/rnfsd timeout 2700 bash scripts/vm/run-scenario.sh
+else
+    die "the kernel-client scenarios need root (unshare --net, open_by_handle_at): run as root, or SKIP_INTEROP=1 for the Rust tests only"
+fi
 
 section "all tests passed"
