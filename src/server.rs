@@ -509,9 +509,25 @@ async fn bind_pair(addr: IpAddr, port: u16, name: &'static str) -> Result<BoundP
             Err(e) => return Err(bind_error(addr, tcp_addr.port(), udp_name, e)),
         };
         let udp_addr = udp.local_addr().map_err(|e| bind_error(addr, tcp_addr.port(), udp_name, e))?;
+        enlarge_receive_buffer(&udp, udp_name);
         return Ok(BoundPair { tcp, udp, tcp_addr, udp_addr });
     }
     Err(StartError::NoEphemeralPort { service: name, addr })
+}
+
+/// Receive buffer for UDP sockets. The kernel charges each datagram its buffer size (one to two
+/// KiB even for a small one), so the default of about 200 KiB overflows after a burst of a couple
+/// of hundred datagrams while the workers are busy, and every further datagram is dropped.
+const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+
+fn enlarge_receive_buffer(udp: &UdpSocket, name: &str) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    // Root may go past net.core.rmem_max; anyone else gets at most rmem_max.
+    if setsockopt(udp, sockopt::RcvBufForce, &UDP_RECEIVE_BUFFER).is_err()
+        && let Err(e) = setsockopt(udp, sockopt::RcvBuf, &UDP_RECEIVE_BUFFER)
+    {
+        tracing::debug!("{name}: cannot enlarge the receive buffer: {e}");
+    }
 }
 
 /// Closes cached open files nobody used for a while, so a client that wrote and went away does

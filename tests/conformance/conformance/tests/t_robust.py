@@ -34,7 +34,15 @@ def random_datagrams(t):
     c = t.nfs_rpc("udp")
     for _ in range(200):
         c.transport.send_raw(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 400))))
-    t.expect(c.call(E.NULL, timeout=5) == b"", "NULL after random datagrams")
+    # A datagram may be lost under load, and UDP clients retransmit (RFC 5531 section 3), so
+    # the server gets three tries to show it still answers.
+    for attempt in range(3):
+        try:
+            t.expect(c.call(E.NULL, timeout=2) == b"", "NULL after random datagrams")
+            return
+        except rpc.ReplyTimeout:
+            if attempt == 2:
+                raise
 
 
 @testcase("ROB3", "robustness")
