@@ -9,8 +9,6 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,8 +84,6 @@ enum PortmapOutcome {
 pub enum StartError {
     #[error("{0}")]
     Exports(#[from] OpenExportError),
-    #[error("state directory {path}: {source}")]
-    StateDir { path: String, source: io::Error },
     #[error("port {port} ({service}) on {addr} is in use")]
     PortInUse { port: u16, service: &'static str, addr: IpAddr },
     #[error("cannot bind port {port} ({service}) on {addr}: {source}{}", bind_hint(*port, source))]
@@ -170,7 +166,6 @@ impl Server {
     /// the transports on the current tokio runtime, sets up the portmapper per `config.portmap`,
     /// and returns once serving.
     pub async fn start(config: Config) -> Result<Server, StartError> {
-        ensure_state_dir(&config.state_dir)?;
         let exports = Arc::new(Exports::open(&config.exports, &config.state_dir)?);
         let handle_check = check_handles(&exports);
         let nfs = Arc::new(NfsService::new(exports.clone(), &config.limits).map_err(StartError::Nfs)?);
@@ -298,8 +293,15 @@ impl Server {
                 let _ = writeln!(b, "    {}({})", rule.text, rule.options);
             }
         }
-        let key = self.config.state_dir.join("handle.key");
+        let key = self.config.state_dir.join(crate::fs::state::KEY_FILE);
         let _ = writeln!(b, "file handles: kernel (name_to_handle_at), key in {}", key.display());
+        if self.nfs.exports().key_origin == crate::fs::state::KeyOrigin::Created {
+            let _ = writeln!(
+                b,
+                "  new handle key created: handles from any earlier run are stale; keep the state directory on \
+                 persistent storage"
+            );
+        }
         if let Err(reason) = &self.handle_check {
             let _ = writeln!(
                 b,
@@ -413,18 +415,6 @@ fn display_host(bind: IpAddr) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".to_string())
-}
-
-/// Creates the state directory (0700) when it does not exist.
-fn ensure_state_dir(dir: &Path) -> Result<(), StartError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| StartError::StateDir { path: dir.display().to_string(), source })
 }
 
 /// Resolves the first export's root handle once, so a missing CAP_DAC_READ_SEARCH is reported at

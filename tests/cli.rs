@@ -279,3 +279,65 @@ fn serves_and_exits_cleanly_on_sigterm() {
     };
     assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.seen.join("\n"));
 }
+
+/// Starts rnfsd on `share` with `state`, waits for its banner and stops it; returns the banner.
+fn banner_of_a_start(share: &Path, state: &str) -> Vec<String> {
+    let mut server = Running::start(&[
+        "serve",
+        share.to_str().unwrap(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--portmap",
+        "off",
+        "--state-dir",
+        state,
+    ]);
+    server.wait_for_line(|l| l.starts_with("mount with:"));
+    kill(server.pid(), Signal::SIGTERM).unwrap();
+    server.child.wait().unwrap();
+    server.seen.clone()
+}
+
+#[test]
+fn state_dir_key_is_kept_and_damage_stops_the_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let state = state_dir(tmp.path());
+    let new_key = |banner: &[String]| banner.iter().any(|l| l.contains("new handle key created"));
+
+    let first = banner_of_a_start(&share, &state);
+    assert!(new_key(&first), "the first start says it made a key:\n{}", first.join("\n"));
+    let fsid_line = |banner: &[String]| banner.iter().find(|l| l.contains("(fsid ")).cloned().unwrap();
+    let second = banner_of_a_start(&share, &state);
+    assert!(!new_key(&second), "a restart reuses the key:\n{}", second.join("\n"));
+    assert_eq!(fsid_line(&first), fsid_line(&second), "the export keeps its fsid");
+
+    let key = Path::new(&state).join("handle.key");
+    let good = std::fs::read(&key).unwrap();
+    let serve = ["serve", share.to_str().unwrap(), "--port", "0", "--portmap", "off", "--state-dir", &state];
+
+    std::fs::remove_file(&key).unwrap();
+    let out = rnfsd(&serve);
+    assert!(!out.status.success());
+    let errors = error_lines(&out);
+    assert_eq!(errors.len(), 1, "stderr: {}", stderr_of(&out));
+    assert!(errors[0].contains("handle.key is missing") && errors[0].contains("Restore"), "{}", errors[0]);
+    assert!(!key.exists(), "no new key replaces a lost one");
+
+    std::fs::write(&key, &good[..5]).unwrap();
+    let errors = error_lines(&rnfsd(&serve));
+    assert!(errors.len() == 1 && errors[0].contains("exactly 16 bytes"), "{errors:?}");
+
+    let mut other = good.clone();
+    other[0] ^= 0xff;
+    std::fs::write(&key, &other).unwrap();
+    let errors = error_lines(&rnfsd(&serve));
+    assert!(errors.len() == 1 && errors[0].contains("does not match"), "{errors:?}");
+
+    std::fs::write(&key, &good).unwrap();
+    let third = banner_of_a_start(&share, &state);
+    assert_eq!(fsid_line(&first), fsid_line(&third), "the restored key serves the same handles");
+}

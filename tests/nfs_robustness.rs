@@ -66,6 +66,23 @@ fn handles_survive_rename_and_restart() {
 }
 
 #[test]
+fn exclusive_create_verifier_survives_restart() {
+    let mut ts = TestServer::rw();
+    let (mut c, root) = ts.client();
+    let verf = *b"excl-ver";
+    let created = c.create(&root, "x", createhow3::EXCLUSIVE(verf)).ok().expect("EXCLUSIVE create").obj;
+    drop(c);
+    ts.restart();
+    let mut c = Client::tcp(ts.addr());
+    // The client retransmits its EXCLUSIVE create after the restart: same verifier, same file.
+    let retried =
+        c.create(&root, "x", createhow3::EXCLUSIVE(verf)).ok().expect("EXCLUSIVE retry after restart");
+    assert_eq!(retried.obj, created, "the retried create returns the file it made");
+    let other = c.create(&root, "x", createhow3::EXCLUSIVE(*b"another!"));
+    assert_eq!(other.status(), nfsstat3::NFS3ERR_EXIST, "a different verifier must get EXIST");
+}
+
+#[test]
 fn drc_replays_non_idempotent_replies() {
     let ts = TestServer::rw();
     std::fs::write(ts.path("victim"), b"x").unwrap();

@@ -13,8 +13,7 @@
 //! outside the export, which `open_by_handle_at` would otherwise happily open.
 
 use std::hash::Hasher;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Read};
 use std::path::Path;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -49,8 +48,8 @@ pub struct DecodedHandle {
     pub kernel: KernelHandle,
 }
 
-/// The secret that authenticates handles. It lives in `STATE_DIR/handle.key` so handles stay
-/// valid across restarts; losing it makes every handle stale (clients remount).
+/// The secret that authenticates handles. It lives in `STATE_DIR/handle.key` (see
+/// [`super::state`]) so handles stay valid across restarts; losing it makes every handle stale.
 #[derive(Clone)]
 pub struct HandleKey {
     key: [u8; 16],
@@ -67,38 +66,12 @@ impl HandleKey {
         HandleKey { key }
     }
 
-    /// Loads the key from `state_dir/handle.key`, creating the directory and a random key (mode
-    /// 0600) the first time.
-    pub fn load_or_create(state_dir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(state_dir)?;
-        let path = state_dir.join("handle.key");
-        match std::fs::File::open(&path) {
-            Ok(mut f) => {
-                let mut key = [0u8; 16];
-                f.read_exact(&mut key).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("{}: handle key is unreadable or short: {e}", path.display()),
-                    )
-                })?;
-                Ok(HandleKey { key })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let key = random_bytes::<16>()?;
-                let tmp = state_dir.join("handle.key.tmp");
-                let mut f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o600)
-                    .open(&tmp)?;
-                f.write_all(&key)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                Ok(HandleKey { key })
-            }
-            Err(e) => Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
-        }
+    /// A value that identifies the key without revealing it, kept in the state record so a
+    /// replaced or damaged key is noticed at startup.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = self.hasher();
+        h.write(b"rnfsd key fingerprint\0");
+        h.finish()
     }
 
     fn hasher(&self) -> SipHasher24 {
@@ -200,12 +173,15 @@ mod tests {
     }
 
     #[test]
-    fn key_persists() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = HandleKey::load_or_create(dir.path()).unwrap();
-        let b = HandleKey::load_or_create(dir.path()).unwrap();
-        assert_eq!(a.key, b.key);
-        assert_eq!(a.fsid_for_path(Path::new("/x")), b.fsid_for_path(Path::new("/x")));
+    fn fsids_and_fingerprints_depend_on_the_key() {
+        let a = HandleKey::from_bytes([1; 16]);
+        let b = HandleKey::from_bytes([2; 16]);
+        assert_eq!(
+            a.fsid_for_path(Path::new("/x")),
+            HandleKey::from_bytes([1; 16]).fsid_for_path(Path::new("/x"))
+        );
         assert_ne!(a.fsid_for_path(Path::new("/x")), a.fsid_for_path(Path::new("/y")));
+        assert_ne!(a.fsid_for_path(Path::new("/x")), b.fsid_for_path(Path::new("/x")));
+        assert_ne!(a.fingerprint(), b.fingerprint());
     }
 }

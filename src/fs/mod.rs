@@ -11,6 +11,7 @@ pub mod attr;
 pub mod cred;
 pub mod files;
 pub mod handle;
+pub mod state;
 pub mod sys;
 
 use std::ffi::{CStr, CString};
@@ -66,8 +67,8 @@ pub struct Resolved {
 pub enum OpenExportError {
     #[error("{origin}: export {path}: {reason}")]
     Export { origin: String, path: String, reason: String },
-    #[error("state directory {path}: {source}")]
-    State { path: String, source: io::Error },
+    #[error("state directory: {0}")]
+    State(#[from] state::StateError),
 }
 
 /// All exports, and the key that authenticates their handles.
@@ -75,6 +76,8 @@ pub enum OpenExportError {
 pub struct Exports {
     exports: Vec<Arc<Export>>,
     key: HandleKey,
+    /// Whether this start made a new handle key (handles from any earlier run are stale).
+    pub key_origin: state::KeyOrigin,
 }
 
 fn cstring(name: &[u8]) -> io::Result<CString> {
@@ -82,14 +85,25 @@ fn cstring(name: &[u8]) -> io::Result<CString> {
 }
 
 impl Exports {
-    /// Opens every export root and loads (or creates) the handle key in `state_dir`.
+    /// Opens every export root with the handle key and fsids kept in `state_dir` (creating them
+    /// the first time), and records the fsids in use.
     pub fn open(specs: &[ExportSpec], state_dir: &Path) -> Result<Exports, OpenExportError> {
-        let key = HandleKey::load_or_create(state_dir)
-            .map_err(|source| OpenExportError::State { path: state_dir.display().to_string(), source })?;
-        Self::open_with_key(specs, key)
+        let mut state = state::StateDir::open(state_dir)?;
+        let recorded = |path: &Path| state.recorded_fsid(path);
+        let mut exports = Self::open_with_key(specs, state.key.clone(), &recorded)?;
+        exports.key_origin = state.key_origin;
+        let in_use: Vec<_> = exports.exports.iter().map(|e| (e.spec.path.clone(), e.fsid)).collect();
+        state.record_fsids(&in_use)?;
+        Ok(exports)
     }
 
-    pub fn open_with_key(specs: &[ExportSpec], key: HandleKey) -> Result<Exports, OpenExportError> {
+    /// Opens every export root. An export's fsid is its `fsid=`, else the one `recorded` for its
+    /// path, else one derived from the key and the path.
+    pub fn open_with_key(
+        specs: &[ExportSpec],
+        key: HandleKey,
+        recorded: &dyn Fn(&Path) -> Option<u64>,
+    ) -> Result<Exports, OpenExportError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
         for (index, spec) in specs.iter().enumerate() {
             let fail = |reason: String| OpenExportError::Export {
@@ -103,7 +117,8 @@ impl Exports {
             if root_attr.file_type != FileType::Directory {
                 return Err(fail("not a directory".into()));
             }
-            let fsid = spec.fsid.unwrap_or_else(|| key.fsid_for_path(&spec.path));
+            let fsid =
+                spec.fsid.or_else(|| recorded(&spec.path)).unwrap_or_else(|| key.fsid_for_path(&spec.path));
             if let Some(other) = exports.iter().find(|e| e.fsid == fsid) {
                 return Err(fail(format!("fsid {fsid} is already used by {}", other.spec.path.display())));
             }
@@ -114,7 +129,7 @@ impl Exports {
             let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
             exports.push(Arc::new(Export { index, spec: spec.clone(), fsid, root, root_attr, root_handle }));
         }
-        Ok(Exports { exports, key })
+        Ok(Exports { exports, key, key_origin: state::KeyOrigin::Loaded })
     }
 
     pub fn list(&self) -> &[Arc<Export>] {
@@ -228,7 +243,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/f"), b"data").unwrap();
-        let exports = Exports::open_with_key(&[spec(dir.path())], HandleKey::from_bytes([1; 16])).unwrap();
+        let exports =
+            Exports::open_with_key(&[spec(dir.path())], HandleKey::from_bytes([1; 16]), &|_| None).unwrap();
         let ex = exports.get(0).unwrap();
         let root = exports.resolve(&ex.root_handle).unwrap();
         let root_attr = root.attr.clone();
@@ -248,5 +264,18 @@ mod tests {
         std::fs::remove_file(dir.path().join("g")).unwrap();
         assert_eq!(exports.resolve(&f_fh).unwrap_err(), HandleError::Stale);
         assert!(exports.mount_handle(0, b"nope").is_err());
+    }
+
+    #[test]
+    fn fsid_comes_from_the_option_then_the_record_then_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = HandleKey::from_bytes([1; 16]);
+        let derived = Exports::open_with_key(&[spec(dir.path())], key.clone(), &|_| None).unwrap();
+        assert_eq!(derived.get(0).unwrap().fsid, key.fsid_for_path(dir.path()));
+        let recorded = Exports::open_with_key(&[spec(dir.path())], key.clone(), &|_| Some(77)).unwrap();
+        assert_eq!(recorded.get(0).unwrap().fsid, 77);
+        let explicit = ExportSpec { fsid: Some(5), ..spec(dir.path()) };
+        let chosen = Exports::open_with_key(&[explicit], key, &|_| Some(77)).unwrap();
+        assert_eq!(chosen.get(0).unwrap().fsid, 5);
     }
 }
