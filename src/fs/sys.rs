@@ -286,3 +286,37 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     })?;
     Ok(())
 }
+
+/// Reads up to `count` bytes of `fd` at `offset` straight onto the end of `buf` (no zeroing, no
+/// intermediate copy), stopping early only at end of file. Returns how many bytes were appended;
+/// on error `buf` may hold part of the data.
+pub fn pread_append(
+    fd: BorrowedFd<'_>,
+    buf: &mut bytes::BytesMut,
+    count: usize,
+    offset: u64,
+) -> io::Result<usize> {
+    buf.reserve(count);
+    let mut done = 0;
+    while done < count {
+        let spare = buf.spare_capacity_mut();
+        let want = (count - done).min(spare.len());
+        let at = offset.saturating_add(done as u64).min(i64::MAX as u64) as libc::off_t;
+        // SAFETY: the kernel writes at most `want` bytes into the spare capacity, which is
+        // writable for `spare.len() >= want` bytes.
+        let n = match cvt_long(
+            unsafe { libc::pread(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want, at) } as libc::c_long
+        ) {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break;
+        }
+        // SAFETY: the kernel initialised the `n <= want` bytes after the current length.
+        unsafe { buf.set_len(buf.len() + n) };
+        done += n;
+    }
+    Ok(done)
+}

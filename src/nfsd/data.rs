@@ -9,8 +9,9 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use xdr::nfs3::*;
+use xdr::{Xdr, XdrWrite};
 
 use super::NfsService;
 use super::attrs::{fattr, wcc};
@@ -53,48 +54,58 @@ impl NfsService {
     }
 }
 
-/// Reads up to `buf.len()` bytes at `offset`, stopping early only at end of file.
-fn read_full(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
-}
-
-pub fn read(svc: &NfsService, ctx: &CallContext, args: READ3args) -> Res<READ3resok, post_op_attr> {
+/// READ encodes its own reply so the data is read from the file straight into the reply buffer:
+/// the header fields are written with placeholders, `pread` appends the data, and the attributes
+/// taken after the read, the count and the eof flag are patched in. Errors are encoded as usual.
+pub fn read(
+    svc: &NfsService,
+    ctx: &CallContext,
+    args: READ3args,
+    out: &mut BytesMut,
+) -> Result<(), RpcError> {
     let obj = match svc.resolve(ctx, &args.file) {
         Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
+        Err(s) => {
+            READ3res::Err(s, None).encode(out);
+            return Ok(());
+        }
     };
     let export = &obj.res.export;
+    let start = out.len();
     let result = (|| {
         let file = svc.open_file(&obj, &args.file, false)?;
         let count = args.count.min(svc.max_io_for(ctx)) as usize;
         // Reading past the largest offset is simply end of file.
         let count = if args.offset > i64::MAX as u64 { 0 } else { count };
-        let mut buf = BytesMut::zeroed(count);
-        let n = read_full(&file.file, &mut buf, args.offset).map_err(st)?;
-        buf.truncate(n);
+        out.reserve(READ_HEAD_LEN + count + 4);
+        out.put_xdr_u32(nfsstat3::NFS3_OK as u32);
+        let attr_at = out.len();
+        // post_op_attr present + fattr3, count, eof, data length: patched below.
+        out.put_bytes(0, READ_HEAD_LEN - 4);
+        let data_at = out.len();
+        let n = sys::pread_append(file.file.as_fd(), out, count, args.offset).map_err(st)?;
+        out.put_bytes(0, (4 - n % 4) % 4);
         let attr = stat_fd(file.file.as_fd()).map_err(st)?;
         let eof = args.offset.saturating_add(n as u64) >= attr.size;
-        Ok((buf.freeze(), attr, eof))
+        let mut head = BytesMut::with_capacity(READ_HEAD_LEN - 4);
+        Some(fattr(export, &attr)).encode(&mut head);
+        head.put_xdr_u32(n as u32);
+        head.put_xdr_bool(eof);
+        head.put_xdr_u32(n as u32);
+        debug_assert_eq!(head.len(), data_at - attr_at);
+        out[attr_at..data_at].copy_from_slice(&head);
+        Ok(())
     })();
-    Ok(match result {
-        Ok((data, attr, eof)) => Nfs3Result::Ok(READ3resok {
-            file_attributes: Some(fattr(export, &attr)),
-            count: data.len() as u32,
-            eof,
-            data,
-        }),
-        Err(s) => Nfs3Result::Err(s, Some(fattr(export, &obj.res.attr))),
-    })
+    if let Err(s) = result {
+        out.truncate(start);
+        READ3res::Err(s, Some(fattr(export, &obj.res.attr))).encode(out);
+    }
+    Ok(())
 }
+
+/// Bytes of a successful READ reply before the data: status, post_op_attr (discriminant and
+/// fattr3), count, eof and the data's length.
+const READ_HEAD_LEN: usize = 4 + 4 + fattr3::ENCODED_LEN + 4 + 4 + 4;
 
 pub fn write(svc: &NfsService, ctx: &CallContext, args: WRITE3args) -> Res<WRITE3resok, wcc_data> {
     // The count must describe the data sent (RFC 1813 §3.3.7); knfsd rejects a shorter payload

@@ -153,7 +153,11 @@ impl Program for NfsService {
             procs::LOOKUP => run!(names::lookup),
             procs::ACCESS => run!(meta::access),
             procs::READLINK => run!(meta::readlink),
-            procs::READ => run!(data::read),
+            procs::READ => {
+                let a = Xdr::decode(args)?;
+                args.finish()?;
+                data::read(self, ctx, a, out)
+            }
             procs::WRITE => run!(data::write),
             procs::CREATE => run!(names::create),
             procs::MKDIR => run!(names::mkdir),
