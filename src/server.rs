@@ -166,6 +166,7 @@ impl Server {
     /// the transports on the current tokio runtime, sets up the portmapper per `config.portmap`,
     /// and returns once serving.
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        raise_descriptor_limit(&config);
         let exports = Arc::new(Exports::open(&config.exports, &config.state_dir)?);
         let handle_check = check_handles(&exports);
         let nfs = Arc::new(NfsService::new(exports.clone(), &config.limits).map_err(StartError::Nfs)?);
@@ -415,6 +416,29 @@ fn display_host(bind: IpAddr) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".to_string())
+}
+
+/// Raises the soft limit on open descriptors to the hard limit: every connection, cached handle
+/// and cached open file holds one, and the usual soft limit of 1024 would make accept or
+/// `open_by_handle_at` fail under load. Warns when even the hard limit is too low.
+fn raise_descriptor_limit(config: &Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let needed =
+        (config.limits.max_connections + config.limits.open_files + crate::fs::HANDLE_CACHE_ENTRIES + 256)
+            as u64;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    if soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        tracing::warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+    }
+    let now = getrlimit(Resource::RLIMIT_NOFILE).map(|(s, _)| s).unwrap_or(soft);
+    if now < needed {
+        tracing::warn!(
+            "the open-file limit is {now}, below the {needed} descriptors the configured connections and \
+             caches can use; raise it (ulimit -n, or LimitNOFILE= in a systemd unit)"
+        );
+    }
 }
 
 /// Resolves the first export's root handle once, so a missing CAP_DAC_READ_SEARCH is reported at

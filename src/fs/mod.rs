@@ -8,6 +8,7 @@
 //! export's root stays at the root.
 
 pub mod attr;
+pub mod clock;
 pub mod cred;
 pub mod files;
 pub mod handle;
@@ -55,8 +56,8 @@ impl Export {
 #[derive(Debug)]
 pub struct Resolved {
     pub export: Arc<Export>,
-    /// `O_PATH` descriptor of the object.
-    pub fd: OwnedFd,
+    /// `O_PATH` descriptor of the object, shared with the resolved-handle cache.
+    pub fd: Arc<OwnedFd>,
     pub kernel: KernelHandle,
     /// Attributes taken right after opening (the pre-operation attributes).
     pub attr: Attr,
@@ -71,11 +72,32 @@ pub enum OpenExportError {
     State(#[from] state::StateError),
 }
 
+impl std::fmt::Debug for Exports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exports")
+            .field("exports", &self.exports)
+            .field("cached_handles", &self.handles.len())
+            .finish()
+    }
+}
+
+/// A handle that was authenticated and opened, kept so the next request for it costs one
+/// `statx` instead of a MAC check, `open_by_handle_at` and `statx`.
+struct CachedHandle {
+    export: Arc<Export>,
+    fd: Arc<OwnedFd>,
+    kernel: KernelHandle,
+}
+
+/// Resolved handles kept open. Each holds an `O_PATH` descriptor; the server raises its
+/// descriptor limit to make room for these, the open-file cache and the connections.
+pub const HANDLE_CACHE_ENTRIES: usize = 4096;
+
 /// All exports, and the key that authenticates their handles.
-#[derive(Debug)]
 pub struct Exports {
     exports: Vec<Arc<Export>>,
     key: HandleKey,
+    handles: clock::ClockCache<Arc<CachedHandle>>,
     /// Whether this start made a new handle key (handles from any earlier run are stale).
     pub key_origin: state::KeyOrigin,
 }
@@ -129,7 +151,12 @@ impl Exports {
             let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
             exports.push(Arc::new(Export { index, spec: spec.clone(), fsid, root, root_attr, root_handle }));
         }
-        Ok(Exports { exports, key, key_origin: state::KeyOrigin::Loaded })
+        Ok(Exports {
+            exports,
+            key,
+            handles: clock::ClockCache::new(HANDLE_CACHE_ENTRIES),
+            key_origin: state::KeyOrigin::Loaded,
+        })
     }
 
     pub fn list(&self) -> &[Arc<Export>] {
@@ -141,8 +168,29 @@ impl Exports {
     }
 
     /// Decodes, authenticates and opens a wire handle. Must run with the thread at root identity
-    /// (`open_by_handle_at` needs CAP_DAC_READ_SEARCH).
+    /// (`open_by_handle_at` needs CAP_DAC_READ_SEARCH) unless the handle is cached.
+    ///
+    /// A cached handle was authenticated when it was cached (the cache is keyed by the exact
+    /// bytes), so a hit only takes fresh attributes. Either way an object whose last link is gone
+    /// is stale: something (our caches, a local process) may still hold it open, but for the
+    /// client the file is gone.
     pub fn resolve(&self, fh: &[u8]) -> Result<Resolved, HandleError> {
+        if let Some(cached) = self.handles.get(fh) {
+            match attr::stat_fd(cached.fd.as_fd()) {
+                Ok(attr) if attr.nlink > 0 => {
+                    return Ok(Resolved {
+                        export: cached.export.clone(),
+                        fd: cached.fd.clone(),
+                        kernel: cached.kernel.clone(),
+                        attr,
+                    });
+                }
+                _ => {
+                    self.handles.remove(fh);
+                    return Err(HandleError::Stale);
+                }
+            }
+        }
         let decoded = self.key.decode(fh)?;
         let export = self.exports.iter().find(|e| e.fsid == decoded.fsid).ok_or(HandleError::Stale)?;
         let fd =
@@ -156,12 +204,37 @@ impl Exports {
                     }
                 })?;
         let attr = attr::stat_fd(fd.as_fd()).map_err(|_| HandleError::Stale)?;
-        // An unlinked inode that something (our open-file cache, a local process) still holds open
-        // resolves fine, but for the client that file is gone.
         if attr.nlink == 0 {
             return Err(HandleError::Stale);
         }
+        let fd = Arc::new(fd);
+        let cached =
+            Arc::new(CachedHandle { export: export.clone(), fd: fd.clone(), kernel: decoded.kernel.clone() });
+        drop(self.handles.insert(Bytes::copy_from_slice(fh), cached));
         Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr })
+    }
+
+    /// Drops a cached handle (its object was unlinked through this server).
+    pub fn forget_handle(&self, fh: &[u8]) {
+        drop(self.handles.remove(fh));
+    }
+
+    /// Drops cached handles whose object has no links left (removed by someone else), so their
+    /// space is freed; returns how many. Run periodically.
+    pub fn sweep_unlinked_handles(&self) -> usize {
+        let gone: Vec<Bytes> = self
+            .handles
+            .values()
+            .into_iter()
+            .filter(|(_, c)| attr::stat_fd(c.fd.as_fd()).map_or(true, |a| a.nlink == 0))
+            .map(|(k, _)| k)
+            .collect();
+        gone.iter().filter(|k| self.handles.remove(k).is_some()).count()
+    }
+
+    /// How many resolved handles are cached.
+    pub fn cached_handles(&self) -> usize {
+        self.handles.len()
     }
 
     /// The wire handle of the object `fd` refers to. Objects on another mount than the export
@@ -277,5 +350,42 @@ mod tests {
         let explicit = ExportSpec { fsid: Some(5), ..spec(dir.path()) };
         let chosen = Exports::open_with_key(&[explicit], key, &|_| Some(77)).unwrap();
         assert_eq!(chosen.get(0).unwrap().fsid, 5);
+    }
+
+    #[test]
+    fn cached_handles_go_stale_and_are_swept_when_unlinked() {
+        if !cred::can_switch() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"a").unwrap();
+        std::fs::write(dir.path().join("b"), b"b").unwrap();
+        let exports =
+            Exports::open_with_key(&[spec(dir.path())], HandleKey::from_bytes([1; 16]), &|_| None).unwrap();
+        let ex = exports.get(0).unwrap();
+        let root = exports.resolve(&ex.root_handle).unwrap();
+        let handle = |name: &CStr| exports.handle_at(ex, root.fd.as_fd(), name, 0).unwrap();
+        let (a, b) = (handle(c"a"), handle(c"b"));
+        assert_eq!(exports.resolve(&a).unwrap().attr.size, 1);
+        exports.resolve(&b).unwrap();
+        assert_eq!(exports.cached_handles(), 3);
+        // A cached handle sees changes made behind the server's back.
+        std::fs::write(dir.path().join("a"), b"longer").unwrap();
+        assert_eq!(exports.resolve(&a).unwrap().attr.size, 6);
+        std::fs::remove_file(dir.path().join("b")).unwrap();
+        assert_eq!(exports.sweep_unlinked_handles(), 1);
+        assert_eq!(exports.cached_handles(), 2);
+        assert_eq!(exports.resolve(&b).unwrap_err(), HandleError::Stale);
+        std::fs::remove_file(dir.path().join("a")).unwrap();
+        assert_eq!(
+            exports.resolve(&a).unwrap_err(),
+            HandleError::Stale,
+            "a hit on an unlinked file is stale"
+        );
+        assert_eq!(exports.cached_handles(), 1);
+        // A forged handle never gets in through the cache.
+        let mut forged = a.to_vec();
+        forged[12] ^= 1;
+        assert_eq!(exports.resolve(&forged).unwrap_err(), HandleError::Bad);
     }
 }

@@ -91,9 +91,14 @@ impl NfsService {
         self.verifier.current()
     }
 
-    /// Closes cached open files unused for `max_idle` (syncing uncommitted data first); returns
-    /// how many were closed.
+    /// Closes cached open files unused for `max_idle` (syncing uncommitted data first), and
+    /// drops cached handles of objects removed behind the server's back; returns how many files
+    /// were closed.
     pub fn close_idle_files(&self, max_idle: Duration) -> usize {
+        let swept = self.exports.sweep_unlinked_handles();
+        if swept > 0 {
+            tracing::debug!(swept, "dropped cached handles of unlinked objects");
+        }
         self.files.close_idle(max_idle)
     }
 

@@ -254,13 +254,14 @@ pub fn mknod(svc: &NfsService, ctx: &CallContext, args: MKNOD3args) -> Res<CREAT
     })
 }
 
-/// The open-file cache holds files by handle; an entry that is unlinked must not be kept open
-/// (its space would not be freed), so its cached descriptor is dropped.
+/// The open-file and resolved-handle caches hold descriptors by handle; an entry that is unlinked
+/// must not be kept open (its space would not be freed), so its cached descriptors are dropped.
 fn forget_open_file(svc: &NfsService, export: &Export, dir: BorrowedFd<'_>, name: &CStr) -> impl FnOnce() {
     let handle = svc.exports.handle_at(export, dir, name, 0).ok();
     move || {
         if let Some(h) = handle {
             svc.files.remove(&h);
+            svc.exports.forget_handle(&h);
         }
     }
 }
