@@ -61,10 +61,16 @@ fn drc_class(proc_: u32) -> DrcClass {
 }
 
 impl NfsService {
-    /// A service over `exports`. Sets the process umask to 0: the modes clients send are
-    /// already filtered by the client's umask and must be applied exactly.
+    /// A service over `exports`. Sets the process umask to 0 (the modes clients send are already
+    /// filtered by the client's umask and must be applied exactly) and, as root, clears the
+    /// process's supplementary groups.
     pub fn new(exports: Arc<Exports>, limits: &Limits) -> io::Result<Self> {
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        // Worker threads restore (uid 0, gid 0, no groups) after each switch, and root callers
+        // run without switching: start every thread in that same state.
+        if crate::fs::cred::can_switch() {
+            nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+        }
         Ok(NfsService {
             exports,
             files: OpenFileCache::new(limits.open_files),

@@ -192,8 +192,14 @@ impl Connection {
     }
 }
 
-/// Sends each reply as a single-fragment record. Marker and body go out in one vectored write,
-/// without copying the body.
+/// Most replies gathered into one `writev`.
+const MAX_BATCH_REPLIES: usize = 64;
+/// Stop gathering once this many bytes are queued for one `writev`.
+const MAX_BATCH_BYTES: usize = 2 << 20;
+
+/// Sends each reply as a single-fragment record. Every reply that is ready when the writer wakes
+/// goes out in one vectored write (marker and body as separate slices, bodies not copied), so a
+/// busy connection costs one system call per batch rather than per reply.
 async fn write_replies(
     mut wr: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Bytes>,
@@ -201,10 +207,16 @@ async fn write_replies(
     closing: CancellationToken,
     peer: SocketAddr,
 ) {
+    let mut batch = ReplyBatch::default();
     while let Some(reply) = rx.recv().await {
-        let marker = record_marker(reply.len(), true);
-        let mut record = Buf::chain(&marker[..], reply);
-        match tokio::time::timeout(write_timeout, wr.write_all_buf(&mut record)).await {
+        batch.push(reply);
+        while batch.replies < MAX_BATCH_REPLIES && batch.bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(reply) => batch.push(reply),
+                Err(_) => break,
+            }
+        }
+        match tokio::time::timeout(write_timeout, batch.write_all(&mut wr)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "write failed; closing connection");
@@ -219,4 +231,47 @@ async fn write_replies(
         }
     }
     let _ = wr.shutdown().await;
+}
+
+/// Record markers and reply bodies waiting to be written, in order.
+#[derive(Default)]
+struct ReplyBatch {
+    /// Markers and bodies alternate; a partly written front slice has been advanced past what
+    /// was sent.
+    parts: std::collections::VecDeque<Bytes>,
+    replies: usize,
+    bytes: usize,
+}
+
+impl ReplyBatch {
+    fn push(&mut self, reply: Bytes) {
+        self.bytes += 4 + reply.len();
+        self.replies += 1;
+        self.parts.push_back(Bytes::copy_from_slice(&record_marker(reply.len(), true)));
+        self.parts.push_back(reply);
+    }
+
+    async fn write_all(&mut self, wr: &mut OwnedWriteHalf) -> io::Result<()> {
+        while !self.parts.is_empty() {
+            let slices: Vec<io::IoSlice<'_>> = self.parts.iter().map(|b| io::IoSlice::new(b)).collect();
+            let mut written = wr.write_vectored(&slices).await?;
+            drop(slices);
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            while written > 0 {
+                let front = self.parts.front_mut().expect("written bytes come from queued parts");
+                if written >= front.len() {
+                    written -= front.len();
+                    self.parts.pop_front();
+                } else {
+                    front.advance(written);
+                    written = 0;
+                }
+            }
+        }
+        self.replies = 0;
+        self.bytes = 0;
+        Ok(())
+    }
 }
