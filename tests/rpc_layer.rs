@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use rnfsd::rpc::stats::ErrorKind;
 use rnfsd::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
-use rnfsd::rpc::{AuthStat, CallContext, DrcClass, ProcInfo, Program, RpcError};
+use rnfsd::rpc::{AuthStat, CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -56,7 +56,8 @@ impl Program for TestProgram {
     fn versions(&self) -> (u32, u32) {
         (1, 2)
     }
-    fn procedure(&self, _vers: u32, proc_: u32) -> Option<ProcInfo> {
+    /// Version 1 runs every procedure on the blocking pool, version 2 inline.
+    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
         let (name, drc) = match proc_ {
             NULL => ("null", DrcClass::Idempotent),
             ECHO => ("echo", DrcClass::Idempotent),
@@ -67,7 +68,8 @@ impl Program for TestProgram {
             BIG => ("big", DrcClass::Idempotent),
             _ => return None,
         };
-        Some(ProcInfo { name, drc })
+        let run = if vers == 2 { RunOn::Inline } else { RunOn::Pool };
+        Some(ProcInfo { name, drc, run })
     }
     fn call(
         &self,
@@ -354,6 +356,15 @@ async fn every_rpc_error_reply() {
     assert_eq!((h.xid, accepted_status(&h)), (12, AcceptedStatus::SystemErr));
     assert_eq!(r.remaining(), 0);
     assert_serves(&mut c, 13).await;
+    // The same when the procedure runs inline on the async worker.
+    let (h, r) = parse(&c.call(&call_with(112, 2, PROG, 2, PANIC, auth_sys(), &[])).await);
+    assert_eq!((h.xid, accepted_status(&h)), (112, AcceptedStatus::SystemErr));
+    assert_eq!(r.remaining(), 0);
+    assert_serves(&mut c, 113).await;
+    let (h, mut r) =
+        parse(&c.call(&call_with(114, 2, PROG, 2, ECHO, auth_sys(), &[0, 0, 0, 2, 7, 8, 0, 0])).await);
+    assert_eq!((h.xid, accepted_status(&h)), (114, AcceptedStatus::Success));
+    assert_eq!(&r.opaque("echo", 16).unwrap()[..], &[7, 8]);
 
     let (h, r) = parse(&c.call(&call(14, DENY, &[])).await);
     assert_eq!((h.xid, denied(&h)), (14, RejectedReply::AuthError(AuthStat::TooWeak)));
@@ -372,14 +383,15 @@ async fn every_rpc_error_reply() {
         (ErrorKind::ProgMismatch, 2),
         (ErrorKind::ProcUnavail, 1),
         (ErrorKind::GarbageArgs, 2),
-        (ErrorKind::SystemErr, 1),
+        (ErrorKind::SystemErr, 2),
     ] {
         assert_eq!(stats.errors_of(kind), n, "{kind:?} in {stats:?}");
     }
     assert_eq!(stats.records_dropped, 2);
     // Counted per procedure only once the procedure is known.
-    assert_eq!(stats.calls_to(PROG, 1, NULL), 3);
+    assert_eq!(stats.calls_to(PROG, 1, NULL), 4);
     assert_eq!(stats.calls_to(PROG, 1, PANIC), 1);
+    assert_eq!(stats.calls_to(PROG, 2, PANIC), 1);
     server.stop().await;
 }
 

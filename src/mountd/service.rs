@@ -16,7 +16,7 @@ use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr};
 
 use super::exports::ExportSpec;
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 
 /// MOUNT v3 status (`mountstat3`).
 pub use xdr::mount::mountstat3 as MountStat;
@@ -53,7 +53,7 @@ pub struct MountService {
 }
 
 fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
-    Some(ProcInfo { name, drc })
+    Some(ProcInfo { name, drc, run: RunOn::Inline })
 }
 
 /// Splits an absolute request path into its components, dropping empty and `.` ones. `None` for

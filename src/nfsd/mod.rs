@@ -28,7 +28,7 @@ use xdr::{Reader, Xdr};
 use crate::config::Limits;
 use crate::fs::Exports;
 use crate::fs::files::OpenFileCache;
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 use verifier::WriteVerifier;
 
 /// Largest data payload offered over UDP.
@@ -57,6 +57,22 @@ fn drc_class(proc_: u32) -> DrcClass {
         | procs::RENAME
         | procs::LINK => DrcClass::NonIdempotent,
         _ => DrcClass::Idempotent,
+    }
+}
+
+/// Procedures that are a resolve plus a metadata call or two run inline (see [`RunOn`]); the rest
+/// may wait for the disk and go to the blocking pool.
+fn run_on(proc_: u32) -> RunOn {
+    match proc_ {
+        procs::NULL
+        | procs::GETATTR
+        | procs::LOOKUP
+        | procs::ACCESS
+        | procs::READLINK
+        | procs::FSSTAT
+        | procs::FSINFO
+        | procs::PATHCONF => RunOn::Inline,
+        _ => RunOn::Pool,
     }
 }
 
@@ -136,7 +152,7 @@ impl Program for NfsService {
         if vers != nfs3::VERSION {
             return None;
         }
-        procs::name(proc_).map(|name| ProcInfo { name, drc: drc_class(proc_) })
+        procs::name(proc_).map(|name| ProcInfo { name, drc: drc_class(proc_), run: run_on(proc_) })
     }
 
     fn call(

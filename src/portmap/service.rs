@@ -22,7 +22,7 @@ use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr, XdrWrite};
 
 use super::registry::{Registration, Registry, VersionMatch, merge_addr, netid};
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError};
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 
 /// The portmapper program over a shared registry.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ fn transport_of(netid: &str) -> Option<(u32, &'static str, &'static str)> {
 }
 
 fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
-    Some(ProcInfo { name, drc })
+    Some(ProcInfo { name, drc, run: RunOn::Inline })
 }
 
 /// Only local processes may change registrations, as rpcbind insists; anyone else could

@@ -17,7 +17,7 @@ use xdr::{Reader, Xdr};
 
 use super::drc::{Drc, DrcConfig, DrcKey, DrcLookup};
 use super::stats::{ErrorKind, RpcStats, StatsSnapshot};
-use super::{CallContext, Cred, DrcClass, Program, RpcError, Transport};
+use super::{CallContext, Cred, DrcClass, Program, RpcError, RunOn, Transport};
 
 /// Settings of the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,11 +199,38 @@ impl Dispatcher {
         };
 
         let ctx = CallContext { xid, peer, local, transport, cred };
-        let (reply, status) = self.execute(program.clone(), ctx, h.vers, h.proc_, args).await;
+        let (reply, status) = match info.run {
+            RunOn::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
+            RunOn::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+        };
         if let Some(ticket) = ticket {
             ticket.finish(reply.clone());
         }
         (Some(reply), status)
+    }
+
+    /// Runs a [`RunOn::Inline`] procedure right here. A panic is caught like on the pool and
+    /// becomes SYSTEM_ERR.
+    fn execute_inline(
+        &self,
+        program: &dyn Program,
+        ctx: CallContext,
+        vers: u32,
+        proc_: u32,
+        mut args: Reader,
+    ) -> (Bytes, &'static str) {
+        let xid = ctx.xid;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            call_with_reply(program, &ctx, vers, proc_, &mut args)
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
+            Err(RpcError::SystemErr)
+        });
+        match result {
+            Ok(reply) => (reply.freeze(), "success"),
+            Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
+        }
     }
 
     /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes
@@ -224,10 +251,7 @@ impl Dispatcher {
             // The permit lives as long as the thread is busy, even if this call's future is dropped.
             let _permit = permit;
             let _entered = span.enter();
-            let mut reply = BytesMut::with_capacity(512);
-            ReplyHeader::accepted(ctx.xid, AcceptedStatus::Success).encode(&mut reply);
-            debug_assert_eq!(reply.len(), SUCCESS_HEADER_LEN);
-            program.call(&ctx, vers, proc_, &mut args, &mut reply).map(|()| reply)
+            call_with_reply(program.as_ref(), &ctx, vers, proc_, &mut args)
         })
         .await;
         let result = match joined {
@@ -262,6 +286,20 @@ impl Dispatcher {
             RpcError::Auth(stat) => ReplyHeader::denied(xid, RejectedReply::AuthError(stat)).to_bytes(),
         }
     }
+}
+
+/// Calls the procedure with a reply buffer that already holds the accepted-success header.
+fn call_with_reply(
+    program: &dyn Program,
+    ctx: &CallContext,
+    vers: u32,
+    proc_: u32,
+    args: &mut Reader,
+) -> Result<BytesMut, RpcError> {
+    let mut reply = BytesMut::with_capacity(512);
+    ReplyHeader::accepted(ctx.xid, AcceptedStatus::Success).encode(&mut reply);
+    debug_assert_eq!(reply.len(), SUCCESS_HEADER_LEN);
+    program.call(ctx, vers, proc_, args, &mut reply).map(|()| reply)
 }
 
 fn accepted(xid: u32, status: AcceptedStatus) -> Bytes {
