@@ -84,8 +84,10 @@ impl NfsService {
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         // Worker threads restore (uid 0, gid 0, no groups) after each switch, and root callers
         // run without switching: start every thread in that same state.
+        // Once per process: glibc applies setgroups to every thread by signalling them all.
+        static CLEAR_GROUPS: std::sync::OnceLock<Result<(), nix::Error>> = std::sync::OnceLock::new();
         if crate::fs::cred::can_switch() {
-            nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+            (*CLEAR_GROUPS.get_or_init(|| nix::unistd::setgroups(&[]))).map_err(io::Error::from)?;
         }
         Ok(NfsService {
             exports,

@@ -36,7 +36,9 @@ struct DirStream {
 
 impl DirStream {
     /// Opens `dir` for reading as the caller (read permission is the kernel's to check) and
-    /// positions it at `cookie`.
+    /// positions it at `cookie`. `buf_len` bounds each `getdents`: entries read beyond what the
+    /// reply takes are read again by the next call, so it should match the reply's budget
+    /// (a kernel dirent is about as big as its XDR `entry3`).
     fn open(obj: &Object, cookie: u64, buf_len: usize) -> Result<DirStream, nfsstat3> {
         let fd = obj.caller.run(|| {
             openat(
@@ -53,7 +55,7 @@ impl DirStream {
         }
         Ok(DirStream {
             fd,
-            buf: vec![0; buf_len.clamp(4096, 64 * 1024)],
+            buf: vec![0; buf_len.clamp(1024, 64 * 1024)],
             pending: Vec::new().into_iter(),
             eof: false,
         })
@@ -188,7 +190,7 @@ pub fn readdirplus(
             return Err(nfsstat3::NFS3ERR_NOTSUPP);
         }
         check_dir(&obj)?;
-        let mut stream = DirStream::open(&obj, args.cookie, maxcount)?;
+        let mut stream = DirStream::open(&obj, args.cookie, (args.dircount as usize).min(maxcount))?;
         let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
         let mut dir_budget = args.dircount as usize;
         let mut entries = Vec::new();

@@ -199,6 +199,8 @@ impl PmapClient {
                         return Ok(Bytes::copy_from_slice(&buf[..n]));
                     }
                     Ok(_) => continue,
+                    // A signal (e.g. glibc's set*id broadcast) is no reason to give up.
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                         break;
                     }
@@ -232,7 +234,10 @@ impl PmapClient {
             if let Some(rec) = assembler.next_record(&mut src).map_err(|e| proto_err(e.to_string()))? {
                 return Ok(rec);
             }
-            let n = s.read(&mut chunk)?;
+            let n = match s.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => r?,
+            };
             if n == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "portmapper closed the connection"));
             }

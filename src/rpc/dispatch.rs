@@ -78,6 +78,24 @@ impl Dispatcher {
         v
     }
 
+    /// Whether `record` is a call to a [`RunOn::Inline`] procedure, judged from the fixed-position
+    /// header words (xid, CALL, rpcvers, prog, vers, proc). Transports run such calls in place
+    /// instead of spawning a task for them; anything unusual answers `false` and takes the
+    /// general path, which also produces the right error.
+    pub fn runs_inline(&self, record: &[u8]) -> bool {
+        let word =
+            |i: usize| record.get(i * 4..i * 4 + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let (Some(MSG_CALL), Some(RPC_VERSION), Some(prog), Some(vers), Some(proc_)) =
+            (word(1), word(2), word(3), word(4), word(5))
+        else {
+            return false;
+        };
+        self.programs
+            .get(&prog)
+            .and_then(|p| p.procedure(vers, proc_))
+            .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
+    }
+
     /// A copy of every counter, including the cache's.
     pub fn stats(&self) -> StatsSnapshot {
         self.stats.snapshot(self.drc.snapshot())

@@ -150,6 +150,17 @@ impl Connection {
                     _ = self.closing.cancelled() => break 'conn,
                     p = in_flight.clone().acquire_owned() => p.expect("the in-flight semaphore is never closed"),
                 };
+                // A quick call runs right here: spawning a task for it would cost more than
+                // the call, and its reply still goes through the writer in order of completion.
+                if self.dispatcher.runs_inline(&record) {
+                    if let Some(reply) = self.dispatcher.handle(record, peer, local, Transport::Tcp).await
+                        && tx.send(reply).await.is_err()
+                    {
+                        break 'conn;
+                    }
+                    drop(permit);
+                    continue;
+                }
                 let dispatcher = self.dispatcher.clone();
                 let tx = tx.clone();
                 self.tracker.spawn(async move {
