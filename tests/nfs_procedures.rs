@@ -150,6 +150,33 @@ fn access_is_judged_for_the_caller() {
 }
 
 #[test]
+fn reads_are_right_from_the_page_cache_and_from_the_disk() {
+    let ts = TestServer::rw();
+    let data: Vec<u8> = (0..512 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(ts.path("f"), &data).unwrap();
+    let (mut c, root) = ts.client();
+    let fh = c.lookup_fh(&root, "f");
+    let check = |c: &mut Client, what: &str| {
+        for (offset, count) in
+            [(0u64, 4096u32), (4096 * 7 + 13, 4096), (100_000, 65_536), (0, 512 * 1024), (500_000, 65_536)]
+        {
+            let r =
+                c.read(&fh, offset, count).ok().unwrap_or_else(|| panic!("READ {offset}+{count} ({what})"));
+            let end = (offset as usize + count as usize).min(data.len());
+            assert_eq!(&r.data[..], &data[offset as usize..end], "READ {offset}+{count} ({what})");
+            assert_eq!(r.eof, end == data.len(), "eof of READ {offset}+{count} ({what})");
+        }
+    };
+    check(&mut c, "cached");
+    // Evict the file's pages: small reads are first tried without waiting for the disk, which
+    // must hand them to the blocking pool rather than fail or return short data.
+    let f = std::fs::File::open(ts.path("f")).unwrap();
+    f.sync_all().unwrap();
+    nix::fcntl::posix_fadvise(&f, 0, 0, nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED).unwrap();
+    check(&mut c, "evicted");
+}
+
+#[test]
 fn readlink_and_symlink() {
     let ts = TestServer::rw();
     let (mut c, root) = ts.client();

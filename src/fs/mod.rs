@@ -43,6 +43,44 @@ pub struct Export {
     pub root: OwnedFd,
     pub root_attr: Attr,
     pub root_handle: Bytes,
+    /// How reads of this export's files may be tried without waiting for the disk.
+    pub nowait_reads: NowaitReads,
+}
+
+/// Whether a READ can be served without risking a wait for the disk.
+#[derive(Debug)]
+pub enum NowaitReads {
+    /// tmpfs or ramfs: the data lives in memory, reading it never waits for a disk.
+    MemoryBacked,
+    /// A disk filesystem: `RWF_NOWAIT` tells whether the data is cached. Cleared the first time
+    /// the filesystem answers that it does not support the flag.
+    Probe(std::sync::atomic::AtomicBool),
+}
+
+impl NowaitReads {
+    fn for_root(root: BorrowedFd<'_>) -> NowaitReads {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        match nix::sys::statfs::fstatfs(root).map(|s| s.filesystem_type().0) {
+            Ok(TMPFS_MAGIC | RAMFS_MAGIC) => NowaitReads::MemoryBacked,
+            _ => NowaitReads::Probe(std::sync::atomic::AtomicBool::new(true)),
+        }
+    }
+
+    /// Whether a no-wait attempt is worth making.
+    pub fn worth_trying(&self) -> bool {
+        match self {
+            NowaitReads::MemoryBacked => true,
+            NowaitReads::Probe(supported) => supported.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+
+    /// The filesystem refused `RWF_NOWAIT`: stop trying.
+    pub fn unsupported(&self) {
+        if let NowaitReads::Probe(supported) = self {
+            supported.store(false, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl Export {
@@ -149,7 +187,16 @@ impl Exports {
                     fail(format!("the filesystem does not support file handles (name_to_handle_at: {e})"))
                 })?;
             let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
-            exports.push(Arc::new(Export { index, spec: spec.clone(), fsid, root, root_attr, root_handle }));
+            let nowait_reads = NowaitReads::for_root(root.as_fd());
+            exports.push(Arc::new(Export {
+                index,
+                spec: spec.clone(),
+                fsid,
+                root,
+                root_attr,
+                root_handle,
+                nowait_reads,
+            }));
         }
         Ok(Exports {
             exports,
@@ -387,5 +434,23 @@ mod tests {
         let mut forged = a.to_vec();
         forged[12] ^= 1;
         assert_eq!(exports.resolve(&forged).unwrap_err(), HandleError::Bad);
+    }
+
+    #[test]
+    fn memory_filesystems_are_read_without_probing() {
+        let shm = std::path::Path::new("/dev/shm");
+        if shm.is_dir() {
+            let d = tempfile::tempdir_in(shm).unwrap();
+            let f = std::fs::File::open(d.path()).unwrap();
+            assert!(matches!(NowaitReads::for_root(f.as_fd()), NowaitReads::MemoryBacked));
+        }
+        let d = tempfile::tempdir().unwrap();
+        let f = std::fs::File::open(d.path()).unwrap();
+        let probe = NowaitReads::for_root(f.as_fd());
+        if let NowaitReads::Probe(_) = probe {
+            assert!(probe.worth_trying());
+            probe.unsupported();
+            assert!(!probe.worth_trying());
+        }
     }
 }

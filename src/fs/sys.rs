@@ -290,11 +290,16 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 /// Reads up to `count` bytes of `fd` at `offset` straight onto the end of `buf` (no zeroing, no
 /// intermediate copy), stopping early only at end of file. Returns how many bytes were appended;
 /// on error `buf` may hold part of the data.
+///
+/// With `nowait`, only data already in the page cache is read (`RWF_NOWAIT`): if any of the range
+/// would have to come from the disk, the result is `WouldBlock` (or `Unsupported` where the
+/// filesystem cannot tell), so the caller can retry where waiting is allowed.
 pub fn pread_append(
     fd: BorrowedFd<'_>,
     buf: &mut bytes::BytesMut,
     count: usize,
     offset: u64,
+    nowait: bool,
 ) -> io::Result<usize> {
     buf.reserve(count);
     let mut done = 0;
@@ -304,11 +309,15 @@ pub fn pread_append(
         let at = offset.saturating_add(done as u64).min(i64::MAX as u64) as libc::off_t;
         // SAFETY: the kernel writes at most `want` bytes into the spare capacity, which is
         // writable for `spare.len() >= want` bytes.
-        let n = match cvt_long(
-            unsafe { libc::pread(fd.as_raw_fd(), spare.as_mut_ptr().cast(), want, at) } as libc::c_long
-        ) {
+        let iov = libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: want };
+        let flags = if nowait { libc::RWF_NOWAIT } else { 0 };
+        // SAFETY: as above; `iov` describes that writable region and lives across the call.
+        let n = match cvt_long(unsafe { libc::preadv2(fd.as_raw_fd(), &iov, 1, at, flags) } as libc::c_long) {
             Ok(n) => n as usize,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if nowait && e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                return Err(io::ErrorKind::Unsupported.into());
+            }
             Err(e) => return Err(e),
         };
         if n == 0 {

@@ -16,10 +16,10 @@ use xdr::{Xdr, XdrWrite};
 use super::NfsService;
 use super::attrs::{fattr, wcc};
 use super::request::{Object, st};
-use crate::fs::FileType;
 use crate::fs::attr::stat_fd;
 use crate::fs::files::OpenFile;
 use crate::fs::sys;
+use crate::fs::{FileType, NowaitReads};
 use crate::rpc::{CallContext, RpcError};
 
 type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
@@ -57,24 +57,43 @@ impl NfsService {
 /// READ encodes its own reply so the data is read from the file straight into the reply buffer:
 /// the header fields are written with placeholders, `pread` appends the data, and the attributes
 /// taken after the read, the count and the eof flag are patched in. Errors are encoded as usual.
-pub fn read(
+pub fn read(svc: &NfsService, ctx: &CallContext, args: READ3args, out: &mut BytesMut) {
+    let done = read_with(svc, ctx, args, out, false);
+    debug_assert!(done.is_some(), "a waiting READ always finishes");
+}
+
+/// READ if the data is all in the page cache; `None` (and nothing appended to `out`) if it
+/// would have to wait for the disk.
+pub fn read_nowait(svc: &NfsService, ctx: &CallContext, args: READ3args, out: &mut BytesMut) -> Option<()> {
+    read_with(svc, ctx, args, out, true)
+}
+
+fn read_with(
     svc: &NfsService,
     ctx: &CallContext,
     args: READ3args,
     out: &mut BytesMut,
-) -> Result<(), RpcError> {
+    nowait: bool,
+) -> Option<()> {
+    let count = args.count.min(svc.max_io_for(ctx)) as usize;
+    // Large reads keep the async workers free for the network; they parallelise on the pool.
+    if nowait && count > NOWAIT_MAX {
+        return None;
+    }
     let obj = match svc.resolve(ctx, &args.file) {
         Ok(o) => o,
         Err(s) => {
             READ3res::Err(s, None).encode(out);
-            return Ok(());
+            return Some(());
         }
     };
     let export = &obj.res.export;
+    if nowait && !export.nowait_reads.worth_trying() {
+        return None;
+    }
     let start = out.len();
     let result = (|| {
-        let file = svc.open_file(&obj, &args.file, false)?;
-        let count = args.count.min(svc.max_io_for(ctx)) as usize;
+        let file = svc.open_file(&obj, &args.file, false).map_err(Some)?;
         // Reading past the largest offset is simply end of file.
         let count = if args.offset > i64::MAX as u64 { 0 } else { count };
         out.reserve(READ_HEAD_LEN + count + 4);
@@ -83,9 +102,20 @@ pub fn read(
         // post_op_attr present + fattr3, count, eof, data length: patched below.
         out.put_bytes(0, READ_HEAD_LEN - 4);
         let data_at = out.len();
-        let n = sys::pread_append(file.file.as_fd(), out, count, args.offset).map_err(st)?;
+        let flag_nowait = nowait && !matches!(export.nowait_reads, NowaitReads::MemoryBacked);
+        let n =
+            sys::pread_append(file.file.as_fd(), out, count, args.offset, flag_nowait).map_err(
+                |e| match e.kind() {
+                    std::io::ErrorKind::WouldBlock if flag_nowait => None,
+                    std::io::ErrorKind::Unsupported if flag_nowait => {
+                        export.nowait_reads.unsupported();
+                        None
+                    }
+                    _ => Some(st(e)),
+                },
+            )?;
         out.put_bytes(0, (4 - n % 4) % 4);
-        let attr = stat_fd(file.file.as_fd()).map_err(st)?;
+        let attr = stat_fd(file.file.as_fd()).map_err(|e| Some(st(e)))?;
         let eof = args.offset.saturating_add(n as u64) >= attr.size;
         let mut head = BytesMut::with_capacity(READ_HEAD_LEN - 4);
         Some(fattr(export, &attr)).encode(&mut head);
@@ -96,12 +126,22 @@ pub fn read(
         out[attr_at..data_at].copy_from_slice(&head);
         Ok(())
     })();
-    if let Err(s) = result {
-        out.truncate(start);
-        READ3res::Err(s, Some(fattr(export, &obj.res.attr))).encode(out);
+    match result {
+        Ok(()) => Some(()),
+        Err(None) => {
+            out.truncate(start);
+            None
+        }
+        Err(Some(s)) => {
+            out.truncate(start);
+            READ3res::Err(s, Some(fattr(export, &obj.res.attr))).encode(out);
+            Some(())
+        }
     }
-    Ok(())
 }
+
+/// Largest READ tried on the async worker.
+const NOWAIT_MAX: usize = 64 * 1024;
 
 /// Bytes of a successful READ reply before the data: status, post_op_attr (discriminant and
 /// fattr3), count, eof and the data's length.

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use xdr::nfs3::{self, procs};
+use xdr::nfs3::{self, READ3args, procs};
 use xdr::{Reader, Xdr};
 
 use crate::config::Limits;
@@ -72,6 +72,8 @@ fn run_on(proc_: u32) -> RunOn {
         | procs::FSSTAT
         | procs::FSINFO
         | procs::PATHCONF => RunOn::Inline,
+        // Served inline when the data is in the page cache (see data::read_nowait).
+        procs::READ => RunOn::TryInline,
         _ => RunOn::Pool,
     }
 }
@@ -185,7 +187,8 @@ impl Program for NfsService {
             procs::READ => {
                 let a = Xdr::decode(args)?;
                 args.finish()?;
-                data::read(self, ctx, a, out)
+                data::read(self, ctx, a, out);
+                Ok(())
             }
             procs::WRITE => run!(data::write),
             procs::CREATE => run!(names::create),
@@ -203,6 +206,24 @@ impl Program for NfsService {
             procs::PATHCONF => run!(meta::pathconf),
             procs::COMMIT => run!(data::commit),
             _ => Err(RpcError::ProcUnavail),
+        }
+    }
+
+    fn call_nonblocking(
+        &self,
+        ctx: &CallContext,
+        _vers: u32,
+        proc_: u32,
+        args: &mut Reader,
+        out: &mut BytesMut,
+    ) -> Option<Result<(), RpcError>> {
+        if proc_ != procs::READ {
+            return None;
+        }
+        let decoded = READ3args::decode(args).and_then(|a| args.finish().map(|()| a));
+        match decoded {
+            Ok(a) => data::read_nowait(self, ctx, a, out).map(Ok),
+            Err(e) => Some(Err(e.into())),
         }
     }
 }

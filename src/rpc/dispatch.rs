@@ -220,6 +220,12 @@ impl Dispatcher {
         let (reply, status) = match info.run {
             RunOn::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
             RunOn::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+            RunOn::TryInline => {
+                match self.try_inline(program.as_ref(), &ctx, h.vers, h.proc_, args.clone()) {
+                    Some(done) => done,
+                    None => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+                }
+            }
         };
         if let Some(ticket) = ticket {
             ticket.finish(reply.clone());
@@ -249,6 +255,32 @@ impl Dispatcher {
             Ok(reply) => (reply.freeze(), "success"),
             Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
         }
+    }
+
+    /// Runs a [`RunOn::TryInline`] procedure here if it can finish without waiting; `None` if it
+    /// gave up (nothing was done that matters: it only reads).
+    fn try_inline(
+        &self,
+        program: &dyn Program,
+        ctx: &CallContext,
+        vers: u32,
+        proc_: u32,
+        mut args: Reader,
+    ) -> Option<(Bytes, &'static str)> {
+        let xid = ctx.xid;
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut reply = BytesMut::with_capacity(512);
+            ReplyHeader::accepted(xid, AcceptedStatus::Success).encode(&mut reply);
+            program.call_nonblocking(ctx, vers, proc_, &mut args, &mut reply).map(|r| r.map(|()| reply))
+        }))
+        .unwrap_or_else(|_| {
+            tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
+            Some(Err(RpcError::SystemErr))
+        })?;
+        Some(match attempt {
+            Ok(reply) => (reply.freeze(), "success"),
+            Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
+        })
     }
 
     /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes

@@ -98,6 +98,9 @@ pub enum RunOn {
     /// On the bounded blocking pool: file data, syncs, directory reads and every change, whose
     /// system calls may wait for the disk.
     Pool,
+    /// First on the async worker through [`Program::call_nonblocking`], which gives up when the
+    /// work would wait for the disk (READ of data not in the page cache); then on the pool.
+    TryInline,
 }
 
 /// One RPC program (a program number and a contiguous range of versions).
@@ -124,4 +127,18 @@ pub trait Program: Send + Sync + 'static {
         args: &mut Reader,
         reply: &mut BytesMut,
     ) -> Result<(), RpcError>;
+
+    /// [`Program::call`] for a [`RunOn::TryInline`] procedure, without waiting for the disk:
+    /// `None` means it would have to wait, and the dispatcher then runs `call` on the pool with
+    /// the original arguments and a fresh reply buffer.
+    fn call_nonblocking(
+        &self,
+        _ctx: &CallContext,
+        _vers: u32,
+        _proc: u32,
+        _args: &mut Reader,
+        _reply: &mut BytesMut,
+    ) -> Option<Result<(), RpcError>> {
+        None
+    }
 }
