@@ -10,6 +10,8 @@
 #   RNFSD_BIN          binary to test (default: build and use target/release/rnfsd)
 #   CONFORMANCE_ARGS   extra arguments for the suite (flags or codes, e.g. "rpc WRT*")
 #   CONFORMANCE_JSON   where to write the JSON report (default: inside the temp dir, then printed)
+#   CONFORMANCE_TMP    where the exports live (default /tmp; /dev/shm tests the memory-backed
+#                      paths, where changes run on the async workers)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ if [[ -z ${RNFSD_BIN:-} ]]; then
 fi
 [[ -x $RNFSD_BIN ]] || { echo "conformance: $RNFSD_BIN not found" >&2; exit 1; }
 
-WORK=$(mktemp -d /tmp/rnfsd-conformance.XXXXXX)
+WORK=$(mktemp -d "${CONFORMANCE_TMP:-/tmp}/rnfsd-conformance.XXXXXX")
 mkdir -p "$WORK/export" "$WORK/restricted" "$WORK/secure" "$WORK/state"
 chmod 0777 "$WORK/export"
 PIDFILE=$WORK/server.pid

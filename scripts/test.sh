@@ -68,6 +68,10 @@ RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh
 
 section "scripts/conformance.sh (the NFSv3 conformance suite, tests/conformance)"
 RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+    section "scripts/conformance.sh again with the exports on tmpfs (memory-backed execution paths)"
+    CONFORMANCE_TMP=/dev/shm RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
+fi
 
 section "scripts/vm/run-scenario.sh (the Linux kernel NFS client in a qemu guest, tests/kernel)"
 if [[ $(id -u) -eq 0 ]]; then

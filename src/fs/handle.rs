@@ -129,6 +129,14 @@ impl HandleKey {
     }
 }
 
+/// The export fsid a handle claims, unauthenticated.
+pub fn peek_fsid(fh: &[u8]) -> Option<u64> {
+    if fh.len() < HEADER + MAC_LEN || fh[0] != FORMAT_V1 {
+        return None;
+    }
+    Some(u64::from_be_bytes(fh[2..10].try_into().ok()?))
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

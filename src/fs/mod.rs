@@ -206,6 +206,13 @@ impl Exports {
         })
     }
 
+    /// The export whose fsid a wire handle carries, without authenticating the handle (for
+    /// routing decisions only; [`Exports::resolve`] authenticates).
+    pub fn export_named_by(&self, fh: &[u8]) -> Option<&Arc<Export>> {
+        let fsid = handle::peek_fsid(fh)?;
+        self.exports.iter().find(|e| e.fsid == fsid)
+    }
+
     pub fn list(&self) -> &[Arc<Export>] {
         &self.exports
     }

@@ -74,6 +74,17 @@ fn run_on(proc_: u32) -> RunOn {
         | procs::PATHCONF => RunOn::Inline,
         // Served inline when the data is in the page cache (see data::read_nowait).
         procs::READ => RunOn::TryInline,
+        // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk.
+        procs::SETATTR
+        | procs::CREATE
+        | procs::MKDIR
+        | procs::SYMLINK
+        | procs::MKNOD
+        | procs::REMOVE
+        | procs::RMDIR
+        | procs::RENAME
+        | procs::LINK
+        | procs::COMMIT => RunOn::TryInline,
         _ => RunOn::Pool,
     }
 }
@@ -106,6 +117,15 @@ impl NfsService {
             crate::rpc::Transport::Udp => self.max_io.min(UDP_MAX_IO),
             crate::rpc::Transport::Tcp => self.max_io,
         }
+    }
+
+    /// Whether the call's first argument is a handle of a memory-backed export. Only routes the
+    /// call: the handle is authenticated when the procedure resolves it.
+    fn first_handle_is_memory_backed(&self, args: &Reader) -> bool {
+        let Ok(fh) = nfs3::nfs_fh3::decode(&mut args.clone()) else { return false };
+        self.exports
+            .export_named_by(fh.as_bytes())
+            .is_some_and(|e| matches!(e.nowait_reads, crate::fs::NowaitReads::MemoryBacked))
     }
 
     pub fn exports(&self) -> &Arc<Exports> {
@@ -212,18 +232,23 @@ impl Program for NfsService {
     fn call_nonblocking(
         &self,
         ctx: &CallContext,
-        _vers: u32,
+        vers: u32,
         proc_: u32,
         args: &mut Reader,
         out: &mut BytesMut,
     ) -> Option<Result<(), RpcError>> {
-        if proc_ != procs::READ {
-            return None;
+        if proc_ == procs::READ {
+            let decoded = READ3args::decode(args).and_then(|a| args.finish().map(|()| a));
+            return match decoded {
+                Ok(a) => data::read_nowait(self, ctx, a, out).map(Ok),
+                Err(e) => Some(Err(e.into())),
+            };
         }
-        let decoded = READ3args::decode(args).and_then(|a| args.finish().map(|()| a));
-        match decoded {
-            Ok(a) => data::read_nowait(self, ctx, a, out).map(Ok),
-            Err(e) => Some(Err(e.into())),
+        // Every other TryInline procedure starts with the handle of the object it changes: on a
+        // memory-backed export nothing it does can wait for a disk.
+        if self.first_handle_is_memory_backed(args) {
+            return Some(self.call(ctx, vers, proc_, args, out));
         }
+        None
     }
 }
