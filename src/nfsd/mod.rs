@@ -84,6 +84,8 @@ fn run_on(proc_: u32) -> RunOn {
         | procs::RMDIR
         | procs::RENAME
         | procs::LINK
+        | procs::READDIR
+        | procs::READDIRPLUS
         | procs::COMMIT => RunOn::TryInline,
         _ => RunOn::Pool,
     }
@@ -244,7 +246,7 @@ impl Program for NfsService {
                 Err(e) => Some(Err(e.into())),
             };
         }
-        // Every other TryInline procedure starts with the handle of the object it changes: on a
+        // Every other TryInline procedure starts with the handle of the object it works on: on a
         // memory-backed export nothing it does can wait for a disk.
         if self.first_handle_is_memory_backed(args) {
             return Some(self.call(ctx, vers, proc_, args, out));

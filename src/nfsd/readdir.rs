@@ -3,6 +3,10 @@
 //! are listed like any entry. The cookie verifier is echoed, never checked (as knfsd does): a
 //! directory that changed between pages is still resumed from the cookie, and only a cookie the
 //! filesystem rejects gives NFS3ERR_BAD_COOKIE.
+//!
+//! READDIRPLUS fills its reply up to `maxcount` and, like knfsd, does not stop at `dircount`:
+//! the Linux client sends `dircount = maxcount / 8`, and honouring it would cut each reply to an
+//! eighth of what the client is ready to take and multiply the round trips of every listing.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -174,6 +178,46 @@ fn entry_details(
     }
 }
 
+/// Encoded size of an `entryplus3` with attributes and a handle of `handle_len` bytes.
+fn entryplus_len(name_len: usize, handle_len: usize) -> usize {
+    entry3::encoded_len_for(name_len) + 4 + fattr3::ENCODED_LEN + 4 + 4 + handle_len.div_ceil(4) * 4
+}
+
+/// An entry's attributes and handle, when they could be had.
+type EntryDetails = (Option<Attr>, Option<Bytes>);
+
+/// Listings at least this long have their entries looked up on two threads.
+const PARALLEL_ENTRIES: usize = 128;
+
+/// Attributes and handle of every entry, looked up as the caller. A long batch is split in two
+/// halves, one on a helper thread: the client waits for the whole reply, so both cores serve it.
+fn entries_details(
+    svc: &NfsService,
+    obj: &Object,
+    dirfd: BorrowedFd<'_>,
+    raw: &[RawDirEntry],
+) -> Result<Vec<EntryDetails>, nfsstat3> {
+    let look_up = |part: &[RawDirEntry]| {
+        obj.caller
+            .run(|| Ok(part.iter().map(|e| entry_details(svc, obj, dirfd, &e.name)).collect::<Vec<_>>()))
+    };
+    if raw.len() < PARALLEL_ENTRIES {
+        return look_up(raw);
+    }
+    let (first, second) = raw.split_at(raw.len() / 2);
+    std::thread::scope(|scope| {
+        let helper =
+            std::thread::Builder::new().name("rnfsd-readdir".into()).spawn_scoped(scope, || look_up(second));
+        let mut details = look_up(first)?;
+        match helper {
+            Ok(h) => details.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?),
+            // No thread to be had: do the second half here.
+            Err(_) => details.extend(look_up(second)?),
+        }
+        Ok(details)
+    })
+}
+
 pub fn readdirplus(
     svc: &NfsService,
     ctx: &CallContext,
@@ -190,38 +234,45 @@ pub fn readdirplus(
             return Err(nfsstat3::NFS3ERR_NOTSUPP);
         }
         check_dir(&obj)?;
-        let mut stream = DirStream::open(&obj, args.cookie, (args.dircount as usize).min(maxcount))?;
+        // A kernel dirent is about a quarter of an entryplus3 on the wire.
+        let mut stream = DirStream::open(&obj, args.cookie, maxcount / 4)?;
         let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
-        let mut dir_budget = args.dircount as usize;
-        let mut entries = Vec::new();
-        // Attributes and handles are read as the caller, like the names themselves.
-        obj.caller.run(|| {
-            while let Some(e) = stream.next()? {
-                let dir_len = entry3::encoded_len_for(e.name.len());
-                if dir_len > dir_budget {
-                    stream.unread(e);
-                    break;
-                }
-                let (attr, handle) = entry_details(svc, &obj, stream.fd.as_fd(), &e.name);
-                let entry = entryplus3 {
-                    fileid: entry_fileid(&obj, &e),
-                    cookie: e.next_offset,
-                    name: filename3(Bytes::from(e.name.clone())),
-                    name_attributes: attr.map(|a| fattr(export, &a)),
-                    name_handle: handle.map(nfs_fh3),
-                };
-                let len = DIRLIST_ENTRY_OVERHEAD + entry.encoded_len();
-                if len > budget {
-                    stream.unread(e);
-                    break;
-                }
-                budget -= len;
-                dir_budget -= dir_len;
-                entries.push(entry);
+        // Names first: as many as the reply takes if every handle is as long as the root's (the
+        // handles of one filesystem have one length). Then their attributes and handles, the
+        // bulk of a listing's cost; finally the exact sizes decide what goes in.
+        let handle_len = export.root_handle.len();
+        let mut raw = Vec::new();
+        let mut estimate = 0;
+        while let Some(e) = stream.next()? {
+            let len = DIRLIST_ENTRY_OVERHEAD + entryplus_len(e.name.len(), handle_len);
+            if estimate + len > budget {
+                stream.unread(e);
+                break;
             }
-            Ok(())
-        })?;
-        let eof = stream.at_end()?;
+            estimate += len;
+            raw.push(e);
+        }
+        let details = entries_details(svc, &obj, stream.fd.as_fd(), &raw)?;
+        let mut entries = Vec::with_capacity(raw.len());
+        let mut all_fit = true;
+        for (e, (attr, handle)) in raw.into_iter().zip(details) {
+            let entry = entryplus3 {
+                fileid: entry_fileid(&obj, &e),
+                cookie: e.next_offset,
+                name: filename3(Bytes::from(e.name)),
+                name_attributes: attr.map(|a| fattr(export, &a)),
+                name_handle: handle.map(nfs_fh3),
+            };
+            let len = DIRLIST_ENTRY_OVERHEAD + entry.encoded_len();
+            if len > budget {
+                all_fit = false;
+                break;
+            }
+            budget -= len;
+            entries.push(entry);
+        }
+        // Entries left out are read again by the next call, from the last cookie sent.
+        let eof = all_fit && stream.at_end()?;
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
         }
