@@ -60,8 +60,8 @@ if [[ ${SKIP_INTEROP:-0} == 1 ]]; then
     exit 0
 fi
 
-section "cargo build --release"
-timeout 1800 cargo build --release
+section "cargo build --release -p rnfsd -p rnfsd-faultproxy"
+timeout 1800 cargo build --release -p rnfsd -p rnfsd-faultproxy
 
 section "scripts/interop.sh (rpcinfo, showmount, libnfs nfs-cp/nfs-ls)"
 RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh

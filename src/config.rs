@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::mountd::exports::ExportSpec;
+use crate::rpc::drc::DrcConfig;
 
 /// How the server makes itself known to portmapper clients (`rpcinfo`, `showmount`, `mount`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +46,8 @@ pub struct Limits {
     pub fs_threads: usize,
     /// Open files kept in the open-file cache.
     pub open_files: usize,
+    /// Bounds and lifetimes of the duplicate-request cache.
+    pub drc: DrcConfig,
 }
 
 impl Default for Limits {
@@ -56,6 +59,7 @@ impl Default for Limits {
             max_inflight_per_connection: 64,
             fs_threads: 32,
             open_files: 1024,
+            drc: DrcConfig::default(),
         }
     }
 }

@@ -217,7 +217,7 @@ impl Server {
         }
         let dispatcher = Arc::new(Dispatcher::new(
             programs,
-            DispatcherConfig { workers: config.limits.fs_threads.max(1), ..DispatcherConfig::default() },
+            DispatcherConfig { workers: config.limits.fs_threads.max(1), drc: config.limits.drc },
         ));
 
         let limits = TransportLimits {
@@ -576,8 +576,28 @@ pub fn describe_export(spec: &ExportSpec) -> String {
     s
 }
 
+/// The counters an operator reads when clients report lost or repeated operations, as one log
+/// line: every call received, and the duplicate-request cache's outcomes and size. Logged on
+/// SIGUSR1 and at shutdown.
+pub fn counters_line(stats: &StatsSnapshot) -> String {
+    let d = &stats.drc;
+    format!(
+        "counters: calls={} drc_hits={} drc_misses={} drc_parked={} drc_park_dropped={} drc_evictions={} \
+         drc_expirations={} drc_entries={} drc_bytes={}",
+        stats.calls.values().sum::<u64>(),
+        d.hits,
+        d.misses,
+        d.parked,
+        d.park_dropped,
+        d.evictions,
+        d.expirations,
+        d.entries,
+        d.bytes
+    )
+}
+
 /// Runs the server on its own multi-thread runtime until SIGINT or SIGTERM, printing the banner
-/// to stderr, then shuts down gracefully.
+/// to stderr, then shuts down gracefully. SIGUSR1 logs the [`counters_line`].
 pub fn run_until_signal(config: Config) -> Result<(), StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -590,14 +610,20 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
         // Installed before serving, so a signal right after the banner is never missed.
         let mut term = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
         let mut int = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
+        let mut usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
         let server = Server::start(config).await?;
         eprint!("{}", server.banner());
-        let which = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+        let which = loop {
+            tokio::select! {
+                _ = term.recv() => break "SIGTERM",
+                _ = int.recv() => break "SIGINT",
+                _ = usr1.recv() => tracing::info!("{}", counters_line(&server.stats())),
+            }
         };
         tracing::info!("{which}: shutting down");
+        let dispatcher = server.dispatcher.clone();
         server.shutdown().await;
+        tracing::info!("{}", counters_line(&dispatcher.stats()));
         tracing::info!("stopped");
         Ok(())
     })
@@ -636,6 +662,29 @@ mod tests {
         assert_eq!(pair.udp.local_addr().unwrap(), pair.udp_addr);
         let err = bind_pair(lo, port, "nfs").await.unwrap_err();
         assert_eq!(err.to_string(), format!("port {port} (nfs/tcp) on 127.0.0.1 is in use"));
+    }
+
+    #[test]
+    fn counters_line_sums_calls_and_shows_every_drc_counter() {
+        use crate::rpc::stats::DrcSnapshot;
+        let mut stats = StatsSnapshot::default();
+        stats.calls.insert((NFS_PROGRAM, 3, 12), 5);
+        stats.calls.insert((MOUNT_PROGRAM, 3, 1), 2);
+        stats.drc = DrcSnapshot {
+            hits: 1,
+            misses: 2,
+            parked: 3,
+            park_dropped: 4,
+            evictions: 5,
+            expirations: 6,
+            entries: 7,
+            bytes: 8,
+        };
+        assert_eq!(
+            counters_line(&stats),
+            "counters: calls=7 drc_hits=1 drc_misses=2 drc_parked=3 drc_park_dropped=4 drc_evictions=5 \
+             drc_expirations=6 drc_entries=7 drc_bytes=8"
+        );
     }
 
     #[test]

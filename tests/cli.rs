@@ -267,7 +267,17 @@ fn serves_and_exits_cleanly_on_sigterm() {
     // The handle key was persisted in the state directory.
     assert!(Path::new(&state).join("handle.key").is_file());
 
+    // SIGUSR1 logs the counters (two NULL calls so far) and the server keeps serving.
+    kill(server.pid(), Signal::SIGUSR1).unwrap();
+    let counters = server.wait_for_line(|l| l.contains("counters: "));
+    assert!(counters.contains("counters: calls=2 drc_hits=0 drc_misses=0 drc_parked=0"), "{counters}");
+    assert!(counters.contains("drc_entries=0 drc_bytes=0"), "{counters}");
+    assert_success(&rpc_null(addr, 100_003, 3));
+
     kill(server.pid(), Signal::SIGTERM).unwrap();
+    // The counters again at shutdown, then the last line.
+    let counters = server.wait_for_line(|l| l.contains("counters: "));
+    assert!(counters.contains("counters: calls=3 "), "{counters}");
     server.wait_for_line(|l| l.contains("stopped"));
     let deadline = Instant::now() + DEADLINE;
     let status = loop {

@@ -9,13 +9,20 @@
 # console.log, relay.log, host.log (the scenario's host side, if any), and capture.pcap when
 # VM_CAPTURE=1.
 #
-# usage: in-netns.sh WORK GUEST_DIR RNFSD_BIN TIMEOUT_SECONDS
-# Exit status: qemu's (124 when the timeout stopped it), or 1 when rnfsd did not start.
+# When WORK/faults exists (a scenario's tests/kernel/NAME.faults: rule lines, `#` comments), the
+# fault proxy rnfsd-faultproxy runs on 127.0.0.1:2050 in front of rnfsd's 2049 with those rules
+# armed, and the guest's port 2049 leads to the proxy instead (the guest still mounts port 2049).
+# Its control socket is WORK/faultproxy.sock, its event log WORK/faults.log (every call, reply
+# and fault), its own log WORK/faultproxy.log.
+#
+# usage: in-netns.sh WORK GUEST_DIR RNFSD_BIN TIMEOUT_SECONDS [FAULTPROXY_BIN]
+# Exit status: qemu's (124 when the timeout stopped it), or 1 when rnfsd or the proxy did not
+# start.
 set -euo pipefail
 
-WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4
+WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4 PROXY_BIN=${5:-}
 EXPORT=$WORK/export
-QEMU_PID='' CAPTURE_PID='' HOST_PID=''
+QEMU_PID='' CAPTURE_PID='' HOST_PID='' PROXY_PID=''
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 
@@ -33,6 +40,7 @@ stop_pid() {
 cleanup() {
     stop_pid "$QEMU_PID" TERM 50
     stop_pid "$HOST_PID" TERM 20
+    stop_pid "$PROXY_PID" TERM 20
     server_stop TERM
     # tshark writes its last packets on SIGINT.
     stop_pid "$CAPTURE_PID" INT 50
@@ -83,10 +91,57 @@ server_stop() {
     rm -f "$WORK/server.pid"
 }
 
+# server_counters: has rnfsd log its call and DRC counters (SIGUSR1) and prints that line.
+server_counters() {
+    local before
+    before=$(grep -c 'counters: ' "$WORK/server.log" || true)
+    kill -USR1 "$(cat "$WORK/server.pid")" || return 1
+    for _ in $(seq 100); do
+        if (($(grep -c 'counters: ' "$WORK/server.log" || true) > before)); then
+            grep 'counters: ' "$WORK/server.log" | tail -n 1
+            return 0
+        fi
+        sleep 0.1
+    done
+    say "rnfsd did not log its counters"
+    return 1
+}
+
 server_start || exit 1
 
+# The port the guest's 2049 leads to: rnfsd, or the fault proxy in front of it.
+NFS_TARGET=2049
+if [[ -f $WORK/faults ]]; then
+    [[ -n $PROXY_BIN && -x $PROXY_BIN ]] || {
+        say "the scenario has fault rules but no rnfsd-faultproxy binary (got '${PROXY_BIN}')"
+        exit 1
+    }
+    rules=()
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line%%#*}
+        read -r line <<<"$line" || true
+        [[ -n $line ]] && rules+=(--rule "$line")
+    done <"$WORK/faults"
+    "$PROXY_BIN" --listen 127.0.0.1:2050 --upstream 127.0.0.1:2049 --control "$WORK/faultproxy.sock" \
+        --log "$WORK/faults.log" --log-traffic "${rules[@]}" >>"$WORK/faultproxy.log" 2>&1 &
+    PROXY_PID=$!
+    for _ in $(seq 100); do
+        grep -q 'listening on' "$WORK/faultproxy.log" && [[ -S $WORK/faultproxy.sock ]] && break
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -S $WORK/faultproxy.sock ]] || {
+        say "rnfsd-faultproxy did not start: $(tail -n 5 "$WORK/faultproxy.log")"
+        exit 1
+    }
+    NFS_TARGET=2050
+fi
+
+# fault COMMAND...: a command to the fault proxy's control socket (add RULE, clear, rules, events).
+fault() { "$PROXY_BIN" ctl "$WORK/faultproxy.sock" "$@"; }
+
 # A scenario's host side (tests/kernel/NAME.host.sh, copied to WORK/host.sh) runs alongside the
-# guest, with server_start/server_stop at hand, and talks to the guest through files in
+# guest, with server_start/server_stop/server_counters (and fault, with a proxy) at hand, and talks to the guest through files in
 # JOB/sync (lib.sh's ask_host on the guest side).
 if [[ -f $WORK/host.sh ]]; then
     mkdir -p "$WORK/job/sync"
@@ -114,7 +169,9 @@ fi
 RELAY=$GUEST/relay
 FWD=
 for port in 2049 20048 111; do
-    FWD+=",guestfwd=tcp:10.0.2.100:$port-cmd:$RELAY 127.0.0.1 $port"
+    target=$port
+    [[ $port == 2049 ]] && target=$NFS_TARGET
+    FWD+=",guestfwd=tcp:10.0.2.100:$port-cmd:$RELAY 127.0.0.1 $target"
 done
 export RELAY_LOG=$WORK/relay.log
 

@@ -11,9 +11,13 @@
 #
 # tests/kernel/NAME.host.sh, if present, runs on the host while the guest runs (see
 # scripts/vm/in-netns.sh): it can change the export behind the client's back and restart rnfsd.
+# tests/kernel/NAME.faults, if present, puts the fault proxy (rnfsd-faultproxy) between the guest
+# and rnfsd, with the rules it lists armed; the host side can arm more through `fault add RULE`.
 #
 # Environment:
 #   RNFSD_BIN       rnfsd binary to test (default: build target/release/rnfsd with cargo)
+#   FAULTPROXY_BIN  rnfsd-faultproxy binary, for scenarios with NAME.faults (default: the one next
+#                   to RNFSD_BIN, else build target/release/rnfsd-faultproxy with cargo)
 #   VM_TIMEOUT      seconds one guest may run (default: the scenario's `# vm-timeout: N`, else 300)
 #   VM_CAPTURE=1    capture the RPC traffic on the namespace's lo into WORK/capture.pcap
 #   VM_KEEP=1       keep each scenario's work folder (/tmp/rnfsd-vm.*), even when it passed
@@ -47,11 +51,28 @@ done
 if [[ -n ${RNFSD_BIN:-} ]]; then
     BIN=$(realpath "$RNFSD_BIN")
 else
-    say "building rnfsd (release)"
-    timeout 1800 cargo build --release --quiet
+    say "building rnfsd and rnfsd-faultproxy (release)"
+    timeout 1800 cargo build --release --quiet -p rnfsd -p rnfsd-faultproxy
     BIN=$ROOT/target/release/rnfsd
 fi
 [[ -x $BIN ]] || die "$BIN is not an executable"
+
+# The fault proxy, only when a chosen scenario has fault rules.
+PROXY_BIN=
+for name in "$@"; do
+    [[ -f $SCENARIOS/$name.faults ]] || continue
+    if [[ -n ${FAULTPROXY_BIN:-} ]]; then
+        PROXY_BIN=$(realpath "$FAULTPROXY_BIN")
+    elif [[ -x $(dirname "$BIN")/rnfsd-faultproxy ]]; then
+        PROXY_BIN=$(dirname "$BIN")/rnfsd-faultproxy
+    else
+        say "building rnfsd-faultproxy (release)"
+        timeout 1800 cargo build --release --quiet -p rnfsd-faultproxy
+        PROXY_BIN=$ROOT/target/release/rnfsd-faultproxy
+    fi
+    [[ -x $PROXY_BIN ]] || die "$PROXY_BIN is not an executable"
+    break
+done
 
 GUEST=$(timeout 1200 bash "$ROOT/scripts/vm/build-guest.sh") || die "building the guest failed"
 
@@ -74,6 +95,7 @@ run_one() {
     mkdir -p "$work/export" "$work/state" "$work/job/out"
     cp "$SCENARIOS/lib.sh" "$SCENARIOS/$name.sh" "$work/job/"
     [[ -f $SCENARIOS/$name.host.sh ]] && cp "$SCENARIOS/$name.host.sh" "$work/host.sh"
+    [[ -f $SCENARIOS/$name.faults ]] && cp "$SCENARIOS/$name.faults" "$work/faults"
     {
         echo '#!/bin/bash'
         printf 'export SERVER=10.0.2.100 EXPORT=%q JOB=%q MNT=/mnt/nfs OUT=%q\n' \
@@ -84,7 +106,7 @@ run_one() {
     say "$name: starting (limit ${limit}s, work $work)"
     started=$SECONDS
     rc=0
-    unshare --net -- bash "$ROOT/scripts/vm/in-netns.sh" "$work" "$GUEST" "$BIN" "$limit" || rc=$?
+    unshare --net -- bash "$ROOT/scripts/vm/in-netns.sh" "$work" "$GUEST" "$BIN" "$limit" "$PROXY_BIN" || rc=$?
     local guest_rc
     if [[ -f $work/job/rc ]]; then
         guest_rc=$(cat "$work/job/rc")
@@ -126,6 +148,8 @@ run_one() {
     show "guest console" "$work/console.log" 150
     show "rnfsd log" "$work/server.log" 150
     show "relay log" "$work/relay.log" 30
+    show "fault proxy events" "$work/faults.log" 40
+    show "fault proxy log" "$work/faultproxy.log" 20
     say "$name: FAIL (status $guest_rc, ${took}s); work folder kept: $work"
     RESULTS+=("FAIL  $name  ${took}s  (status $guest_rc, $work)")
     return 1

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use rnfsd::config::Config;
+use rnfsd::config::{Config, Limits};
 use rnfsd::mountd::exports::{ExportSpec, parse_export_line};
 use rnfsd::server::Server;
 use xdr::nfs3::*;
@@ -29,17 +29,25 @@ pub struct TestServer {
     pub state: tempfile::TempDir,
     /// The exports(5) options, e.g. `rw,insecure,no_root_squash`.
     pub options: String,
+    /// The server's resource limits (worker threads, DRC bounds...).
+    pub limits: Limits,
 }
 
 impl TestServer {
     /// A server exporting a fresh directory with `*(options)`.
     pub fn start(options: &str) -> TestServer {
+        TestServer::with_limits(options, Limits::default())
+    }
+
+    /// A server exporting a fresh directory with `*(options)` under the given limits.
+    pub fn with_limits(options: &str, limits: Limits) -> TestServer {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let export = tempfile::tempdir().unwrap();
         std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let state = tempfile::tempdir().unwrap();
-        let mut ts = TestServer { runtime, server: None, export, state, options: options.to_string() };
+        let mut ts =
+            TestServer { runtime, server: None, export, state, options: options.to_string(), limits };
         ts.boot();
         ts
     }
@@ -55,7 +63,8 @@ impl TestServer {
     }
 
     fn boot(&mut self) {
-        let config = Config::for_tests(vec![self.spec()], self.state.path().to_path_buf());
+        let mut config = Config::for_tests(vec![self.spec()], self.state.path().to_path_buf());
+        config.limits = self.limits.clone();
         let server = self.runtime.block_on(Server::start(config)).expect("server starts");
         self.server = Some(server);
     }
