@@ -38,13 +38,34 @@ pub fn can_switch() -> bool {
 /// Runs `f` with this thread's filesystem identity set to `id`, then restores root. Must run on a
 /// blocking worker thread, never an async executor thread.
 pub fn with_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> io::Result<T> {
-    if !can_switch() || id.is_root_equivalent() {
+    if !can_switch() {
+        return Ok(f());
+    }
+    if id.is_root_equivalent() {
+        at_plain_root()?;
         return Ok(f());
     }
     let guard = IdentityGuard::enter(id)?;
     let out = f();
     drop(guard);
     Ok(out)
+}
+
+thread_local! {
+    /// Whether this thread is known to be at (uid 0, gid 0, no supplementary groups): every
+    /// switch restores that, but a thread that never switched still has the groups the process
+    /// started with.
+    static AT_PLAIN_ROOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Puts a thread that never switched at plain root (once per thread, with the per-thread system
+/// calls; glibc's setgroups would signal every thread of the process).
+fn at_plain_root() -> io::Result<()> {
+    if !AT_PLAIN_ROOT.get() {
+        sys::set_thread_fs_identity(0, 0, &[])?;
+        AT_PLAIN_ROOT.set(true);
+    }
+    Ok(())
 }
 
 /// Restores the thread to root when dropped, even if the operation panicked.
@@ -63,7 +84,9 @@ impl IdentityGuard {
 
 impl Drop for IdentityGuard {
     fn drop(&mut self) {
-        if let Err(e) = sys::set_thread_fs_identity(0, 0, &[]) {
+        let restored = sys::set_thread_fs_identity(0, 0, &[]);
+        AT_PLAIN_ROOT.set(restored.is_ok());
+        if let Err(e) = restored {
             // A thread stuck with a user's identity would run later requests with the wrong
             // permissions; there is no safe way to continue.
             panic!("cannot restore the worker thread's identity to root: {e}");

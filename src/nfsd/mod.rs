@@ -92,18 +92,10 @@ fn run_on(proc_: u32) -> RunOn {
 }
 
 impl NfsService {
-    /// A service over `exports`. Sets the process umask to 0 (the modes clients send are already
-    /// filtered by the client's umask and must be applied exactly) and, as root, clears the
-    /// process's supplementary groups.
+    /// A service over `exports`. Sets the process umask to 0: the modes clients send are already
+    /// filtered by the client's umask and must be applied exactly.
     pub fn new(exports: Arc<Exports>, limits: &Limits) -> io::Result<Self> {
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-        // Worker threads restore (uid 0, gid 0, no groups) after each switch, and root callers
-        // run without switching: start every thread in that same state.
-        // Once per process: glibc applies setgroups to every thread by signalling them all.
-        static CLEAR_GROUPS: std::sync::OnceLock<Result<(), nix::Error>> = std::sync::OnceLock::new();
-        if crate::fs::cred::can_switch() {
-            (*CLEAR_GROUPS.get_or_init(|| nix::unistd::setgroups(&[]))).map_err(io::Error::from)?;
-        }
         Ok(NfsService {
             exports,
             files: OpenFileCache::new(limits.open_files),
