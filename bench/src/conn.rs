@@ -1,0 +1,155 @@
+//! One TCP connection to an RPC server: AUTH_SYS calls with record marking, and a pipelined
+//! engine that keeps a fixed number of calls in flight, each slot choosing its next call from the
+//! reply to its previous one.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use xdr::Xdr;
+use xdr::rpc::{AuthSysParams, CallHeader, OpaqueAuth, record_marker};
+
+pub const NFS: u32 = 100_003;
+pub const MOUNT: u32 = 100_005;
+
+/// A call to make: program, procedure (version 3 for both NFS and MOUNT) and encoded arguments.
+pub struct Call {
+    pub prog: u32,
+    pub proc_: u32,
+    pub args: Bytes,
+}
+
+impl Call {
+    pub fn nfs(proc_: u32, args: &impl Xdr) -> Call {
+        Call { prog: NFS, proc_, args: args.to_bytes() }
+    }
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    cred: OpaqueAuth,
+    next_xid: u32,
+    /// Reused receive buffer: a reply body is copied out only when the caller asks for it.
+    buf: Vec<u8>,
+}
+
+/// Latencies and counts of one pipelined run.
+#[derive(Default)]
+pub struct RunStats {
+    pub calls: u64,
+    pub reply_bytes: u64,
+    pub latencies_us: Vec<u32>,
+}
+
+impl Conn {
+    pub fn connect(addr: SocketAddr, uid: u32, gid: u32) -> io::Result<Conn> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        let cred = AuthSysParams {
+            stamp: 1,
+            machine_name: Bytes::from_static(b"rnfsd-bench"),
+            uid,
+            gid,
+            gids: vec![gid],
+        }
+        .to_opaque_auth();
+        Ok(Conn { stream, cred, next_xid: 0x5eed_0000, buf: vec![0; 2 << 20] })
+    }
+
+    fn send(&mut self, xid: u32, call: &Call) -> io::Result<()> {
+        let header = CallHeader {
+            xid,
+            rpcvers: 2,
+            prog: call.prog,
+            vers: 3,
+            proc_: call.proc_,
+            cred: self.cred.clone(),
+            verf: OpaqueAuth::none(),
+        };
+        let mut msg = BytesMut::with_capacity(128 + call.args.len());
+        msg.extend_from_slice(&[0; 4]);
+        header.encode(&mut msg);
+        msg.extend_from_slice(&call.args);
+        let marker = record_marker(msg.len() - 4, true);
+        msg[..4].copy_from_slice(&marker);
+        self.stream.write_all(&msg)
+    }
+
+    /// Reads one reply record into the buffer; returns (xid, body range) where the body is what
+    /// follows an accepted SUCCESS header.
+    fn receive(&mut self) -> io::Result<(u32, std::ops::Range<usize>)> {
+        let mut marker = [0u8; 4];
+        self.stream.read_exact(&mut marker)?;
+        let word = u32::from_be_bytes(marker);
+        let len = (word & 0x7fff_ffff) as usize;
+        if word & 0x8000_0000 == 0 || len > self.buf.len() || len < 24 {
+            return Err(io::Error::other(format!("unexpected reply record (marker {word:#x})")));
+        }
+        self.stream.read_exact(&mut self.buf[..len])?;
+        let b = &self.buf[..len];
+        let u = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let xid = u(0);
+        if u(4) != 1 || u(8) != 0 {
+            return Err(io::Error::other(format!("xid {xid:#x}: call rejected by the server")));
+        }
+        let verf_len = u(16) as usize;
+        let at = 20 + verf_len.div_ceil(4) * 4;
+        if at + 4 > len || u(at) != 0 {
+            return Err(io::Error::other(format!(
+                "xid {xid:#x}: RPC error (accept status {})",
+                u(at.min(len - 4))
+            )));
+        }
+        Ok((xid, at + 4..len))
+    }
+
+    /// One call, waiting for its reply body.
+    pub fn call(&mut self, call: &Call) -> io::Result<Bytes> {
+        self.next_xid = self.next_xid.wrapping_add(1);
+        let xid = self.next_xid;
+        self.send(xid, call)?;
+        let (got, body) = self.receive()?;
+        if got != xid {
+            return Err(io::Error::other("reply to another call"));
+        }
+        Ok(Bytes::copy_from_slice(&self.buf[body]))
+    }
+
+    /// Keeps `slots` calls in flight. `step(slot, reply)` gives a slot's next call: first with no
+    /// reply, then with the reply body of its previous call (or `None` to retire the slot).
+    /// `keep_body` says whether replies are copied out for `step` (cheap ones are passed empty).
+    pub fn pipeline(
+        &mut self,
+        slots: usize,
+        keep_body: bool,
+        mut step: impl FnMut(usize, Option<&[u8]>) -> io::Result<Option<Call>>,
+    ) -> io::Result<RunStats> {
+        let mut stats = RunStats::default();
+        let mut outstanding: HashMap<u32, (usize, Instant)> = HashMap::with_capacity(slots * 2);
+        for slot in 0..slots {
+            if let Some(call) = step(slot, None)? {
+                self.next_xid = self.next_xid.wrapping_add(1);
+                self.send(self.next_xid, &call)?;
+                outstanding.insert(self.next_xid, (slot, Instant::now()));
+            }
+        }
+        while !outstanding.is_empty() {
+            let (xid, body) = self.receive()?;
+            let Some((slot, sent)) = outstanding.remove(&xid) else {
+                return Err(io::Error::other(format!("reply with unknown xid {xid:#x}")));
+            };
+            stats.calls += 1;
+            stats.reply_bytes += body.len() as u64;
+            stats.latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            let next = if keep_body { step(slot, Some(&self.buf[body]))? } else { step(slot, Some(&[]))? };
+            if let Some(call) = next {
+                self.next_xid = self.next_xid.wrapping_add(1);
+                self.send(self.next_xid, &call)?;
+                outstanding.insert(self.next_xid, (slot, Instant::now()));
+            }
+        }
+        Ok(stats)
+    }
+}
