@@ -171,7 +171,11 @@ impl Connection {
                     drop(permit);
                 });
             }
-            buf.reserve(READ_CHUNK);
+            // A large fragment is read into one allocation instead of a buffer that doubles (and
+            // copies) its way up. The reservation follows the peer's claim only as far as twice
+            // what it has actually sent, so a lying marker costs at most that.
+            let missing = assembler.fragment_missing(&buf).unwrap_or(0);
+            buf.reserve(READ_CHUNK.max(missing.min(2 * buf.len())));
             let read = tokio::select! {
                 biased;
                 _ = self.closing.cancelled() => break,

@@ -326,6 +326,18 @@ impl RecordAssembler {
         RecordAssembler { max_record, partial: BytesMut::new() }
     }
 
+    /// How many more bytes complete the fragment whose marker starts `src`, if a marker is there
+    /// and the fragment is within the cap. A reader may use it to size its next read; it is only a
+    /// claim of the peer's.
+    pub fn fragment_missing(&self, src: &[u8]) -> Option<usize> {
+        let marker = u32::from_be_bytes(src.get(..4)?.try_into().ok()?);
+        let len = (marker & !LAST_FRAGMENT) as usize;
+        if self.partial.len() + len > self.max_record {
+            return None;
+        }
+        Some((4 + len).saturating_sub(src.len()))
+    }
+
     /// Takes the next complete record out of `src`, if one is there. Consumes complete fragments
     /// only; an incomplete fragment stays in `src` until more bytes arrive.
     pub fn next_record(&mut self, src: &mut BytesMut) -> std::result::Result<Option<Bytes>, RecordError> {
