@@ -37,7 +37,7 @@ if [[ -z ${BENCH_IN_NETNS:-} ]]; then
         fi
     fi
     cargo build --release --quiet -p rnfsd -p rnfsd-bench
-    exec unshare --net --mount --propagation private -- env BENCH_IN_NETNS=1 bash "$SELF" \
+    exec env BENCH_SMOKE="${BENCH_SMOKE:-0}" unshare --net --mount --propagation private -- env BENCH_IN_NETNS=1 bash "$SELF" \
         --rounds "$ROUNDS" --only "$ONLY" --servers "$SERVERS" --seconds "$SECONDS_PER"
 fi
 
@@ -107,9 +107,14 @@ CONF
     sleep 2
 }
 
+# BENCH_SMOKE=1 (CI) shrinks every workload: it checks that the client, both servers and the
+# script work and that data reads back right, and measures nothing.
+SIZES=()
+[[ ${BENCH_SMOKE:-0} == 1 ]] && SIZES=(--mib 16 --files 300 --entries 500)
+
 run_client() { # SERVER ROUND
     "$ROOT/target/release/rnfsd-bench" --port 2049 --mount-port 20048 --export "$EXPORT" \
-        --workload "$ONLY" --seconds "$SECONDS_PER" --server-pid "$SERVER_PID" |
+        --workload "$ONLY" --seconds "$SECONDS_PER" --server-pid "$SERVER_PID" "${SIZES[@]}" |
         sed -n "s/^result /server=$1 round=$2 /p" >>"$RESULTS"
 }
 
@@ -117,6 +122,7 @@ echo "bench: $ROUNDS rounds of $ONLY on tmpfs, loopback in a private network nam
 for round in $(seq "$ROUNDS"); do
     for server in ${SERVERS//,/ }; do
         "start_$server" || { echo "bench: $server did not start" >&2; tail -20 "$WORK/$server.log" >&2; exit 1; }
+        set -o pipefail
         run_client "$server" "$round" || { echo "bench: the client failed against $server" >&2; exit 1; }
         stop_server
         echo "bench: round $round $server done"

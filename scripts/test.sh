@@ -60,8 +60,8 @@ if [[ ${SKIP_INTEROP:-0} == 1 ]]; then
     exit 0
 fi
 
-section "cargo build --release -p rnfsd -p rnfsd-faultproxy"
-timeout 1800 cargo build --release -p rnfsd -p rnfsd-faultproxy
+section "cargo build --release -p rnfsd -p rnfsd-faultproxy -p rnfsd-bench"
+timeout 1800 cargo build --release -p rnfsd -p rnfsd-faultproxy -p rnfsd-bench
 
 section "scripts/interop.sh (rpcinfo, showmount, libnfs nfs-cp/nfs-ls)"
 RNFSD_BIN=target/release/rnfsd timeout 1200 bash scripts/interop.sh
@@ -71,6 +71,11 @@ RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
 if [[ -d /dev/shm && -w /dev/shm ]]; then
     section "scripts/conformance.sh again with the exports on tmpfs (memory-backed execution paths)"
     CONFORMANCE_TMP=/dev/shm RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/conformance.sh
+fi
+
+if [[ $(id -u) -eq 0 ]]; then
+    section "scripts/bench.sh smoke run (every workload, tiny sizes, data verified; not a measurement)"
+    BENCH_SMOKE=1 timeout 600 bash scripts/bench.sh --rounds 1 --seconds 0.3
 fi
 
 section "scripts/vm/run-scenario.sh (the Linux kernel NFS client in a qemu guest, tests/kernel)"
