@@ -66,6 +66,34 @@ fn handles_survive_rename_and_restart() {
 }
 
 #[test]
+fn write_and_commit_share_one_verifier_per_lifetime() {
+    let mut ts = TestServer::rw();
+    let (mut tcp, root) = ts.client();
+    let fh = tcp.create_file(&root, "v");
+    let mut udp = Client::udp(ts.udp_addr());
+    let mut seen = std::collections::HashSet::new();
+    for (i, stable) in [stable_how::UNSTABLE, stable_how::DATA_SYNC, stable_how::FILE_SYNC]
+        .into_iter()
+        .cycle()
+        .take(12)
+        .enumerate()
+    {
+        let c = if i % 2 == 0 { &mut tcp } else { &mut udp };
+        let w = c.write(&fh, i as u64 * 10, b"0123456789", stable).ok().expect("WRITE");
+        seen.insert(w.verf);
+        let commit: COMMIT3res = c.nfs(procs::COMMIT, &COMMIT3args { file: fh.clone(), offset: 0, count: 0 });
+        seen.insert(commit.ok().expect("COMMIT").verf);
+    }
+    assert_eq!(seen.len(), 1, "WRITE and COMMIT over TCP and UDP must return one verifier: {seen:?}");
+    let before = *seen.iter().next().unwrap();
+    drop((tcp, udp));
+    ts.restart();
+    let mut c = Client::tcp(ts.addr());
+    let after = c.write(&fh, 0, b"x", stable_how::UNSTABLE).ok().expect("WRITE after restart").verf;
+    assert_ne!(after, before, "a new lifetime has a new verifier, so clients resend uncommitted data");
+}
+
+#[test]
 fn exclusive_create_verifier_survives_restart() {
     let mut ts = TestServer::rw();
     let (mut c, root) = ts.client();
