@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of rnfsd: formatting, lints, the Rust test suites, then a release build and the
 # interoperability checks with real NFS clients (scripts/interop.sh), the conformance suite
-# (scripts/conformance.sh) and the kernel-client scenarios in a qemu guest (scripts/vm). Installs the Debian packages
-# those clients come from when they are missing and this runs as root with apt.
+# (scripts/conformance.sh), as root a bench smoke run and the writeback-error checks
+# (scripts/writeback-faults.sh), and the kernel-client scenarios in a qemu guest (scripts/vm).
+# Installs the Debian packages those clients and tools come from when they are missing and this
+# runs as root with apt.
 #
 # Environment:
 #   SKIP_INTEROP=1   stop after `cargo test` (no release build, no real clients)
@@ -23,7 +25,7 @@ cargo --version
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
 
-CLIENT_TOOLS=(rpcinfo showmount nfs-cp nfs-ls)
+CLIENT_TOOLS=(rpcinfo showmount nfs-cp nfs-ls strace mkfs.ext4)
 missing_tools() {
     local t
     for t in "${CLIENT_TOOLS[@]}"; do
@@ -32,14 +34,14 @@ missing_tools() {
 }
 
 if [[ ${SKIP_INTEROP:-0} != 1 ]]; then
-    section "NFS client tools (nfs-common, libnfs-utils)"
+    section "NFS client tools (nfs-common, libnfs-utils) and test tools (strace, e2fsprogs)"
     if [[ -n $(missing_tools) ]]; then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
             export DEBIAN_FRONTEND=noninteractive
             timeout 600 apt-get update -q
-            timeout 900 apt-get install -y -q --no-install-recommends nfs-common libnfs-utils rpcbind
+            timeout 900 apt-get install -y -q --no-install-recommends nfs-common libnfs-utils rpcbind strace e2fsprogs
         else
-            die "missing $(missing_tools | tr '\n' ' '): install nfs-common and libnfs-utils (needs root and apt), or run with SKIP_INTEROP=1"
+            die "missing $(missing_tools | tr '\n' ' '): install nfs-common, libnfs-utils, strace and e2fsprogs (needs root and apt), or run with SKIP_INTEROP=1"
         fi
     fi
     [[ -z $(missing_tools) ]] || die "still missing after install: $(missing_tools | tr '\n' ' ')"
@@ -76,6 +78,8 @@ fi
 if [[ $(id -u) -eq 0 ]]; then
     section "scripts/bench.sh smoke run (every workload, tiny sizes, data verified; not a measurement)"
     BENCH_SMOKE=1 timeout 600 bash scripts/bench.sh --rounds 1 --seconds 0.3
+    section "scripts/writeback-faults.sh (sync calls per stability; COMMIT and stable WRITEs on a failing device)"
+    RNFSD_BIN=target/release/rnfsd timeout 600 bash scripts/writeback-faults.sh
 fi
 
 section "scripts/vm/run-scenario.sh (the Linux kernel NFS client in a qemu guest, tests/kernel)"

@@ -196,3 +196,36 @@ fn traffic_is_logged_per_call_and_reply_with_procedure_names() {
         ]
     );
 }
+
+#[test]
+fn traffic_log_shows_write_ranges_stability_and_verifiers() {
+    let ts = TestServer::rw();
+    let proxy = start(&ts);
+    let (mut direct, root) = ts.client();
+    let fh = direct.create_file(&root, "f");
+    let mut c = Client::tcp(proxy.addr());
+    let w = c.write(&fh, 8192, b"0123456789", stable_how::UNSTABLE).ok().expect("WRITE");
+    let commit: COMMIT3res = c.nfs(procs::COMMIT, &COMMIT3args { file: fh.clone(), offset: 4096, count: 0 });
+    let commit = commit.ok().expect("COMMIT");
+    assert_eq!(w.verf, commit.verf);
+    let verf: String = w.verf.iter().map(|b| format!("{b:02x}")).collect();
+    // Strip the xids, which the client picks at random.
+    let lines: Vec<String> = proxy
+        .events()
+        .iter()
+        .map(|e| {
+            let line = e.to_string();
+            let (_, rest) = line.split_once(" prog=").unwrap();
+            rest.to_owned()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "100003 proc=WRITE call offset=8192 count=10 stable=UNSTABLE".to_owned(),
+            format!("100003 proc=WRITE reply count=10 committed=UNSTABLE verf={verf}"),
+            "100003 proc=COMMIT call offset=4096 count=0".to_owned(),
+            format!("100003 proc=COMMIT reply verf={verf}"),
+        ]
+    );
+}

@@ -28,6 +28,56 @@ impl fmt::Display for CallId {
     }
 }
 
+/// What the traffic log adds to a call or reply line for the procedures whose effect on data a
+/// test may want to follow: NFSv3 WRITE and COMMIT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    #[default]
+    None,
+    /// A WRITE call: its range and the stability asked for (`stable_how`).
+    Write { offset: u64, count: u32, stable: u32 },
+    /// A COMMIT call: its range (`count` 0 means to the end of the file).
+    Commit { offset: u64, count: u32 },
+    /// A successful WRITE reply: bytes written, the stability granted and the write verifier.
+    WriteDone { count: u32, committed: u32, verf: [u8; 8] },
+    /// A successful COMMIT reply: the write verifier.
+    CommitDone { verf: [u8; 8] },
+    /// A WRITE or COMMIT reply with an error status (`nfsstat3`).
+    Failed { status: u32 },
+}
+
+fn stable_name(stable: u32) -> &'static str {
+    match stable {
+        0 => "UNSTABLE",
+        1 => "DATA_SYNC",
+        2 => "FILE_SYNC",
+        _ => "?",
+    }
+}
+
+fn write_verf(f: &mut fmt::Formatter<'_>, verf: &[u8; 8]) -> fmt::Result {
+    f.write_str(" verf=")?;
+    verf.iter().try_for_each(|b| write!(f, "{b:02x}"))
+}
+
+impl fmt::Display for Detail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Detail::None => Ok(()),
+            Detail::Write { offset, count, stable } => {
+                write!(f, " offset={offset} count={count} stable={}", stable_name(stable))
+            }
+            Detail::Commit { offset, count } => write!(f, " offset={offset} count={count}"),
+            Detail::WriteDone { count, committed, verf } => {
+                write!(f, " count={count} committed={}", stable_name(committed))?;
+                write_verf(f, &verf)
+            }
+            Detail::CommitDone { verf } => write_verf(f, &verf),
+            Detail::Failed { status } => write!(f, " status={status}"),
+        }
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -49,6 +99,8 @@ pub struct Event {
     pub conn: u64,
     pub call: CallId,
     pub kind: EventKind,
+    /// For traffic lines of WRITE and COMMIT: their arguments or results.
+    pub detail: Detail,
 }
 
 impl Event {
@@ -65,8 +117,8 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "conn={} {}", self.conn, self.call)?;
         match self.kind {
-            EventKind::Call => f.write_str(" call"),
-            EventKind::Reply => f.write_str(" reply"),
+            EventKind::Call => write!(f, " call{}", self.detail),
+            EventKind::Reply => write!(f, " reply{}", self.detail),
             EventKind::UnmatchedReply => f.write_str(" reply-without-call"),
             EventKind::Fired(a) => write!(f, " action={}", a.name()),
         }
@@ -108,6 +160,32 @@ impl EventLog {
         self.inner.events.lock().unwrap_or_else(|e| e.into_inner()).push(event);
     }
 
+    /// Records a call forwarded upstream, with its WRITE or COMMIT arguments when traffic is
+    /// logged.
+    pub fn call_passed(&self, conn: u64, call: CallId, record: &bytes::Bytes) {
+        if self.inner.traffic {
+            self.record(Event {
+                conn,
+                call,
+                kind: EventKind::Call,
+                detail: crate::wire::call_detail(record, &call),
+            });
+        }
+    }
+
+    /// Records a reply forwarded to the client, with its WRITE or COMMIT results when traffic is
+    /// logged.
+    pub fn reply_passed(&self, conn: u64, call: CallId, record: &[u8]) {
+        if self.inner.traffic {
+            self.record(Event {
+                conn,
+                call,
+                kind: EventKind::Reply,
+                detail: crate::wire::reply_detail(record, &call),
+            });
+        }
+    }
+
     /// Every event so far, oldest first.
     pub fn snapshot(&self) -> Vec<Event> {
         self.inner.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -136,10 +214,20 @@ mod tests {
         let out = Shared::default();
         let log = EventLog::new(Some(Box::new(out.clone())), false);
         let call = CallId { xid: 0x5e1a0c07, prog: 100003, vers: 3, proc_: 12 };
-        log.record(Event { conn: 2, call, kind: EventKind::Call });
-        log.record(Event { conn: 2, call, kind: EventKind::Fired(Action::DropReplyClose) });
+        log.record(Event { conn: 2, call, kind: EventKind::Call, detail: Detail::None });
+        log.record(Event {
+            conn: 2,
+            call,
+            kind: EventKind::Fired(Action::DropReplyClose),
+            detail: Detail::None,
+        });
         let mount = CallId { xid: 1, prog: 100005, vers: 3, proc_: 1 };
-        log.record(Event { conn: 3, call: mount, kind: EventKind::Fired(Action::DropReply) });
+        log.record(Event {
+            conn: 3,
+            call: mount,
+            kind: EventKind::Fired(Action::DropReply),
+            detail: Detail::None,
+        });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
             text,
@@ -155,8 +243,8 @@ mod tests {
     fn traffic_logging_keeps_calls_and_replies() {
         let log = EventLog::new(None, true);
         let call = CallId { xid: 9, prog: 100003, vers: 3, proc_: 0 };
-        log.record(Event { conn: 1, call, kind: EventKind::Call });
-        log.record(Event { conn: 1, call, kind: EventKind::Reply });
+        log.record(Event { conn: 1, call, kind: EventKind::Call, detail: Detail::None });
+        log.record(Event { conn: 1, call, kind: EventKind::Reply, detail: Detail::None });
         let kinds: Vec<_> = log.snapshot().iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Call, EventKind::Reply]);
         assert_eq!(log.snapshot()[1].to_string(), "conn=1 xid=0x00000009 prog=100003 proc=NULL reply");

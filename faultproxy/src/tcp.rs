@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use xdr::rpc::RecordAssembler;
 
 use crate::Shared;
-use crate::event::{CallId, Event, EventKind};
+use crate::event::{CallId, Detail, Event, EventKind};
 use crate::rule::Action;
 use crate::wire::{Pending, ReplyPlan, call_id, frame, reply_xid};
 
@@ -137,7 +137,7 @@ async fn carry_calls(
     let mut buf = BytesMut::new();
     // A call held by a reorder rule, sent after the next call.
     let mut held: Option<(Bytes, CallId)> = None;
-    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind });
+    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind, detail: Detail::None });
     let expect = |call: CallId, plan| pending.lock().unwrap_or_else(|e| e.into_inner()).expect(call, plan);
     loop {
         let record = match next_record(&mut rx, &mut asm, &mut buf).await {
@@ -179,7 +179,7 @@ async fn carry_calls(
         if action == Some(Action::DuplicateCall) {
             expect(call, ReplyPlan::SwallowDuplicate);
         }
-        log(call, EventKind::Call);
+        shared.log.call_passed(conn, call, &record);
         if let Err(end) = send(&mut tx, &record).await {
             return end;
         }
@@ -217,7 +217,7 @@ async fn carry_replies(
 ) -> End {
     let mut asm = RecordAssembler::new(MAX_RECORD);
     let mut buf = BytesMut::new();
-    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind });
+    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind, detail: Detail::None });
     loop {
         let record = match next_record(&mut rx, &mut asm, &mut buf).await {
             Ok(r) => r,
@@ -227,7 +227,7 @@ async fn carry_replies(
         let answered = xid.and_then(|x| pending.lock().unwrap_or_else(|e| e.into_inner()).answer(x));
         match answered {
             None => log(CallId { xid: xid.unwrap_or(0), ..CallId::default() }, EventKind::UnmatchedReply),
-            Some((call, ReplyPlan::Forward)) => log(call, EventKind::Reply),
+            Some((call, ReplyPlan::Forward)) => shared.log.reply_passed(conn, call, &record),
             Some((call, ReplyPlan::Swallow(a))) => {
                 log(call, EventKind::Fired(a));
                 if a == Action::DropReplyClose {
@@ -239,7 +239,7 @@ async fn carry_replies(
             Some((call, ReplyPlan::Delay(d))) => {
                 log(call, EventKind::Fired(Action::DelayReply(d)));
                 tokio::time::sleep(d).await;
-                log(call, EventKind::Reply);
+                shared.log.reply_passed(conn, call, &record);
             }
         }
         if let Err(end) = send(&mut tx, &record).await {

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::Shared;
-use crate::event::{CallId, Event, EventKind};
+use crate::event::{CallId, Detail, Event, EventKind};
 use crate::rule::Action;
 use crate::wire::{Pending, ReplyPlan, call_id, reply_xid};
 
@@ -85,7 +85,7 @@ async fn on_datagram(
         up.send(&datagram).await?;
         return Ok(());
     };
-    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind });
+    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind, detail: Detail::None });
     let expect = |call: CallId, plan| pending.lock().unwrap_or_else(|e| e.into_inner()).expect(call, plan);
     let mut action = shared.on_call(call.prog, call.proc_);
     let held = routes.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&client).and_then(|r| r.held.take());
@@ -116,7 +116,7 @@ async fn on_datagram(
     if action == Some(Action::DuplicateCall) {
         expect(call, ReplyPlan::SwallowDuplicate);
     }
-    log(call, EventKind::Call);
+    shared.log.call_passed(conn, call, &datagram);
     up.send(&datagram).await?;
     match action {
         Some(a @ Action::DuplicateCall) => {
@@ -189,7 +189,7 @@ async fn carry_replies(
     pending: Arc<Mutex<Pending>>,
     routes: Routes,
 ) {
-    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind });
+    let log = |call: CallId, kind| shared.log.record(Event { conn, call, kind, detail: Detail::None });
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let n = match up.recv(&mut buf).await {
@@ -202,7 +202,7 @@ async fn carry_replies(
         let answered = xid.and_then(|x| pending.lock().unwrap_or_else(|e| e.into_inner()).answer(x));
         match answered {
             None => log(CallId { xid: xid.unwrap_or(0), ..CallId::default() }, EventKind::UnmatchedReply),
-            Some((call, ReplyPlan::Forward)) => log(call, EventKind::Reply),
+            Some((call, ReplyPlan::Forward)) => shared.log.reply_passed(conn, call, reply),
             Some((call, ReplyPlan::Swallow(a))) => {
                 log(call, EventKind::Fired(a));
                 if a == Action::DropReplyClose {
@@ -221,11 +221,10 @@ async fn carry_replies(
                 log(call, EventKind::Fired(Action::DelayReply(d)));
                 let socket = socket.clone();
                 let reply = reply.to_vec();
-                let log_reply = Event { conn, call, kind: EventKind::Reply };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(d).await;
-                    shared.log.record(log_reply);
+                    shared.log.reply_passed(conn, call, &reply);
                     let _ = socket.send_to(&reply, client).await;
                 });
                 continue;

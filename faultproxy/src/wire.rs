@@ -1,16 +1,18 @@
 //! The little the proxy reads of RPC traffic: a call's identity from its header, a reply's xid,
-//! record marking for what it writes, and the table of calls awaiting their replies, which says
-//! what to do with each reply (forward, swallow, delay).
+//! the arguments and results of NFSv3 WRITE and COMMIT (offsets, stability, write verifiers, for
+//! the traffic log), record marking for what it writes, and the table of calls awaiting their
+//! replies, which says what to do with each reply (forward, swallow, delay).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use xdr::rpc::{CallHeader, MSG_REPLY, record_marker};
+use xdr::nfs3::{COMMIT3args, COMMIT3res, Nfs3Result, WRITE3args, WRITE3res, procs};
+use xdr::rpc::{AcceptedStatus, CallHeader, MSG_REPLY, ReplyBody, ReplyHeader, record_marker};
 use xdr::{Reader, Xdr};
 
-use crate::event::CallId;
-use crate::rule::Action;
+use crate::event::{CallId, Detail};
+use crate::rule::{Action, NFS_PROGRAM};
 
 /// The identity of a call record, or `None` when the record is not a decodable call.
 pub fn call_id(record: &Bytes) -> Option<CallId> {
@@ -25,6 +27,56 @@ pub fn reply_xid(record: &[u8]) -> Option<u32> {
     }
     let mtype = u32::from_be_bytes([record[4], record[5], record[6], record[7]]);
     (mtype == MSG_REPLY).then(|| u32::from_be_bytes([record[0], record[1], record[2], record[3]]))
+}
+
+/// What the traffic log tells of a call besides its identity: the range and stability of an NFSv3
+/// WRITE, the range of a COMMIT.
+pub fn call_detail(record: &Bytes, call: &CallId) -> Detail {
+    if call.prog != NFS_PROGRAM || call.vers != 3 || !matches!(call.proc_, procs::WRITE | procs::COMMIT) {
+        return Detail::None;
+    }
+    let mut r = Reader::new(record.clone());
+    if CallHeader::decode(&mut r).is_err() {
+        return Detail::None;
+    }
+    if call.proc_ == procs::WRITE {
+        WRITE3args::decode(&mut r)
+            .map(|a| Detail::Write { offset: a.offset, count: a.count, stable: a.stable as u32 })
+            .unwrap_or(Detail::None)
+    } else {
+        COMMIT3args::decode(&mut r)
+            .map(|a| Detail::Commit { offset: a.offset, count: a.count })
+            .unwrap_or(Detail::None)
+    }
+}
+
+/// What the traffic log tells of a reply to `call`: for NFSv3 WRITE and COMMIT, the stability
+/// granted and the write verifier, or the error status.
+pub fn reply_detail(record: &[u8], call: &CallId) -> Detail {
+    if call.prog != NFS_PROGRAM || call.vers != 3 || !matches!(call.proc_, procs::WRITE | procs::COMMIT) {
+        return Detail::None;
+    }
+    // Replies to WRITE and COMMIT are small: copying one costs less than threading `Bytes` through.
+    let mut r = Reader::new(Bytes::copy_from_slice(record));
+    match ReplyHeader::decode(&mut r) {
+        Ok(ReplyHeader { body: ReplyBody::Accepted { status: AcceptedStatus::Success, .. }, .. }) => {}
+        _ => return Detail::None,
+    }
+    if call.proc_ == procs::WRITE {
+        match WRITE3res::decode(&mut r) {
+            Ok(Nfs3Result::Ok(ok)) => {
+                Detail::WriteDone { count: ok.count, committed: ok.committed as u32, verf: ok.verf }
+            }
+            Ok(Nfs3Result::Err(status, _)) => Detail::Failed { status: status as u32 },
+            Err(_) => Detail::None,
+        }
+    } else {
+        match COMMIT3res::decode(&mut r) {
+            Ok(Nfs3Result::Ok(ok)) => Detail::CommitDone { verf: ok.verf },
+            Ok(Nfs3Result::Err(status, _)) => Detail::Failed { status: status as u32 },
+            Err(_) => Detail::None,
+        }
+    }
 }
 
 /// A record as one last fragment, ready for a TCP stream (RFC 5531 §11).
