@@ -12,7 +12,7 @@ set -euo pipefail
 SELF=$(readlink -f "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
-ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus SERVERS=rnfsd,ganesha SECONDS_PER=3
+ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients SERVERS=rnfsd,ganesha SECONDS_PER=3
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -110,7 +110,7 @@ CONF
 # BENCH_SMOKE=1 (CI) shrinks every workload: it checks that the client, both servers and the
 # script work and that data reads back right, and measures nothing.
 SIZES=()
-[[ ${BENCH_SMOKE:-0} == 1 ]] && SIZES=(--mib 16 --files 300 --entries 500)
+[[ ${BENCH_SMOKE:-0} == 1 ]] && SIZES=(--mib 16 --files 300 --entries 500 --tree-dirs 3 --tree-files 20 --clients 20)
 
 run_client() { # SERVER ROUND
     "$ROOT/target/release/rnfsd-bench" --port 2049 --mount-port 20048 --export "$EXPORT" \
@@ -160,6 +160,8 @@ table = [
     ("getattr", "ops_per_s", "ops/s", True, ">= 2 x ganesha"),
     ("lookup", "ops_per_s", "ops/s", True, ">= 2 x ganesha"),
     ("readdirplus", "listing_ms", "ms/listing", False, "<= 0.5 x ganesha"),
+    ("tree", "ops_per_s", "ops/s", True, "> 1 x ganesha"),
+    ("clients", "ops_per_s", "ops/s", True, "> 1 x ganesha"),
 ]
 def cell(v):
     if not v: return "-"
@@ -178,4 +180,13 @@ for wl, key, unit, _, target in table:
         t = statistics.median(vals("tcp", "read", "mib_per_s")); ref = "tcp %.0f MiB/s; rnfsd/tcp %.2f" % (t, statistics.median(r) / t if r else 0)
     cpu = lambda s: "%.2f" % statistics.median(vals(s, wl, "server_cpu_s")) if vals(s, wl, "server_cpu_s") else "-"
     print(f"| {wl} | {unit} | {cell(r)} | {cell(g)} | {ratio} | {ref} | {cpu('rnfsd')} | {cpu('ganesha')} | {target} |")
+# Memory: each server's resident set after the workload and its peak so far (a fresh server per
+# round runs the workloads in order, so the peak accumulates along the list).
+print()
+print("| after workload | rnfsd RSS MiB | rnfsd peak MiB | ganesha RSS MiB | ganesha peak MiB |")
+print("|---|---|---|---|---|")
+for wl, *_ in table:
+    m = lambda s, k: "%.1f" % (statistics.median(vals(s, wl, k)) / 1024) if vals(s, wl, k) else "-"
+    if vals("rnfsd", wl, "server_rss_kib") or vals("ganesha", wl, "server_rss_kib"):
+        print(f"| {wl} | {m('rnfsd', 'server_rss_kib')} | {m('rnfsd', 'server_hwm_kib')} | {m('ganesha', 'server_rss_kib')} | {m('ganesha', 'server_hwm_kib')} |")
 PY

@@ -45,6 +45,11 @@ pub struct RunStats {
 
 impl Conn {
     pub fn connect(addr: SocketAddr, uid: u32, gid: u32) -> io::Result<Conn> {
+        Self::connect_with_buffer(addr, uid, gid, 2 << 20)
+    }
+
+    /// A connection whose replies are at most `buffer` bytes (small, for many connections).
+    pub fn connect_with_buffer(addr: SocketAddr, uid: u32, gid: u32, buffer: usize) -> io::Result<Conn> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         let cred = AuthSysParams {
@@ -55,7 +60,7 @@ impl Conn {
             gids: vec![gid],
         }
         .to_opaque_auth();
-        Ok(Conn { stream, cred, next_xid: 0x5eed_0000, buf: vec![0; 2 << 20] })
+        Ok(Conn { stream, cred, next_xid: 0x5eed_0000, buf: vec![0; buffer] })
     }
 
     fn send(&mut self, xid: u32, call: &Call) -> io::Result<()> {

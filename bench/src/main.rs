@@ -2,7 +2,9 @@
 //! table and reports throughput, latency percentiles and the server's CPU time. It works against
 //! any NFSv3 server (rnfsd, nfs-ganesha, knfsd) and verifies the data it reads.
 
+mod clients;
 mod conn;
+mod tree;
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "write,read,randread,create,getattr,lookup,readdirplus"
+        default_value = "write,read,randread,create,getattr,lookup,readdirplus,tree,clients"
     )]
     workload: Vec<Workload>,
     /// Calls in flight (default: the workload's).
@@ -47,9 +49,18 @@ struct Args {
     /// 1 MiB transfers of the write and read workloads.
     #[arg(long, default_value_t = 1024)]
     mib: u64,
-    /// Files of the create workload.
+    /// Files of the create and clients workloads.
     #[arg(long, default_value_t = 10_000)]
     files: u64,
+    /// Directories of the tree workload.
+    #[arg(long, default_value_t = 20)]
+    tree_dirs: usize,
+    /// Files per directory of the tree workload.
+    #[arg(long, default_value_t = 50)]
+    tree_files: usize,
+    /// Connections of the clients workload.
+    #[arg(long, default_value_t = 100)]
+    clients: usize,
     /// Entries of the readdirplus directory.
     #[arg(long, default_value_t = 10_000)]
     entries: u64,
@@ -72,6 +83,10 @@ enum Workload {
     Getattr,
     Lookup,
     Readdirplus,
+    /// A source tree: LOOKUP, GETATTR, some ACCESS + READ, some READDIRPLUS.
+    Tree,
+    /// Many connections (`--clients`), each with LOOKUP + GETATTR over `--files` files.
+    Clients,
 }
 
 /// What a workload measured.
@@ -133,16 +148,18 @@ fn run(args: Args) -> io::Result<()> {
             Workload::Getattr => getattr(&mut c, &dir, args),
             Workload::Lookup => lookup(&mut c, &dir, args),
             Workload::Readdirplus => readdirplus(&mut c, &dir, args),
+            Workload::Tree => tree::tree(&mut c, &dir, args),
+            Workload::Clients => clients::clients(nfs_addr, &mut c, &dir, args),
         }
         .map_err(|e| io::Error::other(format!("{w:?}: {e}")))?;
         let cpu = cpu_seconds(&args.server_pid).zip(cpu0).map(|(a, b)| a - b);
-        report(w, &out, cpu);
+        report(w, &out, cpu, memory_kib(&args.server_pid));
     }
     remove_tree(&mut c, &root, SCRATCH)?;
     Ok(())
 }
 
-fn report(w: Workload, o: &Outcome, cpu: Option<f64>) {
+fn report(w: Workload, o: &Outcome, cpu: Option<f64>, memory: Option<(u64, u64)>) {
     let mut lat = o.stats.latencies_us.clone();
     lat.sort_unstable();
     let pct = |p: f64| {
@@ -153,8 +170,10 @@ fn report(w: Workload, o: &Outcome, cpu: Option<f64>) {
     let ops = o.ops as f64 / o.secs;
     let cpu_s = cpu.map_or("-".to_string(), |c| format!("{c:.2}"));
     let listing = o.listing_ms.map_or(String::new(), |m| format!(" listing_ms={m:.2}"));
+    let rss =
+        memory.map_or(String::new(), |(rss, hwm)| format!(" server_rss_kib={rss} server_hwm_kib={hwm}"));
     println!(
-        "result workload={name} ops={} secs={:.3} ops_per_s={ops:.0} mib_per_s={mibs:.1} p50_us={} p99_us={} server_cpu_s={cpu_s}{listing}",
+        "result workload={name} ops={} secs={:.3} ops_per_s={ops:.0} mib_per_s={mibs:.1} p50_us={} p99_us={} server_cpu_s={cpu_s}{listing}{rss}",
         o.ops,
         o.secs,
         pct(0.50),
@@ -176,6 +195,17 @@ fn cpu_seconds(pids: &[u32]) -> Option<f64> {
         ticks += f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     }
     Some(ticks as f64 / 100.0)
+}
+
+/// Resident and peak resident KiB (VmRSS, VmHWM) of the first pid, from /proc/PID/status.
+fn memory_kib(pids: &[u32]) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pids.first()?)).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }
 
 fn mount(addr: SocketAddr, export: &str, uid: u32, gid: u32) -> io::Result<nfs_fh3> {
