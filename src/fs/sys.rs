@@ -1,5 +1,6 @@
 //! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
-//! `statx`, per-thread credentials, `getdents64`, `faccessat2` and `sync_file_range`. This is the
+//! `statx`, per-thread credentials, `getdents64`, `faccessat2` and `sync_file_range` (plus glibc's
+//! `mallopt`, the one libc tuning call). This is the
 //! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -7,6 +8,31 @@
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// Tunes glibc's allocator for a server that moves 1 MiB buffers between threads: at most `arenas`
+/// arenas, and 16 MiB kept free at the top of each heap instead of being handed back and faulted
+/// in again. glibc otherwise gives threads that allocate at the same time arenas of their own (up
+/// to 8 per core) and keeps what is freed in each: after a burst of large READs rnfsd held 80-130
+/// MiB. Measured on READ of 1 MiB, 16 in flight: 2 arenas alone held 12-20 MiB but read about 10%
+/// slower (the heap top was trimmed and faulted in again); with the 16 MiB pad it holds about 36
+/// MiB at full speed. Settings the operator gave (`MALLOC_ARENA_MAX`, `MALLOC_TOP_PAD_`) are kept.
+/// Call it before any thread starts. Other C libraries (musl) have no arenas; there it does
+/// nothing.
+pub fn tune_malloc(arenas: usize) {
+    #[cfg(target_env = "gnu")]
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only sets a tunable of the allocator; a bad value is rejected.
+            unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas.clamp(1, 64) as libc::c_int) };
+        }
+        if std::env::var_os("MALLOC_TOP_PAD_").is_none() {
+            // SAFETY: as above.
+            unsafe { libc::mallopt(libc::M_TOP_PAD, 16 << 20) };
+        }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = arenas;
+}
 
 /// Turns a `-1` return into the thread's `errno`.
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
