@@ -95,8 +95,8 @@ fn load_exports(args: &ServeArgs) -> Result<Vec<ExportSpec>, String> {
 }
 
 fn main() -> ExitCode {
-    // One arena per core bounds the memory freed buffers leave behind (see the function).
-    rnfsd::fs::sys::tune_malloc(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
+    // Two arenas per core bound the memory freed buffers leave behind (see the function).
+    rnfsd::fs::sys::tune_malloc(2 * std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
     let default_level = match args.verbose {

@@ -12,12 +12,13 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 /// Tunes glibc's allocator for a server that moves 1 MiB buffers between threads: at most `arenas`
 /// arenas, and 16 MiB kept free at the top of each heap instead of being handed back and faulted
 /// in again. glibc otherwise gives threads that allocate at the same time arenas of their own (up
-/// to 8 per core) and keeps what is freed in each: after a burst of large READs rnfsd held 80-130
-/// MiB. Measured on READ of 1 MiB, 16 in flight: 2 arenas alone held 12-20 MiB but read about 10%
-/// slower (the heap top was trimmed and faulted in again); with the 16 MiB pad it holds about 36
-/// MiB at full speed. Settings the operator gave (`MALLOC_ARENA_MAX`, `MALLOC_TOP_PAD_`) are kept.
-/// Call it before any thread starts. Other C libraries (musl) have no arenas; there it does
-/// nothing.
+/// to 8 per core) and keeps what is freed in each: after a burst of large READs and a CREATE run
+/// rnfsd held 160-190 MiB. Measured on 2 cores (write, read, randread, create, readdirplus in
+/// turn): 2 arenas held 47 MiB but READDIRPLUS, whose helper thread then shares an arena with its
+/// caller, slowed from 21-25 to 28-29 ms per listing; 4 arenas hold 65-72 MiB at full speed;
+/// without the pad READs ran about 10% slower (the heap top was trimmed and faulted in again).
+/// Settings the operator gave (`MALLOC_ARENA_MAX`, `MALLOC_TOP_PAD_`) are kept. Call it before
+/// any thread starts. Other C libraries (musl) have no arenas; there it does nothing.
 pub fn tune_malloc(arenas: usize) {
     #[cfg(target_env = "gnu")]
     {
