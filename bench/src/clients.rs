@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use xdr::nfs3::*;
 
 use crate::conn::{Call, Conn, RunStats};
-use crate::{Outcome, Setup, decode, dirop, err, fresh_dir};
+use crate::{Outcome, Setup, created_handle, decode, dirop, fresh_dir};
 
 const PER_DIR: u64 = 1000;
 
@@ -32,10 +32,8 @@ fn lay_out(c: &mut Conn, top: &nfs_fh3, files: u64) -> io::Result<(Vec<nfs_fh3>,
     let mut next = 0u64;
     c.pipeline(64, true, |slot, reply| {
         if let Some(body) = reply {
-            let res: CREATE3res = decode("CREATE", body)?;
-            let status = res.status();
-            let fh = res.ok().and_then(|ok| ok.obj).ok_or_else(|| err("CREATE", status))?;
-            handles[in_flight[slot] as usize] = Some(fh);
+            let i = in_flight[slot];
+            handles[i as usize] = Some(created_handle(body, &file_name(i))?);
         }
         if next == files {
             return Ok(None);

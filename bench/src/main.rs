@@ -289,6 +289,21 @@ fn fresh_dir(c: &mut Conn, dir: &nfs_fh3, n: &str) -> io::Result<nfs_fh3> {
     res.ok().and_then(|ok| ok.obj).ok_or_else(|| err(&format!("MKDIR {n}"), status))
 }
 
+/// The handle a CREATE reply carries; `what` names the file in the error.
+fn created_handle(body: &[u8], what: &str) -> io::Result<nfs_fh3> {
+    let res: CREATE3res = decode("CREATE", body)?;
+    let status = res.status();
+    res.ok().and_then(|ok| ok.obj).ok_or_else(|| err(&format!("CREATE {what}"), status))
+}
+
+/// A xorshift64 step: cheap pseudo-random picks that repeat from run to run.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 fn create_file(c: &mut Conn, dir: &nfs_fh3, n: &str) -> io::Result<nfs_fh3> {
     let args = CREATE3args {
         where_: dirop(dir, n),
@@ -463,10 +478,7 @@ fn randread(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        offsets[slot] = (rng % blocks) * 4096;
+        offsets[slot] = (xorshift(&mut rng) % blocks) * 4096;
         Ok(Some(Call::nfs(procs::READ, &READ3args { file: fh.clone(), offset: offsets[slot], count: 4096 })))
     })?;
     Ok(Outcome { ops: stats.calls, secs: t.elapsed().as_secs_f64(), bytes, stats, listing_ms: None })
@@ -485,10 +497,7 @@ fn create(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         let (file, stage) = state[slot];
         let call = match reply {
             Some(body) if stage == 0 => {
-                let res: CREATE3res = decode("CREATE", body)?;
-                let status = res.status();
-                let fh =
-                    res.ok().and_then(|ok| ok.obj).ok_or_else(|| err(&format!("CREATE f{file}"), status))?;
+                let fh = created_handle(body, &format!("f{file}"))?;
                 state[slot].1 = 1;
                 let args = SETATTR3args {
                     object: fh,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use xdr::nfs3::*;
 
 use crate::conn::{Call, Conn};
-use crate::{MIB, Outcome, Pattern, Setup, decode, dirop, err, fresh_dir};
+use crate::{MIB, Outcome, Pattern, Setup, created_handle, decode, dirop, err, fresh_dir, xorshift};
 
 /// One file of the tree.
 struct TreeFile {
@@ -54,9 +54,7 @@ fn lay_out(c: &mut Conn, top: &nfs_fh3, a: &Setup) -> io::Result<(Vec<nfs_fh3>, 
         let (k, wrote) = state[slot];
         if let Some(body) = reply {
             if !wrote {
-                let res: CREATE3res = decode("CREATE", body)?;
-                let status = res.status();
-                let fh = res.ok().and_then(|ok| ok.obj).ok_or_else(|| err("CREATE in the tree", status))?;
+                let fh = created_handle(body, &format!("src{k:05}.c"))?;
                 let (size, base) = (file_size(k), file_base(k));
                 let args = WRITE3args {
                     file: fh.clone(),
@@ -102,12 +100,7 @@ pub fn tree(c: &mut Conn, top: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
     // Per slot: the file (or directory, for a listing) and the stage of the call in flight.
     let mut state = vec![(0usize, Stage::Lookup); slots];
     let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut next_random = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next_random = move || xorshift(&mut rng);
     let mut bytes = 0u64;
     let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
     let t = Instant::now();

@@ -29,10 +29,15 @@ pub fn reply_xid(record: &[u8]) -> Option<u32> {
     (mtype == MSG_REPLY).then(|| u32::from_be_bytes([record[0], record[1], record[2], record[3]]))
 }
 
+/// Whether the traffic log decodes this call's arguments and results: NFSv3 WRITE and COMMIT.
+fn has_detail(call: &CallId) -> bool {
+    call.prog == NFS_PROGRAM && call.vers == 3 && matches!(call.proc_, procs::WRITE | procs::COMMIT)
+}
+
 /// What the traffic log tells of a call besides its identity: the range and stability of an NFSv3
 /// WRITE, the range of a COMMIT.
 pub fn call_detail(record: &Bytes, call: &CallId) -> Detail {
-    if call.prog != NFS_PROGRAM || call.vers != 3 || !matches!(call.proc_, procs::WRITE | procs::COMMIT) {
+    if !has_detail(call) {
         return Detail::None;
     }
     let mut r = Reader::new(record.clone());
@@ -53,7 +58,7 @@ pub fn call_detail(record: &Bytes, call: &CallId) -> Detail {
 /// What the traffic log tells of a reply to `call`: for NFSv3 WRITE and COMMIT, the stability
 /// granted and the write verifier, or the error status.
 pub fn reply_detail(record: &[u8], call: &CallId) -> Detail {
-    if call.prog != NFS_PROGRAM || call.vers != 3 || !matches!(call.proc_, procs::WRITE | procs::COMMIT) {
+    if !has_detail(call) {
         return Detail::None;
     }
     // Replies to WRITE and COMMIT are small: copying one costs less than threading `Bytes` through.

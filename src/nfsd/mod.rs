@@ -74,19 +74,10 @@ fn run_on(proc_: u32) -> RunOn {
         | procs::PATHCONF => RunOn::Inline,
         // Served inline when the data is in the page cache (see data::read_nowait).
         procs::READ => RunOn::TryInline,
-        // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk.
-        procs::SETATTR
-        | procs::CREATE
-        | procs::MKDIR
-        | procs::SYMLINK
-        | procs::MKNOD
-        | procs::REMOVE
-        | procs::RMDIR
-        | procs::RENAME
-        | procs::LINK
-        | procs::READDIR
-        | procs::READDIRPLUS
-        | procs::COMMIT => RunOn::TryInline,
+        // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk:
+        // directory reads, COMMIT and every change (the procedures the DRC keeps).
+        procs::READDIR | procs::READDIRPLUS | procs::COMMIT => RunOn::TryInline,
+        p if drc_class(p) == DrcClass::NonIdempotent => RunOn::TryInline,
         _ => RunOn::Pool,
     }
 }

@@ -243,18 +243,8 @@ impl Dispatcher {
         proc_: u32,
         mut args: Reader,
     ) -> (Bytes, &'static str) {
-        let xid = ctx.xid;
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            call_with_reply(program, &ctx, vers, proc_, &mut args)
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
-            Err(RpcError::SystemErr)
-        });
-        match result {
-            Ok(reply) => (reply.freeze(), "success"),
-            Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
-        }
+        let result = catch_panic(ctx.xid, || call_with_reply(program, &ctx, vers, proc_, &mut args));
+        self.finish(ctx.xid, result.and_then(|r| r))
     }
 
     /// Runs a [`RunOn::TryInline`] procedure here if it can finish without waiting; `None` if it
@@ -267,20 +257,11 @@ impl Dispatcher {
         proc_: u32,
         mut args: Reader,
     ) -> Option<(Bytes, &'static str)> {
-        let xid = ctx.xid;
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut reply = BytesMut::with_capacity(512);
-            ReplyHeader::accepted(xid, AcceptedStatus::Success).encode(&mut reply);
+        let attempt = catch_panic(ctx.xid, || {
+            let mut reply = success_reply(ctx.xid);
             program.call_nonblocking(ctx, vers, proc_, &mut args, &mut reply).map(|r| r.map(|()| reply))
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
-            Some(Err(RpcError::SystemErr))
-        })?;
-        Some(match attempt {
-            Ok(reply) => (reply.freeze(), "success"),
-            Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
-        })
+        });
+        Some(self.finish(ctx.xid, attempt.transpose()?.and_then(|r| r)))
     }
 
     /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes
@@ -315,6 +296,11 @@ impl Dispatcher {
                 Err(RpcError::SystemErr)
             }
         };
+        self.finish(xid, result)
+    }
+
+    /// The reply to send for a procedure's outcome, and its status for the counters.
+    fn finish(&self, xid: u32, result: Result<BytesMut, RpcError>) -> (Bytes, &'static str) {
         match result {
             Ok(reply) => (reply.freeze(), "success"),
             Err(e) => (self.error_reply(xid, e), error_kind(e).as_str()),
@@ -338,6 +324,14 @@ impl Dispatcher {
     }
 }
 
+/// A reply buffer holding the accepted-success header, for the procedure to append its results.
+fn success_reply(xid: u32) -> BytesMut {
+    let mut reply = BytesMut::with_capacity(512);
+    ReplyHeader::accepted(xid, AcceptedStatus::Success).encode(&mut reply);
+    debug_assert_eq!(reply.len(), SUCCESS_HEADER_LEN);
+    reply
+}
+
 /// Calls the procedure with a reply buffer that already holds the accepted-success header.
 fn call_with_reply(
     program: &dyn Program,
@@ -346,10 +340,16 @@ fn call_with_reply(
     proc_: u32,
     args: &mut Reader,
 ) -> Result<BytesMut, RpcError> {
-    let mut reply = BytesMut::with_capacity(512);
-    ReplyHeader::accepted(ctx.xid, AcceptedStatus::Success).encode(&mut reply);
-    debug_assert_eq!(reply.len(), SUCCESS_HEADER_LEN);
+    let mut reply = success_reply(ctx.xid);
     program.call(ctx, vers, proc_, args, &mut reply).map(|()| reply)
+}
+
+/// Runs a procedure on this thread; a panic is logged and becomes SYSTEM_ERR, as on the pool.
+fn catch_panic<T>(xid: u32, f: impl FnOnce() -> T) -> Result<T, RpcError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
+        RpcError::SystemErr
+    })
 }
 
 fn accepted(xid: u32, status: AcceptedStatus) -> Bytes {
