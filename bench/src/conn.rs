@@ -43,6 +43,15 @@ pub struct RunStats {
     pub latencies_us: Vec<u32>,
 }
 
+/// A random first xid per connection, as real clients choose theirs. A fixed one would make a
+/// second run's first calls (MKDIR of the same name in the same directory, under the same xid)
+/// look like retransmissions of the first run's to a server's duplicate-request cache, which
+/// would rightly replay the old replies.
+fn first_xid() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new().build_hasher().finish() as u32
+}
+
 impl Conn {
     pub fn connect(addr: SocketAddr, uid: u32, gid: u32) -> io::Result<Conn> {
         Self::connect_with_buffer(addr, uid, gid, 2 << 20)
@@ -60,7 +69,7 @@ impl Conn {
             gids: vec![gid],
         }
         .to_opaque_auth();
-        Ok(Conn { stream, cred, next_xid: 0x5eed_0000, buf: vec![0; buffer] })
+        Ok(Conn { stream, cred, next_xid: first_xid(), buf: vec![0; buffer] })
     }
 
     fn send(&mut self, xid: u32, call: &Call) -> io::Result<()> {
