@@ -465,31 +465,46 @@ fn readdir_resumes_after_the_directory_changes() {
     }
 }
 
-#[test]
-fn readdirplus_entries_carry_handles_and_attributes() {
-    let ts = TestServer::rw();
+/// Every READDIRPLUS entry of one full listing in replies of `maxcount` bytes: name, fileid,
+/// handle and attributes.
+fn listing_plus(c: &mut Client, dir: &nfs_fh3, maxcount: u32) -> Vec<(String, u64, nfs_fh3, fattr3)> {
+    let (mut cookie, mut out) = (0, Vec::new());
+    loop {
+        let page = ok(c.readdirplus(dir, cookie, [0; 8], maxcount / 8, maxcount));
+        for e in &page.reply.entries {
+            let n = String::from_utf8_lossy(e.name.as_bytes()).into_owned();
+            out.push((n, e.fileid, e.name_handle.clone().unwrap(), e.name_attributes.clone().unwrap()));
+            cookie = e.cookie;
+        }
+        if page.reply.eof {
+            return out;
+        }
+    }
+}
+
+/// A directory `d` of `n` files `e{i}`, each `i` bytes long, and a client, the root and `d`.
+fn dir_of_sized_files(ts: &TestServer, n: usize) -> (Client, nfs_fh3, nfs_fh3) {
     std::fs::create_dir(ts.path("d")).unwrap();
-    for i in 0..200 {
+    for i in 0..n {
         std::fs::write(ts.path(&format!("d/e{i}")), vec![0u8; i]).unwrap();
     }
     let (mut c, root) = ts.client();
     let d = c.lookup_fh(&root, "d");
-    let (mut cookie, mut names) = (0, Vec::new());
-    loop {
-        let page = ok(c.readdirplus(&d, cookie, [0; 8], 1024, 8192));
-        for e in &page.reply.entries {
-            let n = String::from_utf8_lossy(e.name.as_bytes()).into_owned();
-            if n.starts_with('e') {
-                let looked = ok(c.lookup(&d, &n));
-                assert_eq!(e.name_handle.as_ref(), Some(&looked.object));
-                assert_eq!(e.name_attributes.as_ref().unwrap().size, looked.obj_attributes.unwrap().size);
-            }
-            names.push(n);
-            cookie = e.cookie;
+    (c, root, d)
+}
+
+#[test]
+fn readdirplus_entries_carry_handles_and_attributes() {
+    let ts = TestServer::rw();
+    let (mut c, root, d) = dir_of_sized_files(&ts, 200);
+    let mut names = Vec::new();
+    for (n, _, fh, attrs) in listing_plus(&mut c, &d, 1024) {
+        if n.starts_with('e') {
+            let looked = ok(c.lookup(&d, &n));
+            assert_eq!(fh, looked.object);
+            assert_eq!(attrs.size, looked.obj_attributes.unwrap().size);
         }
-        if page.reply.eof {
-            break;
-        }
+        names.push(n);
     }
     names.sort();
     let n = names.len();
@@ -500,6 +515,62 @@ fn readdirplus_entries_carry_handles_and_attributes() {
     let top = ok(c.readdirplus(&root, 0, [0; 8], 65536, 65536));
     let dotdot = top.reply.entries.iter().find(|e| e.name.as_bytes() == b"..").unwrap();
     assert_eq!(dotdot.name_handle.as_ref(), Some(&root));
+}
+
+#[test]
+fn repeated_readdirplus_listings_give_each_name_its_current_handle() {
+    // From its second full listing on, a directory's handles come from the inode-handle cache;
+    // a name replaced by another file in between must get the new file's handle.
+    let ts = TestServer::rw();
+    let (mut c, _, d) = dir_of_sized_files(&ts, 400);
+    let check = |c: &mut Client, listing: &[(String, u64, nfs_fh3, fattr3)]| {
+        assert_eq!(listing.len(), 402);
+        for (n, fileid, fh, attrs) in listing {
+            if n == "." || n == ".." {
+                continue;
+            }
+            let looked = ok(c.lookup(&d, n));
+            assert_eq!(fh, &looked.object, "handle of {n}");
+            let by_handle = c.attrs(fh);
+            assert_eq!(
+                (by_handle.fileid, attrs.fileid, attrs.size),
+                (*fileid, *fileid, by_handle.size),
+                "{n}"
+            );
+        }
+    };
+    let first = listing_plus(&mut c, &d, 16384);
+    check(&mut c, &first);
+    let second = listing_plus(&mut c, &d, 16384);
+    check(&mut c, &second);
+    // (Listing the directory updates its own atime, so `.` and `..` are left out.)
+    let files = |l: &[(String, u64, nfs_fh3, fattr3)]| {
+        l.iter().filter(|e| e.0.starts_with('e')).cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(files(&first), files(&second), "an unchanged directory lists the same handles and attributes");
+    // Replace names behind the server's back: a new file under an old name, a rename over
+    // another name, a hard link, and a removed file's name taken by a directory.
+    std::fs::remove_file(ts.path("d/e5")).unwrap();
+    std::fs::write(ts.path("d/e5"), b"new").unwrap();
+    std::fs::rename(ts.path("d/e7"), ts.path("d/e8")).unwrap();
+    std::fs::write(ts.path("d/e7"), b"seven").unwrap();
+    std::fs::remove_file(ts.path("d/e9")).unwrap();
+    std::fs::hard_link(ts.path("d/e10"), ts.path("d/e9")).unwrap();
+    std::fs::remove_file(ts.path("d/e11")).unwrap();
+    std::fs::create_dir(ts.path("d/e11")).unwrap();
+    for _ in 0..2 {
+        let later = listing_plus(&mut c, &d, 16384);
+        check(&mut c, &later);
+        let get = |n: &str| later.iter().find(|e| e.0 == n).unwrap().clone();
+        let old = |n: &str| first.iter().find(|e| e.0 == n).unwrap().clone();
+        assert_ne!(get("e5").2, old("e5").2);
+        assert_eq!(get("e5").3.size, 3);
+        assert_eq!(get("e8").2, old("e7").2, "e7's inode now under e8");
+        assert_ne!(get("e7").2, old("e7").2);
+        assert_eq!(get("e9").2, old("e10").2, "a hard link shares its handle");
+        assert_eq!(get("e11").3.type_, ftype3::NF3DIR);
+        assert_eq!(status(&c.getattr(&old("e5").2)), nfsstat3::NFS3ERR_STALE);
+    }
 }
 
 #[test]

@@ -96,7 +96,14 @@ struct Outcome {
     bytes: u64,
     stats: RunStats,
     /// For readdirplus: milliseconds per full listing.
-    listing_ms: Option<f64>,
+    listing_ms: Option<Listings>,
+}
+
+/// Times of full listings: the median, and the first (the server has seen none of the entries).
+#[derive(Clone, Copy)]
+struct Listings {
+    median_ms: f64,
+    first_ms: f64,
 }
 
 const MIB: usize = 1 << 20;
@@ -169,7 +176,9 @@ fn report(w: Workload, o: &Outcome, cpu: Option<f64>, memory: Option<(u64, u64)>
     let mibs = o.bytes as f64 / MIB as f64 / o.secs;
     let ops = o.ops as f64 / o.secs;
     let cpu_s = cpu.map_or("-".to_string(), |c| format!("{c:.2}"));
-    let listing = o.listing_ms.map_or(String::new(), |m| format!(" listing_ms={m:.2}"));
+    let listing = o.listing_ms.map_or(String::new(), |l| {
+        format!(" listing_ms={:.2} first_listing_ms={:.2}", l.median_ms, l.first_ms)
+    });
     let rss =
         memory.map_or(String::new(), |(rss, hwm)| format!(" server_rss_kib={rss} server_hwm_kib={hwm}"));
     println!(
@@ -662,14 +671,15 @@ fn readdirplus(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         }
         listings.push(start.elapsed().as_secs_f64() * 1000.0);
     }
+    let first_ms = listings[0];
     listings.sort_by(f64::total_cmp);
-    let median = listings[listings.len() / 2];
+    let median_ms = listings[listings.len() / 2];
     Ok(Outcome {
         ops: stats.calls,
         secs: t.elapsed().as_secs_f64(),
         bytes: 0,
         stats,
-        listing_ms: Some(median),
+        listing_ms: Some(Listings { median_ms, first_ms }),
     })
 }
 

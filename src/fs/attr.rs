@@ -33,7 +33,7 @@ impl FileType {
 }
 
 /// A point in time with nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
     pub seconds: i64,
     pub nanos: u32,
@@ -60,6 +60,9 @@ pub struct Attr {
     pub atime: Timestamp,
     pub mtime: Timestamp,
     pub ctime: Timestamp,
+    /// Birth time, when the filesystem reports one: with `ino` it names one incarnation of an
+    /// inode, since a reused inode number comes with a new birth time.
+    pub btime: Option<Timestamp>,
 }
 
 impl Attr {
@@ -83,6 +86,7 @@ impl Attr {
             atime: ts(s.stx_atime),
             mtime: ts(s.stx_mtime),
             ctime: ts(s.stx_ctime),
+            btime: (s.stx_mask & libc::STATX_BTIME != 0).then(|| ts(s.stx_btime)),
         }
     }
 

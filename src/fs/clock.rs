@@ -1,12 +1,15 @@
-//! A bounded map with CLOCK (second-chance) eviction, keyed by wire handle bytes: the shared
-//! mechanism of the resolved-handle cache and the open-file cache.
+//! A bounded map with CLOCK (second-chance) eviction: the shared mechanism of the resolved-handle
+//! and open-file caches (keyed by wire handle bytes) and the inode-handle cache (keyed by an
+//! inode's identity).
 //!
 //! Every operation is O(1) amortised: a hit only sets a bit, and eviction walks a ring of keys,
 //! giving each recently used entry one more round. That approximates LRU without reordering a
 //! list on every hit, which matters because hits are the common case and happen under the lock.
 
+use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -16,36 +19,36 @@ struct Slot<V> {
     referenced: bool,
 }
 
-struct Inner<V> {
-    map: HashMap<Bytes, Slot<V>>,
+struct Inner<K, V> {
+    map: HashMap<K, Slot<V>>,
     /// Eviction order. May hold keys already removed from `map` (skipped when reached); it is
     /// rebuilt when such leftovers make it twice the capacity.
-    ring: VecDeque<Bytes>,
+    ring: VecDeque<K>,
 }
 
-/// A bounded cache; values are cloned out (they are `Arc`s in practice).
-pub struct ClockCache<V> {
-    inner: Mutex<Inner<V>>,
+/// A bounded cache; values are cloned out (they are `Arc`s or `Bytes` in practice).
+pub struct ClockCache<V, K = Bytes> {
+    inner: Mutex<Inner<K, V>>,
     capacity: usize,
 }
 
-impl<V: Clone> ClockCache<V> {
+impl<V: Clone, K: Hash + Eq + Clone> ClockCache<V, K> {
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        ClockCache {
-            inner: Mutex::new(Inner { map: HashMap::with_capacity(capacity), ring: VecDeque::new() }),
-            capacity,
-        }
+        ClockCache { inner: Mutex::new(Inner { map: HashMap::new(), ring: VecDeque::new() }), capacity }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<V>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
         // A panic while holding the lock leaves the map consistent (every step is a single
         // insert or remove), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The value for `key`, marking it recently used.
-    pub fn get(&self, key: &[u8]) -> Option<V> {
+    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let mut inner = self.lock();
         let slot = inner.map.get_mut(key)?;
         slot.referenced = true;
@@ -54,7 +57,10 @@ impl<V: Clone> ClockCache<V> {
 
     /// The value for `key` if `keep` accepts it, marking it used; otherwise the entry is left
     /// alone and `None` is returned.
-    pub fn get_if(&self, key: &[u8], keep: impl FnOnce(&V) -> bool) -> Option<V> {
+    pub fn get_if<Q: Hash + Eq + ?Sized>(&self, key: &Q, keep: impl FnOnce(&V) -> bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         let mut inner = self.lock();
         let slot = inner.map.get_mut(key)?;
         if !keep(&slot.value) {
@@ -67,7 +73,7 @@ impl<V: Clone> ClockCache<V> {
     /// Inserts or replaces `key`. Returns what left the cache (the replaced value and any
     /// evicted ones), so the caller can drop them outside the lock: dropping may close or sync a
     /// file.
-    pub fn insert(&self, key: Bytes, value: V) -> Vec<V> {
+    pub fn insert(&self, key: K, value: V) -> Vec<V> {
         let mut out = Vec::new();
         let mut inner = self.lock();
         match inner.map.entry(key.clone()) {
@@ -98,20 +104,23 @@ impl<V: Clone> ClockCache<V> {
         out
     }
 
-    pub fn remove(&self, key: &[u8]) -> Option<V> {
+    pub fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+    {
         self.lock().map.remove(key).map(|s| s.value)
     }
 
     /// Removes and returns every entry for which `drop_it` is true.
     pub fn take_where(&self, mut drop_it: impl FnMut(&V) -> bool) -> Vec<V> {
         let mut inner = self.lock();
-        let keys: Vec<Bytes> =
+        let keys: Vec<K> =
             inner.map.iter().filter(|(_, s)| drop_it(&s.value)).map(|(k, _)| k.clone()).collect();
         keys.iter().filter_map(|k| inner.map.remove(k)).map(|s| s.value).collect()
     }
 
     /// A copy of every value (for sweeps that must not hold the lock while they work).
-    pub fn values(&self) -> Vec<(Bytes, V)> {
+    pub fn values(&self) -> Vec<(K, V)> {
         self.lock().map.iter().map(|(k, s)| (k.clone(), s.value.clone())).collect()
     }
 

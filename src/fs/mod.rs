@@ -12,6 +12,7 @@ pub mod clock;
 pub mod cred;
 pub mod files;
 pub mod handle;
+pub mod inode_handles;
 pub mod state;
 pub mod sys;
 
@@ -136,6 +137,7 @@ pub struct Exports {
     exports: Vec<Arc<Export>>,
     key: HandleKey,
     handles: clock::ClockCache<Arc<CachedHandle>>,
+    inode_handles: inode_handles::InodeHandles,
     /// Whether this start made a new handle key (handles from any earlier run are stale).
     pub key_origin: state::KeyOrigin,
 }
@@ -202,6 +204,7 @@ impl Exports {
             exports,
             key,
             handles: clock::ClockCache::new(HANDLE_CACHE_ENTRIES),
+            inode_handles: inode_handles::InodeHandles::new(inode_handles::INODE_HANDLE_ENTRIES),
             key_origin: state::KeyOrigin::Loaded,
         })
     }
@@ -283,7 +286,7 @@ impl Exports {
             .filter(|(_, c)| attr::stat_fd(c.fd.as_fd()).map_or(true, |a| a.nlink == 0))
             .map(|(k, _)| k)
             .collect();
-        gone.iter().filter(|k| self.handles.remove(k).is_some()).count()
+        gone.iter().filter(|k| self.handles.remove(k.as_ref() as &[u8]).is_some()).count()
     }
 
     /// How many resolved handles are cached.
@@ -296,6 +299,56 @@ impl Exports {
     /// resolve against the wrong filesystem.
     pub fn handle_of(&self, export: &Export, fd: BorrowedFd<'_>) -> io::Result<Bytes> {
         self.handle_at(export, fd, c"", libc::AT_EMPTY_PATH)
+    }
+
+    /// The wire handle of the object `fd` refers to, whose attributes `attr` were read through
+    /// `fd`: from the inode-handle cache when the inode was met before, else as
+    /// [`Exports::handle_of`] makes it.
+    pub fn handle_for_fd(&self, export: &Export, fd: BorrowedFd<'_>, attr: &Attr) -> io::Result<Bytes> {
+        if let Some(handle) = self.cached_handle(export, attr, false) {
+            return Ok(handle);
+        }
+        let handle = self.handle_of(export, fd)?;
+        self.inode_handles.remember(export.fsid, attr, &handle, inode_handles::Provenance::Descriptor);
+        Ok(handle)
+    }
+
+    /// The cached wire handle of the object `attr` describes, if the inode was met before.
+    /// `by_name` says `attr` was read by name rather than through a descriptor.
+    pub fn cached_handle(&self, export: &Export, attr: &Attr, by_name: bool) -> Option<Bytes> {
+        if attr.mount_id != export.root_attr.mount_id {
+            return None;
+        }
+        self.inode_handles.get(export.fsid, attr, by_name)
+    }
+
+    /// [`Exports::handle_at`] for `name` in `dir`, whose attributes `attr` were just read by that
+    /// name, remembering the handle for [`Exports::cached_handle`].
+    pub fn handle_at_remembered(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        attr: &Attr,
+    ) -> io::Result<Bytes> {
+        let handle = self.handle_at(export, dir, name, 0)?;
+        self.inode_handles.remember(export.fsid, attr, &handle, inode_handles::Provenance::Name);
+        Ok(handle)
+    }
+
+    /// Whether READDIRPLUS listed the directory `attr` describes to the end before.
+    pub fn was_listed(&self, export: &Export, attr: &Attr) -> bool {
+        self.inode_handles.was_listed(export.fsid, attr)
+    }
+
+    /// Records that READDIRPLUS listed the directory `attr` describes to the end.
+    pub fn mark_listed(&self, export: &Export, attr: &Attr) {
+        self.inode_handles.mark_listed(export.fsid, attr);
+    }
+
+    /// How many inodes' handles are cached.
+    pub fn cached_inode_handles(&self) -> usize {
+        self.inode_handles.len()
     }
 
     /// The wire handle of `name` in `dir` (not following a final symlink unless `flags` has

@@ -45,12 +45,13 @@ pub fn lookup(svc: &NfsService, ctx: &CallContext, args: LOOKUP3args) -> Res<LOO
         let child = dir.caller.run(|| {
             svc.exports.lookup(export, dir.res.fd.as_fd(), &dir.res.attr, name.as_bytes()).map_err(st)
         })?;
-        // A filesystem mounted inside the export is not part of it (no `crossmnt`).
-        let handle = svc.exports.handle_of(export, child.as_fd()).map_err(|e| match e.raw_os_error() {
-            Some(libc::EXDEV) => nfsstat3::NFS3ERR_ACCES,
-            _ => st(e),
-        })?;
         let attr = stat(child.as_fd())?;
+        // A filesystem mounted inside the export is not part of it (no `crossmnt`).
+        let handle =
+            svc.exports.handle_for_fd(export, child.as_fd(), &attr).map_err(|e| match e.raw_os_error() {
+                Some(libc::EXDEV) => nfsstat3::NFS3ERR_ACCES,
+                _ => st(e),
+            })?;
         Ok((handle, attr))
     })();
     let dir_attributes = post_op(export, dir.res.fd.as_fd());

@@ -148,15 +148,22 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
     })
 }
 
+/// An entry's attributes and handle, when they could be had.
+type EntryDetails = (Option<Attr>, Option<Bytes>);
+
 /// Handle and attributes of one entry for READDIRPLUS, looked up as the caller without
 /// following symlinks. `.` is the directory itself, `..` of the export root is the root, and an
-/// entry that vanished or lies on another filesystem gets neither.
+/// entry that vanished or lies on another filesystem gets neither. With `cache`, the handle comes
+/// from the inode-handle cache when it can and is remembered when it could not, counted in
+/// `misses`.
 fn entry_details(
     svc: &NfsService,
     obj: &Object,
     dirfd: BorrowedFd<'_>,
     name: &[u8],
-) -> (Option<Attr>, Option<Bytes>) {
+    cache: bool,
+    misses: &mut usize,
+) -> EntryDetails {
     let export = &obj.res.export;
     let at_root = export.is_root(&obj.res.attr);
     if name == b"." || (name == b".." && at_root) {
@@ -172,7 +179,16 @@ fn entry_details(
     }
     let Ok(cname) = std::ffi::CString::new(name) else { return (None, None) };
     let Ok(attr) = stat_at(dirfd, &cname) else { return (None, None) };
-    match svc.exports.handle_at(export, dirfd, &cname, 0) {
+    let handle = if cache {
+        if let Some(handle) = svc.exports.cached_handle(export, &attr, true) {
+            return (Some(attr), Some(handle));
+        }
+        *misses += 1;
+        svc.exports.handle_at_remembered(export, dirfd, &cname, &attr)
+    } else {
+        svc.exports.handle_at(export, dirfd, &cname, 0)
+    };
+    match handle {
         Ok(h) => (Some(attr), Some(h)),
         Err(_) => (None, None),
     }
@@ -183,36 +199,51 @@ fn entryplus_len(name_len: usize, handle_len: usize) -> usize {
     entry3::encoded_len_for(name_len) + 4 + fattr3::ENCODED_LEN + 4 + 4 + handle_len.div_ceil(4) * 4
 }
 
-/// An entry's attributes and handle, when they could be had.
-type EntryDetails = (Option<Attr>, Option<Bytes>);
+/// Entries looked up first, on the calling thread, to learn whether handles are cached.
+const PROBE_ENTRIES: usize = 32;
 
-/// Listings at least this long have their entries looked up on two threads.
+/// Listings with at least this many uncached entries are looked up on two threads.
 const PARALLEL_ENTRIES: usize = 128;
 
-/// Attributes and handle of every entry, looked up as the caller. A long batch is split in two
-/// halves, one on a helper thread: the client waits for the whole reply, so both cores serve it.
+/// Attributes and handle of every entry, looked up as the caller.
+///
+/// An entry whose handle is cached costs one `statx`; one that is not costs a
+/// `name_to_handle_at` too, twice the work. When handles are not cached, or most of the first
+/// entries turn out not to be, the rest is split in two halves, one on a helper thread, since the
+/// client waits for the whole reply and both cores can serve it. When they are cached, one thread
+/// is faster: a helper's start and the cross-core traffic cost more than they save.
 fn entries_details(
     svc: &NfsService,
     obj: &Object,
     dirfd: BorrowedFd<'_>,
     raw: &[RawDirEntry],
+    cache: bool,
 ) -> Result<Vec<EntryDetails>, nfsstat3> {
-    let look_up = |part: &[RawDirEntry]| {
-        obj.caller
-            .run(|| Ok(part.iter().map(|e| entry_details(svc, obj, dirfd, &e.name)).collect::<Vec<_>>()))
+    let look_up = |part: &[RawDirEntry], misses: &mut usize| {
+        obj.caller.run(|| {
+            Ok(part
+                .iter()
+                .map(|e| entry_details(svc, obj, dirfd, &e.name, cache, misses))
+                .collect::<Vec<_>>())
+        })
     };
-    if raw.len() < PARALLEL_ENTRIES {
-        return look_up(raw);
+    let (probe, rest) = if cache { raw.split_at(raw.len().min(PROBE_ENTRIES)) } else { raw.split_at(0) };
+    let mut misses = 0;
+    let mut details = look_up(probe, &mut misses)?;
+    if rest.len() < PARALLEL_ENTRIES || (cache && misses * 2 <= probe.len()) {
+        details.extend(look_up(rest, &mut misses)?);
+        return Ok(details);
     }
-    let (first, second) = raw.split_at(raw.len() / 2);
+    let (first, second) = rest.split_at(rest.len() / 2);
     std::thread::scope(|scope| {
-        let helper =
-            std::thread::Builder::new().name("rnfsd-readdir".into()).spawn_scoped(scope, || look_up(second));
-        let mut details = look_up(first)?;
+        let helper = std::thread::Builder::new()
+            .name("rnfsd-readdir".into())
+            .spawn_scoped(scope, || look_up(second, &mut 0));
+        details.extend(look_up(first, &mut misses)?);
         match helper {
             Ok(h) => details.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?),
             // No thread to be had: do the second half here.
-            Err(_) => details.extend(look_up(second)?),
+            Err(_) => details.extend(look_up(second, &mut misses)?),
         }
         Ok(details)
     })
@@ -234,8 +265,9 @@ pub fn readdirplus(
             return Err(nfsstat3::NFS3ERR_NOTSUPP);
         }
         check_dir(&obj)?;
-        // A kernel dirent is about a quarter of an entryplus3 on the wire.
-        let mut stream = DirStream::open(&obj, args.cookie, maxcount / 4)?;
+        // A kernel dirent is about a fifth of an entryplus3 on the wire. Names are read in small
+        // batches: those read past the end of the reply are read again by the next call.
+        let mut stream = DirStream::open(&obj, args.cookie, maxcount / 16)?;
         let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
         // Names first: as many as the reply takes if every handle is as long as the root's (the
         // handles of one filesystem have one length). Then their attributes and handles, the
@@ -252,7 +284,9 @@ pub fn readdirplus(
             estimate += len;
             raw.push(e);
         }
-        let details = entries_details(svc, &obj, stream.fd.as_fd(), &raw)?;
+        // The inode-handle cache pays off from a directory's second listing on.
+        let cache = svc.exports.was_listed(export, &obj.res.attr);
+        let details = entries_details(svc, &obj, stream.fd.as_fd(), &raw, cache)?;
         let mut entries = Vec::with_capacity(raw.len());
         let mut all_fit = true;
         for (e, (attr, handle)) in raw.into_iter().zip(details) {
@@ -275,6 +309,9 @@ pub fn readdirplus(
         let eof = all_fit && stream.at_end()?;
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
+        }
+        if eof && !cache {
+            svc.exports.mark_listed(export, &obj.res.attr);
         }
         Ok(dirlistplus3 { entries, eof })
     })();
