@@ -163,26 +163,19 @@ impl EventLog {
     /// Records a call forwarded upstream, with its WRITE or COMMIT arguments when traffic is
     /// logged.
     pub fn call_passed(&self, conn: u64, call: CallId, record: &bytes::Bytes) {
-        if self.inner.traffic {
-            self.record(Event {
-                conn,
-                call,
-                kind: EventKind::Call,
-                detail: crate::wire::call_detail(record, &call),
-            });
-        }
+        self.passed(conn, call, EventKind::Call, || crate::wire::call_detail(record, &call));
     }
 
     /// Records a reply forwarded to the client, with its WRITE or COMMIT results when traffic is
     /// logged.
     pub fn reply_passed(&self, conn: u64, call: CallId, record: &[u8]) {
+        self.passed(conn, call, EventKind::Reply, || crate::wire::reply_detail(record, &call));
+    }
+
+    /// Records forwarded traffic when traffic is logged; `detail` is decoded only then.
+    fn passed(&self, conn: u64, call: CallId, kind: EventKind, detail: impl FnOnce() -> Detail) {
         if self.inner.traffic {
-            self.record(Event {
-                conn,
-                call,
-                kind: EventKind::Reply,
-                detail: crate::wire::reply_detail(record, &call),
-            });
+            self.record(Event { conn, call, kind, detail: detail() });
         }
     }
 

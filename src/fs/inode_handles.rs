@@ -46,12 +46,12 @@ struct Entry {
     candidate_ctime: Option<Timestamp>,
 }
 
-/// How a handle to be remembered was obtained.
+/// How attributes, and a handle to be remembered with them, were obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provenance {
-    /// From a descriptor that `attr` was also read from.
+    /// Through a descriptor.
     Descriptor,
-    /// From a name that `attr` was also read by.
+    /// By a name in a directory.
     Name,
 }
 
@@ -100,15 +100,15 @@ impl InodeHandles {
         })
     }
 
-    /// The verified handle of the inode `attr` describes. `by_name` says `attr` came from a
-    /// `statx` by name, which can verify a candidate whose ctime it matches.
-    pub fn get(&self, fsid: u64, attr: &Attr, by_name: bool) -> Option<Bytes> {
+    /// The verified handle of the inode `attr` describes. Attributes read by name can verify a
+    /// candidate whose ctime they match.
+    pub fn get(&self, fsid: u64, attr: &Attr, seen: Provenance) -> Option<Bytes> {
         let key = Self::key(fsid, attr)?;
         let shard = self.shard(&key);
         let entry = shard.get(&key)?;
         match entry.candidate_ctime {
             None => Some(entry.handle),
-            Some(ctime) if by_name && ctime == attr.ctime => {
+            Some(ctime) if seen == Provenance::Name && ctime == attr.ctime => {
                 drop(shard.insert(key, Entry { handle: entry.handle.clone(), candidate_ctime: None }));
                 Some(entry.handle)
             }
@@ -116,7 +116,7 @@ impl InodeHandles {
         }
     }
 
-    /// Remembers `handle` for the inode `attr` describes, obtained as `provenance` says.
+    /// Remembers `handle` for the inode `attr` describes, both obtained as `provenance` says.
     pub fn remember(&self, fsid: u64, attr: &Attr, handle: &Bytes, provenance: Provenance) {
         let Some(key) = Self::key(fsid, attr) else { return };
         let candidate_ctime = match provenance {
@@ -168,12 +168,12 @@ mod tests {
         let h = Bytes::from_static(b"handle-of-5");
         c.remember(1, &attr(5, Some(100), 1), &h, Provenance::Descriptor);
         // Any later ctime: the inode is the same.
-        assert_eq!(c.get(1, &attr(5, Some(100), 9), false), Some(h.clone()));
-        assert_eq!(c.get(1, &attr(5, Some(100), 9), true), Some(h));
+        assert_eq!(c.get(1, &attr(5, Some(100), 9), Provenance::Descriptor), Some(h.clone()));
+        assert_eq!(c.get(1, &attr(5, Some(100), 9), Provenance::Name), Some(h));
         // The inode number reused by a new file, another export, no birth time.
-        assert_eq!(c.get(1, &attr(5, Some(101), 9), true), None);
-        assert_eq!(c.get(2, &attr(5, Some(100), 9), true), None);
-        assert_eq!(c.get(1, &attr(5, None, 9), true), None);
+        assert_eq!(c.get(1, &attr(5, Some(101), 9), Provenance::Name), None);
+        assert_eq!(c.get(2, &attr(5, Some(100), 9), Provenance::Name), None);
+        assert_eq!(c.get(1, &attr(5, None, 9), Provenance::Name), None);
     }
 
     #[test]
@@ -182,13 +182,13 @@ mod tests {
         let h = Bytes::from_static(b"maybe-of-6");
         c.remember(1, &attr(6, Some(100), 3), &h, Provenance::Name);
         assert_eq!(
-            c.get(1, &attr(6, Some(100), 3), false),
+            c.get(1, &attr(6, Some(100), 3), Provenance::Descriptor),
             None,
             "a descriptor statx proves nothing about a name"
         );
-        assert_eq!(c.get(1, &attr(6, Some(100), 4), true), None, "renamed or linked since");
-        assert_eq!(c.get(1, &attr(6, Some(100), 3), true), Some(h.clone()), "verified");
-        assert_eq!(c.get(1, &attr(6, Some(100), 4), false), Some(h), "verified for good");
+        assert_eq!(c.get(1, &attr(6, Some(100), 4), Provenance::Name), None, "renamed or linked since");
+        assert_eq!(c.get(1, &attr(6, Some(100), 3), Provenance::Name), Some(h.clone()), "verified");
+        assert_eq!(c.get(1, &attr(6, Some(100), 4), Provenance::Descriptor), Some(h), "verified for good");
     }
 
     #[test]

@@ -286,7 +286,7 @@ impl Exports {
             .filter(|(_, c)| attr::stat_fd(c.fd.as_fd()).map_or(true, |a| a.nlink == 0))
             .map(|(k, _)| k)
             .collect();
-        gone.iter().filter(|k| self.handles.remove(k.as_ref() as &[u8]).is_some()).count()
+        gone.iter().filter(|k| self.handles.remove(&k[..]).is_some()).count()
     }
 
     /// How many resolved handles are cached.
@@ -305,7 +305,7 @@ impl Exports {
     /// `fd`: from the inode-handle cache when the inode was met before, else as
     /// [`Exports::handle_of`] makes it.
     pub fn handle_for_fd(&self, export: &Export, fd: BorrowedFd<'_>, attr: &Attr) -> io::Result<Bytes> {
-        if let Some(handle) = self.cached_handle(export, attr, false) {
+        if let Some(handle) = self.cached_handle(export, attr, inode_handles::Provenance::Descriptor) {
             return Ok(handle);
         }
         let handle = self.handle_of(export, fd)?;
@@ -313,13 +313,18 @@ impl Exports {
         Ok(handle)
     }
 
-    /// The cached wire handle of the object `attr` describes, if the inode was met before.
-    /// `by_name` says `attr` was read by name rather than through a descriptor.
-    pub fn cached_handle(&self, export: &Export, attr: &Attr, by_name: bool) -> Option<Bytes> {
+    /// The cached wire handle of the object `attr` describes, if the inode was met before;
+    /// `seen` says how `attr` was read.
+    pub fn cached_handle(
+        &self,
+        export: &Export,
+        attr: &Attr,
+        seen: inode_handles::Provenance,
+    ) -> Option<Bytes> {
         if attr.mount_id != export.root_attr.mount_id {
             return None;
         }
-        self.inode_handles.get(export.fsid, attr, by_name)
+        self.inode_handles.get(export.fsid, attr, seen)
     }
 
     /// [`Exports::handle_at`] for `name` in `dir`, whose attributes `attr` were just read by that
@@ -344,11 +349,6 @@ impl Exports {
     /// Records that READDIRPLUS listed the directory `attr` describes to the end.
     pub fn mark_listed(&self, export: &Export, attr: &Attr) {
         self.inode_handles.mark_listed(export.fsid, attr);
-    }
-
-    /// How many inodes' handles are cached.
-    pub fn cached_inode_handles(&self) -> usize {
-        self.inode_handles.len()
     }
 
     /// The wire handle of `name` in `dir` (not following a final symlink unless `flags` has

@@ -21,6 +21,7 @@ use super::NfsService;
 use super::attrs::{fattr, post_op};
 use super::request::{Object, st};
 use crate::fs::attr::stat_at;
+use crate::fs::inode_handles::Provenance;
 use crate::fs::sys::{self, RawDirEntry};
 use crate::fs::{Attr, FileType};
 use crate::rpc::{CallContext, RpcError};
@@ -180,7 +181,7 @@ fn entry_details(
     let Ok(cname) = std::ffi::CString::new(name) else { return (None, None) };
     let Ok(attr) = stat_at(dirfd, &cname) else { return (None, None) };
     let handle = if cache {
-        if let Some(handle) = svc.exports.cached_handle(export, &attr, true) {
+        if let Some(handle) = svc.exports.cached_handle(export, &attr, Provenance::Name) {
             return (Some(attr), Some(handle));
         }
         *misses += 1;
