@@ -50,7 +50,11 @@ def drc_remove_reconnect_same_port(t):
     cred = t.env.cred()
     xid = rpc.new_xid()
     args = E.args_diropargs(d, "f")
-    tr = t.transport()
+    # The first connection's port is taken with bind(), not left to connect(): connect() may
+    # give a port that another connection (to another server port) already uses, and then the
+    # second bind below fails with EADDRINUSE. A port taken by bind() is this socket's alone.
+    tr = rpc.TcpTransport(t.env.host, t.env.nfs_port, 10, source_port=0)
+    t._closers.append(tr)
     port = tr.local_port
     first = _send(t, tr, xid, E.REMOVE, args, cred)
     t.ok(E.decode_result(E.REMOVE, first.body), "first REMOVE")
