@@ -3,27 +3,48 @@
 //! reply to its previous one.
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use xdr::Xdr;
+use xdr::nfs3::{WRITE3args, procs};
 use xdr::rpc::{AuthSysParams, CallHeader, OpaqueAuth, record_marker};
 
 pub const NFS: u32 = 100_003;
 pub const MOUNT: u32 = 100_005;
 
-/// A call to make: program, procedure (version 3 for both NFS and MOUNT) and encoded arguments.
+/// A call to make: program, procedure (version 3 for both NFS and MOUNT), encoded arguments and
+/// bulk data sent after them as it is (a WRITE's payload, whose length word ends `args`).
 pub struct Call {
     pub prog: u32,
     pub proc_: u32,
     pub args: Bytes,
+    pub payload: Bytes,
 }
 
 impl Call {
+    pub fn new(prog: u32, proc_: u32, args: &impl Xdr) -> Call {
+        Call { prog, proc_, args: args.to_bytes(), payload: Bytes::new() }
+    }
+
     pub fn nfs(proc_: u32, args: &impl Xdr) -> Call {
-        Call { prog: NFS, proc_, args: args.to_bytes() }
+        Call::new(NFS, proc_, args)
+    }
+
+    /// A WRITE whose data goes to the socket from the caller's buffer. Encoding it into the
+    /// arguments and then into the message would copy each MiB twice in the client, which shares
+    /// the machine's cores with the server being measured.
+    pub fn write(mut args: WRITE3args) -> Call {
+        let payload = std::mem::take(&mut args.data);
+        // With no data the encoding ends in the opaque's length word, zero; it becomes the
+        // payload's length, and the payload and its padding follow on the wire.
+        let mut head = BytesMut::with_capacity(args.encoded_len());
+        args.encode(&mut head);
+        let end = head.len();
+        head[end - 4..].copy_from_slice(&(payload.len() as u32).to_be_bytes());
+        Call { prog: NFS, proc_: procs::WRITE, args: head.freeze(), payload }
     }
 }
 
@@ -86,9 +107,21 @@ impl Conn {
         msg.extend_from_slice(&[0; 4]);
         header.encode(&mut msg);
         msg.extend_from_slice(&call.args);
-        let marker = record_marker(msg.len() - 4, true);
+        let padding = [0u8; 3];
+        let padding = &padding[..(4 - call.payload.len() % 4) % 4];
+        let marker = record_marker(msg.len() - 4 + call.payload.len() + padding.len(), true);
         msg[..4].copy_from_slice(&marker);
-        self.stream.write_all(&msg)
+        let mut parts = [IoSlice::new(&msg), IoSlice::new(&call.payload), IoSlice::new(padding)];
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            match self.stream.write_vectored(parts) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads one reply record into the buffer; returns (xid, body range) where the body is what

@@ -66,7 +66,7 @@ fn lay_out(c: &mut Conn, top: &nfs_fh3, a: &Setup) -> io::Result<(Vec<nfs_fh3>, 
                 files[k] =
                     Some(TreeFile { dir: k / a.tree_files, name: format!("src{k:05}.c"), fh, size, base });
                 state[slot].1 = true;
-                return Ok(Some(Call::nfs(procs::WRITE, &args)));
+                return Ok(Some(Call::write(args)));
             }
             let res: WRITE3res = decode("WRITE", body)?;
             if res.status() != nfsstat3::NFS3_OK {
