@@ -233,7 +233,7 @@ impl Server {
             tracker.spawn(serve_tcp(pair.tcp, d.clone(), limits, shutdown.clone(), tracker.clone()));
             tracker.spawn(serve_udp(Arc::new(pair.udp), d, limits, shutdown.clone(), tracker.clone()));
         }
-        tracker.spawn(sweep_idle_files(nfs.clone(), shutdown.clone()));
+        tracker.spawn(sweep_idle_files(nfs.clone(), dispatcher.clone(), shutdown.clone()));
 
         let portmap = match (config.portmap, addrs.portmap_tcp) {
             (PortmapMode::Off, _) => PortmapOutcome::Off,
@@ -545,17 +545,35 @@ fn enlarge_receive_buffer(udp: &UdpSocket, name: &str) {
 }
 
 /// Closes cached open files nobody used for a while, so a client that wrote and went away does
-/// not keep descriptors (and unsynced data) forever.
-async fn sweep_idle_files(nfs: Arc<NfsService>, shutdown: CancellationToken) {
+/// not keep descriptors (and unsynced data) forever. Once a whole interval passes without a
+/// call, also hands the allocator's free memory back, once per idle spell, so RSS falls back
+/// after a burst of load.
+async fn sweep_idle_files(nfs: Arc<NfsService>, dispatcher: Arc<Dispatcher>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(IDLE_FILE_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let calls_so_far = || dispatcher.stats().calls.values().sum::<u64>();
+    let mut calls_at_last_tick = calls_so_far();
+    let mut released_at = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {}
         }
+        let calls = calls_so_far();
+        let release = calls == calls_at_last_tick && released_at != Some(calls);
+        calls_at_last_tick = calls;
+        if release {
+            released_at = Some(calls);
+        }
         let nfs = nfs.clone();
-        match tokio::task::spawn_blocking(move || nfs.close_idle_files(IDLE_FILE_MAX)).await {
+        let swept = tokio::task::spawn_blocking(move || {
+            let closed = nfs.close_idle_files(IDLE_FILE_MAX);
+            if release {
+                crate::fs::sys::release_free_memory();
+            }
+            closed
+        });
+        match swept.await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(closed = n, "closed idle files"),
             Err(e) => tracing::error!("closing idle files failed: {e}"),
