@@ -545,9 +545,10 @@ fn enlarge_receive_buffer(udp: &UdpSocket, name: &str) {
 }
 
 /// Closes cached open files nobody used for a while, so a client that wrote and went away does
-/// not keep descriptors (and unsynced data) forever. Once a whole interval passes without a
-/// call, also hands the allocator's free memory back, once per idle spell, so RSS falls back
-/// after a burst of load.
+/// not keep descriptors (and unsynced data) forever, and expires duplicate-request cache entries
+/// whose time is up even when no call arrives to do it. Once a whole interval passes without a
+/// call, also empties the pool of I/O buffers and hands the allocator's free memory back, once
+/// per idle spell, so RSS falls back after a burst of load.
 async fn sweep_idle_files(nfs: Arc<NfsService>, dispatcher: Arc<Dispatcher>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(IDLE_FILE_SWEEP);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -560,15 +561,20 @@ async fn sweep_idle_files(nfs: Arc<NfsService>, dispatcher: Arc<Dispatcher>, shu
             _ = tick.tick() => {}
         }
         let calls = calls_so_far();
-        let release = calls == calls_at_last_tick && released_at != Some(calls);
+        let idle = calls == calls_at_last_tick;
+        let first_idle_tick = idle && released_at != Some(calls);
         calls_at_last_tick = calls;
-        if release {
+        if first_idle_tick {
             released_at = Some(calls);
         }
         let nfs = nfs.clone();
+        let dispatcher = dispatcher.clone();
         let swept = tokio::task::spawn_blocking(move || {
+            let expired = dispatcher.expire_idle_cache();
             let closed = nfs.close_idle_files(IDLE_FILE_MAX);
-            if release {
+            // Cache entries that expire later in the idle spell free memory worth returning too.
+            if first_idle_tick || (idle && expired > 0) {
+                crate::rpc::buffers::LARGE_BUFFERS.release();
                 crate::fs::sys::release_free_memory();
             }
             closed
@@ -614,8 +620,49 @@ pub fn counters_line(stats: &StatsSnapshot) -> String {
     )
 }
 
+/// Where the server's memory is, as one log line: resident size; what the allocator has handed
+/// out, holds free in its heaps and has mapped for large blocks; and the pool of 1 MiB I/O
+/// buffers (free ones kept, and how many were allocated and reused). Logged on SIGUSR1, so an
+/// operator can tell live data from memory the allocator keeps for reuse.
+pub fn memory_line() -> String {
+    let rss_kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|status| {
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    });
+    let mut s = String::from("memory:");
+    match rss_kib {
+        Some(kib) => {
+            let _ = write!(s, " rss_kib={kib}");
+        }
+        None => s.push_str(" rss_kib=unknown"),
+    }
+    match crate::fs::sys::heap_usage() {
+        Some(h) => {
+            let _ = write!(
+                s,
+                " heap_in_use_kib={} heap_free_kib={} heap_mapped_kib={}",
+                h.in_use / 1024,
+                h.free / 1024,
+                h.mapped / 1024
+            );
+        }
+        None => s.push_str(" heap=unknown"),
+    }
+    let pool = crate::rpc::buffers::LARGE_BUFFERS.stats();
+    let _ = write!(
+        s,
+        " io_buffers_free={} io_buffers_free_kib={} io_buffers_allocated={} io_buffers_reused={}",
+        pool.free,
+        pool.free_bytes / 1024,
+        pool.allocated,
+        pool.reused
+    );
+    s
+}
+
 /// Runs the server on its own multi-thread runtime until SIGINT or SIGTERM, printing the banner
-/// to stderr, then shuts down gracefully. SIGUSR1 logs the [`counters_line`].
+/// to stderr, then shuts down gracefully. SIGUSR1 logs the [`counters_line`] and the
+/// [`memory_line`].
 pub fn run_until_signal(config: Config) -> Result<(), StartError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -635,7 +682,10 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
                 _ = int.recv() => break "SIGINT",
-                _ = usr1.recv() => tracing::info!("{}", counters_line(&server.stats())),
+                _ = usr1.recv() => {
+                    tracing::info!("{}", counters_line(&server.stats()));
+                    tracing::info!("{}", memory_line());
+                }
             }
         };
         tracing::info!("{which}: shutting down");
@@ -651,6 +701,24 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
 mod tests {
     use super::*;
     use crate::mountd::exports::parse_export_line;
+
+    #[test]
+    fn memory_line_reports_resident_size_and_the_heaps() {
+        let held = std::hint::black_box(vec![1u8; 1 << 20]);
+        let line = memory_line();
+        let field = |name: &str| -> u64 {
+            let value =
+                line.split(' ').find_map(|f| f.strip_prefix(name)).unwrap_or_else(|| panic!("{line}"));
+            value.parse().unwrap_or_else(|_| panic!("{name} in {line}"))
+        };
+        assert!(field("rss_kib=") >= 1024, "{line}");
+        if cfg!(target_env = "gnu") {
+            // The MiB held above is in use, in a heap or mapped on its own.
+            assert!(field("heap_in_use_kib=") + field("heap_mapped_kib=") >= 1024, "{line}");
+            let _ = field("heap_free_kib=");
+        }
+        drop(held);
+    }
 
     #[test]
     fn describe_export_shows_fsid_and_effective_options() {

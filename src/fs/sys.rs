@@ -1,6 +1,6 @@
 //! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
 //! `statx`, per-thread credentials, `getdents64`, `faccessat2` and `sync_file_range` (plus glibc's
-//! `mallopt` and `malloc_trim`, the allocator's tuning calls). This is the
+//! `mallopt`, `malloc_trim` and `mallinfo2`, the allocator's tuning and statistics calls). This is the
 //! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -10,21 +10,19 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Tunes glibc's allocator for a server that moves 1 MiB buffers between threads: at most `arenas`
-/// arenas, and 16 MiB kept free at the top of each heap instead of being handed back and faulted
-/// in again. glibc otherwise gives threads that allocate at the same time arenas of their own (up
-/// to 8 per core) and keeps what is freed in each: after a burst of large READs and a CREATE run
-/// rnfsd held 160-190 MiB. Measured on 2 cores (write, read, randread, create, readdirplus in
-/// turn): 2 arenas held 47 MiB but READDIRPLUS, whose helper thread then shares an arena with its
-/// caller, slowed from 21-25 to 28-29 ms per listing; 4 arenas hold 65-72 MiB at full speed;
-/// without the pad READs ran about 10% slower (the heap top was trimmed and faulted in again).
-/// Setting the pad also freezes glibc's mmap threshold at 128 KiB (it otherwise rises to the size
-/// of the largest mapped block freed), which made every 1 MiB READ buffer a fresh mapping: 256
-/// page faults and an munmap per READ. Blocks up to 4 MiB therefore come from the heaps; READs
-/// took 0.50 instead of 0.57 s of server CPU per GiB. Memory they leave free is returned when
-/// the server falls idle ([`release_free_memory`]).
-/// Settings the operator gave (`MALLOC_ARENA_MAX`, `MALLOC_TOP_PAD_`, `MALLOC_MMAP_THRESHOLD_`)
-/// are kept. Call it before any thread starts. Other C libraries (musl) have no arenas; there it
-/// does nothing.
+/// arenas, and blocks of 1 MiB and more mapped on their own. glibc otherwise gives threads that
+/// allocate at the same time arenas of their own (up to 8 per core) and keeps what is freed in
+/// each: after a burst of large READs and a CREATE run rnfsd held 160-190 MiB. Measured on 2
+/// cores: 2 arenas held 47 MiB but READDIRPLUS, whose helper thread then shares an arena with its
+/// caller, slowed from 21-25 to 28-29 ms per listing; 4 arenas run at full speed.
+/// The 1 MiB transfer buffers are reused from a pool (`rpc::buffers`), and at 1 MiB + 4 KiB each
+/// is a mapping of its own, so emptying the pool when the server is idle returns their memory
+/// at once; in the heaps it would stay behind as free space. (A fixed threshold also keeps glibc
+/// from raising it to the size of the largest mapped block freed.) The heaps keep glibc's small
+/// default reserve: with the pool, a 16 MiB reserve per heap ran write and read no faster and
+/// held up to 16 MiB per arena once idle.
+/// Settings the operator gave (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`) are kept. Call it
+/// before any thread starts. Other C libraries (musl) have no arenas; there it does nothing.
 pub fn tune_malloc(arenas: usize) {
     #[cfg(target_env = "gnu")]
     {
@@ -32,13 +30,9 @@ pub fn tune_malloc(arenas: usize) {
             // SAFETY: mallopt only sets a tunable of the allocator; a bad value is rejected.
             unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas.clamp(1, 64) as libc::c_int) };
         }
-        if std::env::var_os("MALLOC_TOP_PAD_").is_none() {
-            // SAFETY: as above.
-            unsafe { libc::mallopt(libc::M_TOP_PAD, 16 << 20) };
-        }
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
             // SAFETY: as above.
-            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 4 << 20) };
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
         }
     }
     #[cfg(not(target_env = "gnu"))]
@@ -46,14 +40,40 @@ pub fn tune_malloc(arenas: usize) {
 }
 
 /// Hands the allocator's free memory back to the kernel (glibc's `malloc_trim`): the heaps keep
-/// what a burst of large READs and WRITEs freed until told, so without this an idle server stays
-/// at its peak RSS. Costs a walk of the free lists, so it is for idle moments only.
+/// what a burst of calls freed until told, so without this an idle server stays near its peak
+/// RSS. Costs a walk of the free lists, so it is for idle moments only.
 pub fn release_free_memory() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases memory the allocator holds free; live blocks stay put.
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// What the allocator holds, for the operator's memory line: bytes handed out, bytes the heaps
+/// hold free (resident unless trimmed), and bytes in blocks mapped on their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapUsage {
+    pub in_use: u64,
+    pub free: u64,
+    pub mapped: u64,
+}
+
+/// The allocator's totals over every arena (glibc's `mallinfo2`); `None` with other C libraries.
+/// Takes each arena's lock in turn, so it is for an operator's request, not a hot path.
+pub fn heap_usage() -> Option<HeapUsage> {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics and returns them by value.
+        let info = unsafe { libc::mallinfo2() };
+        Some(HeapUsage {
+            in_use: info.uordblks as u64,
+            free: info.fordblks as u64,
+            mapped: info.hblkhd as u64,
+        })
+    }
+    #[cfg(not(target_env = "gnu"))]
+    None
 }
 
 /// Turns a `-1` return into the thread's `errno`.

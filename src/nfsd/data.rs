@@ -20,6 +20,7 @@ use crate::fs::attr::stat_fd;
 use crate::fs::files::OpenFile;
 use crate::fs::sys;
 use crate::fs::{FileType, NowaitReads};
+use crate::rpc::buffers::LARGE_BUFFERS;
 use crate::rpc::{CallContext, RpcError};
 
 type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
@@ -96,7 +97,8 @@ fn read_with(
         let file = svc.open_file(&obj, &args.file, false).map_err(Some)?;
         // Reading past the largest offset is simply end of file.
         let count = if args.offset > i64::MAX as u64 { 0 } else { count };
-        out.reserve(READ_HEAD_LEN + count + 4);
+        // A large READ is read into a pooled buffer, which the writer takes back once sent.
+        LARGE_BUFFERS.reserve(out, READ_HEAD_LEN + count + 4);
         out.put_xdr_u32(nfsstat3::NFS3_OK as u32);
         let attr_at = out.len();
         // post_op_attr present + fattr3, count, eof, data length: patched below.

@@ -95,6 +95,12 @@ impl Dispatcher {
             .and_then(|p| p.procedure(vers, proc_))
             .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
     }
+    /// Expires duplicate-request cache entries whose time is up and shrinks its tables, for the
+    /// periodic sweep: the cache otherwise only expires entries when calls arrive. Returns how
+    /// many entries went.
+    pub fn expire_idle_cache(&self) -> u64 {
+        self.drc.expire_idle()
+    }
 
     /// A copy of every counter, including the cache's.
     pub fn stats(&self) -> StatsSnapshot {

@@ -67,6 +67,12 @@ pub struct DrcKey {
 /// Bookkeeping bytes charged per entry on top of its reply: key, entry, queue slot, map overhead.
 const ENTRY_CHARGE: usize = 160;
 
+/// Replies up to this size are stored as exact copies (see [`Drc::finish`]).
+const COMPACT_REPLY_MAX: usize = 4096;
+
+/// Table slots an idle cache keeps however few entries it holds.
+const SHRINK_FLOOR: usize = 1024;
+
 enum EntryState {
     /// The original call is executing; duplicates subscribe and wait for `Some(reply)`.
     InProgress(watch::Sender<Option<Bytes>>),
@@ -234,6 +240,9 @@ impl Drc {
             st.remove_if(key, seq);
             return;
         }
+        // The reply was built in a buffer with room to spare (512 bytes for a CREATE reply of
+        // about 250); a cache of tens of thousands of entries keeps an exact copy instead.
+        let reply = if reply.len() <= COMPACT_REPLY_MAX { Bytes::copy_from_slice(&reply) } else { reply };
         e.charge += reply.len();
         let added = reply.len();
         e.state = EntryState::Done(reply);
@@ -248,6 +257,29 @@ impl Drc {
             let DrcState { entries, order, .. } = &mut *st;
             order.retain(|(s, _, k)| entries.get(k).is_some_and(|e| e.seq == *s));
         }
+    }
+
+    /// Drops expired entries without waiting for the next call to do it, and gives back the
+    /// table space a burst of calls left behind: for a server that has gone quiet. Returns how
+    /// many entries expired.
+    pub fn expire_idle(&self) -> u64 {
+        self.expire_idle_at(Instant::now())
+    }
+
+    fn expire_idle_at(&self, now: Instant) -> u64 {
+        let mut st = self.lock();
+        let before = self.counters.expirations.load(Ordering::Relaxed);
+        self.expire(&mut st, now);
+        let expired = self.counters.expirations.load(Ordering::Relaxed) - before;
+        let floor = st.entries.len().max(SHRINK_FLOOR);
+        if st.entries.capacity() > 4 * floor {
+            st.entries.shrink_to(2 * floor);
+        }
+        if st.order.capacity() > 4 * floor {
+            let len = st.order.len();
+            st.order.shrink_to(len.max(2 * floor));
+        }
+        expired
     }
 
     /// Counters plus the current size.
@@ -380,6 +412,32 @@ mod tests {
         // The abandoned call left nothing behind: the next retransmission executes.
         assert_eq!(drc.snapshot().entries, 0);
         miss(drc.begin(k, 700));
+    }
+
+    #[test]
+    fn an_idle_cache_expires_its_entries_and_gives_back_its_tables() {
+        let drc = Drc::new(DrcConfig { ttl: Duration::from_secs(120), ..DrcConfig::default() });
+        let t0 = Instant::now();
+        for xid in 0..20_000 {
+            miss(drc.begin_at(key(&drc, xid, 8, b"create"), 1, t0)).finish(Bytes::from(vec![7u8; 200]));
+        }
+        let late = key(&drc, 99_999, 8, b"create");
+        miss(drc.begin_at(late, 1, t0 + Duration::from_secs(100))).finish(Bytes::from_static(b"late"));
+        // Nothing has expired yet: everything stays.
+        assert_eq!(drc.expire_idle_at(t0 + Duration::from_secs(110)), 0);
+        assert_eq!(drc.snapshot().entries, 20_001);
+        // No call arrives, yet the first 20,000 go once their time is up, and the tables shrink.
+        assert_eq!(drc.expire_idle_at(t0 + Duration::from_secs(121)), 20_000);
+        let s = drc.snapshot();
+        assert_eq!((s.entries, s.expirations), (1, 20_000));
+        assert_eq!(s.bytes, ENTRY_CHARGE + 4);
+        let st = drc.lock();
+        assert!(st.entries.capacity() <= 4 * SHRINK_FLOOR, "{}", st.entries.capacity());
+        assert!(st.order.capacity() <= 4 * SHRINK_FLOOR, "{}", st.order.capacity());
+        drop(st);
+        assert!(
+            matches!(drc.begin_at(late, 1, t0 + Duration::from_secs(122)), DrcLookup::Hit(r) if r == "late")
+        );
     }
 
     #[test]

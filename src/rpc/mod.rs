@@ -6,6 +6,7 @@
 //! their argument bytes and append their results to a reply buffer. They never see a socket.
 
 pub mod auth;
+pub mod buffers;
 pub mod dispatch;
 pub mod drc;
 pub mod stats;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use xdr::rpc::{RecordAssembler, record_marker};
 
 use super::Transport;
+use super::buffers::{LARGE_BUFFER_MIN, LARGE_BUFFER_SIZE, LARGE_BUFFERS};
 use super::dispatch::Dispatcher;
 use super::transport::TransportLimits;
 
@@ -145,6 +146,12 @@ impl Connection {
                         break 'conn;
                     }
                 };
+                // A large record (a WRITE) filled a pooled buffer: it goes back once its call has
+                // run, and the next record starts in a small buffer of its own.
+                let recycle = (record.len() >= LARGE_BUFFER_MIN).then(|| record.clone());
+                if recycle.is_some() && buf.is_empty() {
+                    buf = BytesMut::with_capacity(READ_CHUNK);
+                }
                 let permit = tokio::select! {
                     biased;
                     _ = self.closing.cancelled() => break 'conn,
@@ -153,7 +160,11 @@ impl Connection {
                 // A quick call runs right here: spawning a task for it would cost more than
                 // the call, and its reply still goes through the writer in order of completion.
                 if self.dispatcher.runs_inline(&record) {
-                    if let Some(reply) = self.dispatcher.handle(record, peer, local, Transport::Tcp).await
+                    let reply = self.dispatcher.handle(record, peer, local, Transport::Tcp).await;
+                    if let Some(recycle) = recycle {
+                        LARGE_BUFFERS.give_back(recycle);
+                    }
+                    if let Some(reply) = reply
                         && tx.send(reply).await.is_err()
                     {
                         break 'conn;
@@ -164,22 +175,37 @@ impl Connection {
                 let dispatcher = self.dispatcher.clone();
                 let tx = tx.clone();
                 self.tracker.spawn(async move {
-                    if let Some(reply) = dispatcher.handle(record, peer, local, Transport::Tcp).await {
+                    let reply = dispatcher.handle(record, peer, local, Transport::Tcp).await;
+                    if let Some(recycle) = recycle {
+                        LARGE_BUFFERS.give_back(recycle);
+                    }
+                    if let Some(reply) = reply {
                         // A send error means the writer is gone, i.e. the connection is closing.
                         let _ = tx.send(reply).await;
                     }
                     drop(permit);
                 });
             }
-            // A large fragment is read into one allocation instead of a buffer that doubles (and
-            // copies) its way up. The reservation follows the peer's claim only as far as twice
-            // what it has actually sent, so a lying marker costs at most that.
+            // A fragment of up to a transfer is read into a pooled buffer, and no further than
+            // its end, so the record it becomes owns the buffer alone and can return it. What
+            // the peer has not sent yet is not touched: a lying marker costs reserved address
+            // space, not memory. A larger fragment is read into one allocation instead of a
+            // buffer that doubles (and copies) its way up; that reservation follows the peer's
+            // claim only as far as twice what it has actually sent.
             let missing = assembler.fragment_missing(&buf).unwrap_or(0);
-            buf.reserve(READ_CHUNK.max(missing.min(2 * buf.len())));
+            let whole = buf.len() + missing;
+            let limit = if missing > 0 && (LARGE_BUFFER_MIN..=LARGE_BUFFER_SIZE).contains(&whole) {
+                LARGE_BUFFERS.reserve(&mut buf, missing);
+                missing
+            } else {
+                buf.reserve(READ_CHUNK.max(missing.min(2 * buf.len())));
+                usize::MAX
+            };
+            let mut room = (&mut buf).limit(limit);
             let read = tokio::select! {
                 biased;
                 _ = self.closing.cancelled() => break,
-                r = tokio::time::timeout(self.limits.idle_timeout, rd.read_buf(&mut buf)) => r,
+                r = tokio::time::timeout(self.limits.idle_timeout, rd.read_buf(&mut room)) => r,
             };
             match read {
                 Ok(Ok(0)) => {
@@ -251,9 +277,11 @@ async fn write_replies(
 /// Record markers and reply bodies waiting to be written, in order.
 #[derive(Default)]
 struct ReplyBatch {
-    /// Markers and bodies alternate; a partly written front slice has been advanced past what
-    /// was sent.
+    /// Markers and bodies alternate.
     parts: std::collections::VecDeque<Bytes>,
+    /// How much of the front part has been sent. Parts are not advanced, so a sent body is
+    /// still its whole buffer and a pooled one can go back.
+    front_sent: usize,
     replies: usize,
     bytes: usize,
 }
@@ -268,19 +296,30 @@ impl ReplyBatch {
 
     async fn write_all(&mut self, wr: &mut OwnedWriteHalf) -> io::Result<()> {
         while !self.parts.is_empty() {
-            let slices: Vec<io::IoSlice<'_>> = self.parts.iter().map(|b| io::IoSlice::new(b)).collect();
+            let sent = self.front_sent;
+            let slices: Vec<io::IoSlice<'_>> = self
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, b)| io::IoSlice::new(if i == 0 { &b[sent..] } else { b }))
+                .collect();
             let mut written = wr.write_vectored(&slices).await?;
             drop(slices);
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             while written > 0 {
-                let front = self.parts.front_mut().expect("written bytes come from queued parts");
-                if written >= front.len() {
-                    written -= front.len();
-                    self.parts.pop_front();
+                let front = self.parts.front().expect("written bytes come from queued parts");
+                let left = front.len() - self.front_sent;
+                if written >= left {
+                    written -= left;
+                    self.front_sent = 0;
+                    let done = self.parts.pop_front().expect("the front part exists");
+                    if done.len() >= LARGE_BUFFER_MIN {
+                        LARGE_BUFFERS.give_back(done);
+                    }
                 } else {
-                    front.advance(written);
+                    self.front_sent += written;
                     written = 0;
                 }
             }
