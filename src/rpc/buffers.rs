@@ -86,21 +86,17 @@ impl LargeBuffers {
     /// and they fill a buffer of the pool's size, give or take where they started in it;
     /// otherwise dropped as usual.
     pub fn give_back(&self, bytes: Bytes) {
-        // A record starts a few bytes into its buffer (after its record marker).
-        let plausible = self.size - 4096..=self.size;
         if bytes.len() > self.size {
             return;
         }
         let Ok(mut buf) = bytes.try_into_mut() else { return };
-        if !plausible.contains(&buf.capacity()) {
+        // A record starts a few bytes into its buffer (after its record marker).
+        if !(self.size - 4096..=self.size).contains(&buf.capacity()) {
             return;
         }
         buf.clear();
         // With nothing left in it, the buffer reclaims the bytes before its start in place.
         buf.reserve(self.size);
-        if buf.capacity() < self.size {
-            return;
-        }
         let mut free = self.lock();
         if free.len() < self.keep {
             free.push(buf);

@@ -95,6 +95,7 @@ impl Dispatcher {
             .and_then(|p| p.procedure(vers, proc_))
             .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
     }
+
     /// Expires duplicate-request cache entries whose time is up and shrinks its tables, for the
     /// periodic sweep: the cache otherwise only expires entries when calls arrive. Returns how
     /// many entries went.

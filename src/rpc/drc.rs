@@ -201,17 +201,23 @@ impl Drc {
         DrcLookup::Miss(DrcTicket { drc: self, key, seq, finished: false })
     }
 
-    /// Drops entries whose time-to-live has run out; they are at the front of the queue.
-    fn expire(&self, st: &mut DrcState, now: Instant) {
+    /// Drops entries whose time-to-live has run out; they are at the front of the queue. Returns
+    /// how many went.
+    fn expire(&self, st: &mut DrcState, now: Instant) -> u64 {
+        let mut expired = 0;
         while let Some(&(seq, at, key)) = st.order.front() {
             if now.saturating_duration_since(at) < self.config.ttl {
                 break;
             }
             st.order.pop_front();
             if st.remove_if(&key, seq) {
-                self.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                expired += 1;
             }
         }
+        if expired > 0 {
+            self.counters.expirations.fetch_add(expired, Ordering::Relaxed);
+        }
+        expired
     }
 
     /// Evicts oldest-first until both bounds hold. An in-progress entry can be evicted too: its
@@ -227,6 +233,10 @@ impl Drc {
     }
 
     fn finish(&self, key: &DrcKey, seq: u64, reply: Bytes) {
+        // The reply was built in a buffer with room to spare (512 bytes for a CREATE reply of
+        // about 250); a cache of tens of thousands of entries keeps an exact copy instead, made
+        // before the lock is taken.
+        let reply = if reply.len() <= COMPACT_REPLY_MAX { Bytes::copy_from_slice(&reply) } else { reply };
         let mut st = self.lock();
         let Some(e) = st.entries.get_mut(key) else { return };
         if e.seq != seq {
@@ -240,9 +250,6 @@ impl Drc {
             st.remove_if(key, seq);
             return;
         }
-        // The reply was built in a buffer with room to spare (512 bytes for a CREATE reply of
-        // about 250); a cache of tens of thousands of entries keeps an exact copy instead.
-        let reply = if reply.len() <= COMPACT_REPLY_MAX { Bytes::copy_from_slice(&reply) } else { reply };
         e.charge += reply.len();
         let added = reply.len();
         e.state = EntryState::Done(reply);
@@ -268,9 +275,7 @@ impl Drc {
 
     fn expire_idle_at(&self, now: Instant) -> u64 {
         let mut st = self.lock();
-        let before = self.counters.expirations.load(Ordering::Relaxed);
-        self.expire(&mut st, now);
-        let expired = self.counters.expirations.load(Ordering::Relaxed) - before;
+        let expired = self.expire(&mut st, now);
         let floor = st.entries.len().max(SHRINK_FLOOR);
         if st.entries.capacity() > 4 * floor {
             st.entries.shrink_to(2 * floor);

@@ -315,6 +315,7 @@ impl ReplyBatch {
                     written -= left;
                     self.front_sent = 0;
                     let done = self.parts.pop_front().expect("the front part exists");
+                    // Markers and small replies never came from the pool.
                     if done.len() >= LARGE_BUFFER_MIN {
                         LARGE_BUFFERS.give_back(done);
                     }
