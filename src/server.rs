@@ -570,7 +570,7 @@ async fn sweep_idle_files(nfs: Arc<NfsService>, dispatcher: Arc<Dispatcher>, shu
         let nfs = nfs.clone();
         let dispatcher = dispatcher.clone();
         let swept = tokio::task::spawn_blocking(move || {
-            let expired = dispatcher.expire_idle_cache();
+            let expired = dispatcher.expire_idle_cache() + nfs.expire_idle_listings(IDLE_FILE_MAX) as u64;
             let closed = nfs.close_idle_files(IDLE_FILE_MAX);
             // Cache entries that expire later in the idle spell free memory worth returning too.
             if first_idle_tick || (idle && expired > 0) {

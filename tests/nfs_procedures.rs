@@ -573,6 +573,95 @@ fn repeated_readdirplus_listings_give_each_name_its_current_handle() {
     }
 }
 
+/// Waits until the directory's last change is old enough for the server to keep its listing.
+fn let_directory_settle() {
+    std::thread::sleep(std::time::Duration::from_millis(250));
+}
+
+fn names_of(listing: &[(String, u64, nfs_fh3, fattr3)]) -> Vec<String> {
+    let mut names: Vec<String> = listing.iter().map(|e| e.0.clone()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn kept_listings_follow_every_change_to_the_directory() {
+    // A settled directory's entries are kept between listings; each change must still show at
+    // once, in READDIR and READDIRPLUS alike, whether made through the server or behind it.
+    let ts = TestServer::rw();
+    let (mut c, _, d) = dir_of_sized_files(&ts, 300);
+    let_directory_settle();
+    let check = |c: &mut Client, listing: &[(String, u64, nfs_fh3, fattr3)]| {
+        for (n, fileid, fh, attrs) in listing {
+            if n == "." || n == ".." {
+                continue;
+            }
+            let on_host = std::fs::symlink_metadata(ts.path(&format!("d/{n}"))).unwrap();
+            assert_eq!((attrs.fileid, attrs.size), (on_host.ino(), on_host.len()), "{n}");
+            assert_eq!(*fileid, on_host.ino(), "{n}");
+            assert_eq!(fh, &ok(c.lookup(&d, n)).object, "handle of {n}");
+        }
+    };
+    // Enough listings for the entries and then their handles to be kept.
+    let first = listing_plus(&mut c, &d, 8192);
+    for _ in 0..3 {
+        let again = listing_plus(&mut c, &d, 8192);
+        check(&mut c, &again);
+        assert_eq!(names_of(&again), names_of(&first));
+    }
+    // Attributes are read afresh even when the entries are kept.
+    std::fs::write(ts.path("d/e3"), vec![1u8; 5000]).unwrap();
+    let listing = listing_plus(&mut c, &d, 8192);
+    assert_eq!(listing.iter().find(|e| e.0 == "e3").unwrap().3.size, 5000);
+    check(&mut c, &listing);
+    // Changes behind the server's back, right after a kept listing was served.
+    std::fs::write(ts.path("d/late"), b"late").unwrap();
+    std::fs::remove_file(ts.path("d/e4")).unwrap();
+    std::fs::rename(ts.path("d/e5"), ts.path("d/e5-renamed")).unwrap();
+    let listing = listing_plus(&mut c, &d, 8192);
+    let names = names_of(&listing);
+    assert!(names.contains(&"late".to_string()) && names.contains(&"e5-renamed".to_string()));
+    assert!(!names.contains(&"e4".to_string()) && !names.contains(&"e5".to_string()));
+    assert_eq!(names.len(), 302);
+    check(&mut c, &listing);
+    // A name replaced by another file, through the server, after the directory settled again.
+    let_directory_settle();
+    for _ in 0..3 {
+        let again = listing_plus(&mut c, &d, 8192);
+        check(&mut c, &again);
+    }
+    let old_e6 = c.lookup_fh(&d, "e6");
+    assert_eq!(status(&c.remove(&d, "e6")), nfsstat3::NFS3_OK);
+    let new_e6 = c.create_file(&d, "e6");
+    assert_ne!(old_e6, new_e6);
+    let listing = listing_plus(&mut c, &d, 8192);
+    assert_eq!(listing.iter().find(|e| e.0 == "e6").unwrap().2, new_e6);
+    check(&mut c, &listing);
+    // Plain READDIR pages agree, and pick up a new entry at once too.
+    let_directory_settle();
+    let plain = |c: &mut Client| {
+        let mut names: Vec<String> = c.readdir_all(&d, 1024).into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(plain(&mut c), names_of(&listing));
+    assert_eq!(plain(&mut c), names_of(&listing));
+    c.create_file(&d, "newest");
+    assert!(plain(&mut c).contains(&"newest".to_string()));
+    // A kept listing is no way around the directory's permissions.
+    if !rnfsd::fs::cred::can_switch() {
+        return;
+    }
+    std::fs::set_permissions(ts.path("d"), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let_directory_settle();
+    listing_plus(&mut c, &d, 8192);
+    listing_plus(&mut c, &d, 8192);
+    let mut other = Client::tcp(ts.addr()).with_cred(auth_sys(1000, 1000, &[]));
+    assert_eq!(status(&other.readdirplus(&d, 0, [0; 8], 1024, 8192)), nfsstat3::NFS3ERR_ACCES);
+    assert_eq!(status(&other.readdir(&d, 0, [0; 8], 8192)), nfsstat3::NFS3ERR_ACCES);
+    assert_eq!(names_of(&listing_plus(&mut c, &d, 8192)).len(), 303, "root still lists it");
+}
+
 #[test]
 fn fsstat_fsinfo_pathconf() {
     let ts = TestServer::rw();

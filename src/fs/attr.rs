@@ -96,6 +96,33 @@ impl Attr {
     }
 }
 
+#[cfg(test)]
+impl Attr {
+    /// Attributes for unit tests: a file of `file_type` with inode number `ino` on device 0:30,
+    /// mount 1, every other field zero or empty.
+    pub fn for_tests(file_type: FileType, ino: u64) -> Attr {
+        Attr {
+            file_type,
+            mode: 0o644,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            used: 0,
+            rdev_major: 0,
+            rdev_minor: 0,
+            ino,
+            dev_major: 0,
+            dev_minor: 30,
+            mount_id: 1,
+            atime: Timestamp::default(),
+            mtime: Timestamp::default(),
+            ctime: Timestamp::default(),
+            btime: None,
+        }
+    }
+}
+
 /// Attributes of the file an fd refers to (works on `O_PATH` fds, symlinks included).
 pub fn stat_fd(fd: BorrowedFd<'_>) -> io::Result<Attr> {
     sys::statx(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW).map(|s| Attr::from_statx(&s))

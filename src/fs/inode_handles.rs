@@ -142,23 +142,9 @@ mod tests {
 
     fn attr(ino: u64, btime: Option<i64>, ctime: i64) -> Attr {
         Attr {
-            file_type: FileType::Regular,
-            mode: 0o644,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            size: 0,
-            used: 0,
-            rdev_major: 0,
-            rdev_minor: 0,
-            ino,
-            dev_major: 0,
-            dev_minor: 30,
-            mount_id: 1,
-            atime: Timestamp::default(),
-            mtime: Timestamp::default(),
             ctime: Timestamp { seconds: ctime, nanos: 0 },
             btime: btime.map(|seconds| Timestamp { seconds, nanos: 7 }),
+            ..Attr::for_tests(FileType::Regular, ino)
         }
     }
 

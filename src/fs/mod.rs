@@ -13,6 +13,7 @@ pub mod cred;
 pub mod files;
 pub mod handle;
 pub mod inode_handles;
+pub mod listings;
 pub mod state;
 pub mod sys;
 

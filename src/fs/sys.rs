@@ -9,6 +9,8 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
+use bytes::Bytes;
+
 /// Tunes glibc's allocator for a server that moves 1 MiB buffers between threads: at most `arenas`
 /// arenas, and blocks of 1 MiB and more mapped on their own. glibc otherwise gives threads that
 /// allocate at the same time arenas of their own (up to 8 per core) and keeps what is freed in
@@ -199,7 +201,8 @@ pub struct RawDirEntry {
     /// The directory offset just after this entry: the cookie that resumes behind it.
     pub next_offset: u64,
     pub d_type: u8,
-    pub name: Vec<u8>,
+    /// A slice of one buffer shared by the names of a batch: one allocation per `getdents`.
+    pub name: Bytes,
 }
 
 /// Reads directory entries from the directory's current offset with `getdents64`, filling at
@@ -209,11 +212,12 @@ pub fn getdents(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Vec<RawDirEnt
     let n = cvt_long(unsafe {
         libc::syscall(libc::SYS_getdents64, dir.as_raw_fd(), buf.as_mut_ptr(), buf.len() as libc::c_long)
     })? as usize;
+    let records = Bytes::copy_from_slice(&buf[..n]);
     let mut out = Vec::new();
     let mut pos = 0;
     // linux_dirent64: u64 d_ino, i64 d_off, u16 d_reclen, u8 d_type, NUL-terminated name.
     while pos + 19 <= n {
-        let rec = &buf[pos..n];
+        let rec = &records[pos..];
         let ino = u64::from_ne_bytes(rec[0..8].try_into().expect("8 bytes"));
         let off = i64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
         let reclen = u16::from_ne_bytes(rec[16..18].try_into().expect("2 bytes")) as usize;
@@ -226,7 +230,7 @@ pub fn getdents(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Vec<RawDirEnt
             ino,
             next_offset: off as u64,
             d_type: rec[18],
-            name: name_field[..name_len].to_vec(),
+            name: records.slice(pos + 19..pos + 19 + name_len),
         });
         pos += reclen;
     }
@@ -304,7 +308,8 @@ mod tests {
             names.extend(batch.into_iter().map(|e| e.name));
         }
         assert_eq!(names.len(), 302);
-        assert!(names.contains(&b".".to_vec()) && names.contains(&b"..".to_vec()));
+        assert!(names.contains(&Bytes::from_static(b".")) && names.contains(&Bytes::from_static(b"..")));
+        assert!(names.contains(&Bytes::from_static(b"file-299")));
     }
 }
 

@@ -28,6 +28,7 @@ use xdr::{Reader, Xdr};
 use crate::config::Limits;
 use crate::fs::Exports;
 use crate::fs::files::OpenFileCache;
+use crate::fs::listings::{DirListings, LISTED_ENTRIES};
 use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 use verifier::WriteVerifier;
 
@@ -38,6 +39,8 @@ const UDP_MAX_IO: u32 = 32 * 1024;
 pub struct NfsService {
     exports: Arc<Exports>,
     files: OpenFileCache,
+    /// What READDIR and READDIRPLUS read of unchanged directories.
+    listings: DirListings,
     verifier: WriteVerifier,
     /// rtmax/wtmax: the largest READ or WRITE payload.
     max_io: u32,
@@ -90,6 +93,7 @@ impl NfsService {
         Ok(NfsService {
             exports,
             files: OpenFileCache::new(limits.open_files),
+            listings: DirListings::new(LISTED_ENTRIES),
             verifier: WriteVerifier::new()?,
             max_io: limits.max_io.clamp(4096, nfs3::MAX_DATA as u32),
         })
@@ -131,6 +135,11 @@ impl NfsService {
             tracing::debug!(swept, "dropped cached handles of unlinked objects");
         }
         self.files.close_idle(max_idle)
+    }
+
+    /// Drops directory listings unused for `max_idle`; returns how many.
+    pub fn expire_idle_listings(&self, max_idle: Duration) -> usize {
+        self.listings.expire_idle(max_idle)
     }
 
     /// Closes every cached open file, syncing uncommitted data (at shutdown).

@@ -1,5 +1,7 @@
 //! READDIR and READDIRPLUS. Cookies are the directory offsets the filesystem reports (`d_off`),
-//! resumed with `lseek`, so paging needs no server state and survives restarts. `.` and `..`
+//! resumed with `lseek`, so paging needs no server state and survives restarts. The entries of a
+//! directory that has not changed come from the listing cache ([`crate::fs::listings`]) when it
+//! keeps them; attributes and handles are always looked up afresh. `.` and `..`
 //! are listed like any entry. The cookie verifier is echoed, never checked (as knfsd does): a
 //! directory that changed between pages is still resumed from the cookie, and only a cookie the
 //! filesystem rejects gives NFS3ERR_BAD_COOKIE.
@@ -8,7 +10,9 @@
 //! the Linux client sends `dircount = maxcount / 8`, and honouring it would cut each reply to an
 //! eighth of what the client is ready to take and multiply the round trips of every listing.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
@@ -22,6 +26,7 @@ use super::attrs::{fattr, post_op};
 use super::request::{Object, st};
 use crate::fs::attr::stat_at;
 use crate::fs::inode_handles::Provenance;
+use crate::fs::listings::{KnownHandle, ListedEntry};
 use crate::fs::sys::{self, RawDirEntry};
 use crate::fs::{Attr, FileType};
 use crate::rpc::{CallContext, RpcError};
@@ -31,65 +36,119 @@ type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
 /// Reply bytes before the entries: status, post_op_attr with attributes, cookie verifier.
 const HEADER_LEN: usize = 4 + 4 + fattr3::ENCODED_LEN + COOKIEVERFSIZE;
 
-/// A directory opened for reading at a cookie.
-struct DirStream {
-    fd: OwnedFd,
+/// The entries of a directory from a cookie on: first those the listing cache keeps, then the
+/// rest from the disk, which is read from the last cookie handed out. What the disk gives is
+/// offered to the cache when the call is done.
+struct DirCursor<'a> {
+    obj: &'a Object,
+    /// Entries to hand out next, front first.
+    queue: VecDeque<ListedEntry>,
+    /// The cookie that resumes after the entries queued so far.
+    resume: u64,
+    /// No entries follow the queue.
+    end: bool,
+    /// The directory opened for reading, once the cache has no more to give.
+    disk: Option<OwnedFd>,
     buf: Vec<u8>,
-    pending: std::vec::IntoIter<RawDirEntry>,
-    eof: bool,
+    buf_len: usize,
+    /// Taken before any entry was read, after the directory's attributes were.
+    read_at: SystemTime,
+    /// Where reading from the disk started, and what it read.
+    read_from: Option<u64>,
+    read: Vec<RawDirEntry>,
 }
 
-impl DirStream {
-    /// Opens `dir` for reading as the caller (read permission is the kernel's to check) and
-    /// positions it at `cookie`. `buf_len` bounds each `getdents`: entries read beyond what the
-    /// reply takes are read again by the next call, so it should match the reply's budget
-    /// (a kernel dirent is about as big as its XDR `entry3`).
-    fn open(obj: &Object, cookie: u64, buf_len: usize) -> Result<DirStream, nfsstat3> {
-        let fd = obj.caller.run(|| {
+impl<'a> DirCursor<'a> {
+    /// Positions a cursor at `cookie` of `obj`, a directory. `buf_len` bounds each `getdents`:
+    /// entries read beyond what the reply takes are read again by the next call (from the cache
+    /// if it keeps the directory), so it should match the reply's budget (a kernel dirent is
+    /// about as big as its XDR `entry3`). At most `max_cached` entries come from the cache.
+    fn open(
+        svc: &NfsService,
+        obj: &'a Object,
+        cookie: u64,
+        buf_len: usize,
+        max_cached: usize,
+    ) -> Result<DirCursor<'a>, nfsstat3> {
+        let mut cursor = DirCursor {
+            obj,
+            queue: VecDeque::new(),
+            resume: cookie,
+            end: false,
+            disk: None,
+            buf: Vec::new(),
+            buf_len: buf_len.clamp(1024, 64 * 1024),
+            read_at: SystemTime::now(),
+            read_from: None,
+            read: Vec::new(),
+        };
+        match svc.listings.page(obj.res.export.fsid, &obj.res.attr, cookie, max_cached) {
+            Some(page) => {
+                // Reading a directory takes read permission, which opening it would check.
+                obj.caller.run(|| sys::access_fd(obj.res.fd.as_fd(), libc::R_OK).map_err(st))?;
+                if let Some(last) = page.entries.last() {
+                    cursor.resume = last.entry.next_offset;
+                }
+                cursor.end = page.end;
+                cursor.queue = page.entries.into();
+            }
+            // Opened now, so that a cookie the filesystem rejects is reported before any work.
+            None => cursor.open_disk()?,
+        }
+        Ok(cursor)
+    }
+
+    /// Opens the directory for reading as the caller (read permission is the kernel's to check)
+    /// at the resume cookie.
+    fn open_disk(&mut self) -> Result<(), nfsstat3> {
+        let fd = self.obj.caller.run(|| {
             openat(
-                obj.res.fd.as_fd(),
+                self.obj.res.fd.as_fd(),
                 ".",
                 OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
                 Mode::empty(),
             )
             .map_err(st)
         })?;
-        if cookie != 0 {
-            let offset = i64::try_from(cookie).map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
+        if self.resume != 0 {
+            let offset = i64::try_from(self.resume).map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
             lseek(fd.as_fd(), offset, Whence::SeekSet).map_err(|_| nfsstat3::NFS3ERR_BAD_COOKIE)?;
         }
-        Ok(DirStream {
-            fd,
-            buf: vec![0; buf_len.clamp(1024, 64 * 1024)],
-            pending: Vec::new().into_iter(),
-            eof: false,
-        })
+        self.read_from = Some(self.resume);
+        self.buf = vec![0; self.buf_len];
+        self.disk = Some(fd);
+        Ok(())
     }
 
     /// The next entry, or `None` at the end of the directory.
-    fn next(&mut self) -> Result<Option<RawDirEntry>, nfsstat3> {
+    fn next(&mut self) -> Result<Option<ListedEntry>, nfsstat3> {
         loop {
-            if let Some(e) = self.pending.next() {
+            if let Some(e) = self.queue.pop_front() {
                 return Ok(Some(e));
             }
-            if self.eof {
+            if self.end {
                 return Ok(None);
             }
-            let batch = sys::getdents(self.fd.as_fd(), &mut self.buf).map_err(st)?;
-            if batch.is_empty() {
-                self.eof = true;
+            if self.disk.is_none() {
+                self.open_disk()?;
             }
-            self.pending = batch.into_iter();
+            let Some(fd) = &self.disk else { return Ok(None) };
+            let batch = sys::getdents(fd.as_fd(), &mut self.buf).map_err(st)?;
+            match batch.last() {
+                None => self.end = true,
+                Some(last) => self.resume = last.next_offset,
+            }
+            self.read.extend(batch.iter().cloned());
+            self.queue.extend(batch.into_iter().map(ListedEntry::from));
         }
     }
 
     /// Puts an entry back (it did not fit the reply).
-    fn unread(&mut self, e: RawDirEntry) {
-        let rest: Vec<RawDirEntry> = std::iter::once(e).chain(self.pending.by_ref()).collect();
-        self.pending = rest.into_iter();
+    fn unread(&mut self, e: ListedEntry) {
+        self.queue.push_front(e);
     }
 
-    /// Whether the stream is at the end of the directory.
+    /// Whether the cursor is at the end of the directory.
     fn at_end(&mut self) -> Result<bool, nfsstat3> {
         match self.next()? {
             Some(e) => {
@@ -99,12 +158,20 @@ impl DirStream {
             None => Ok(true),
         }
     }
+
+    /// Offers what was read from the disk to the listing cache.
+    fn finish(self, svc: &NfsService) {
+        if let Some(from) = self.read_from {
+            let fsid = self.obj.res.export.fsid;
+            svc.listings.record(fsid, &self.obj.res.attr, self.read_at, from, &self.read, self.end);
+        }
+    }
 }
 
 /// The fileid to report for an entry: `..` of the export root is the root itself (a client
 /// must never learn of anything above the export), otherwise the inode number.
 fn entry_fileid(obj: &Object, e: &RawDirEntry) -> u64 {
-    if e.name == b".." && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
+    if e.name[..] == b".."[..] && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
 }
 
 fn check_dir(obj: &Object) -> Result<(), nfsstat3> {
@@ -120,23 +187,26 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
     let count = (args.count.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
         check_dir(&obj)?;
-        let mut stream = DirStream::open(&obj, args.cookie, count)?;
         let mut budget = count.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
+        let most = budget / (DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(1)) + 1;
+        let mut stream = DirCursor::open(svc, &obj, args.cookie, count, most)?;
         let mut entries = Vec::new();
-        while let Some(e) = stream.next()? {
-            let len = DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(e.name.len());
+        while let Some(listed) = stream.next()? {
+            let len = DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(listed.entry.name.len());
             if len > budget {
-                stream.unread(e);
+                stream.unread(listed);
                 break;
             }
             budget -= len;
+            let e = listed.entry;
             entries.push(entry3 {
                 fileid: entry_fileid(&obj, &e),
                 cookie: e.next_offset,
-                name: filename3(Bytes::from(e.name)),
+                name: filename3(e.name),
             });
         }
         let eof = stream.at_end()?;
+        stream.finish(svc);
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
         }
@@ -149,40 +219,54 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
     })
 }
 
-/// An entry's attributes and handle, when they could be had.
-type EntryDetails = (Option<Attr>, Option<Bytes>);
+/// An entry's attributes and handle, when they could be had, and a handle for the listing cache
+/// to learn: one the inode-handle cache had verified that the listing did not know.
+#[derive(Default)]
+struct EntryDetails {
+    attr: Option<Attr>,
+    handle: Option<Bytes>,
+    learned: Option<KnownHandle>,
+}
 
 /// Handle and attributes of one entry for READDIRPLUS, looked up as the caller without
 /// following symlinks. `.` is the directory itself, `..` of the export root is the root, and an
-/// entry that vanished or lies on another filesystem gets neither. With `cache`, the handle comes
-/// from the inode-handle cache when it can and is remembered when it could not, counted in
-/// `misses`.
+/// entry that vanished or lies on another filesystem gets neither. The handle is the one the
+/// listing cache knows for the entry's inode, if any. Otherwise, with `cache`, it comes from the
+/// inode-handle cache when it can and is remembered there when it could not, counted in `misses`.
 fn entry_details(
     svc: &NfsService,
     obj: &Object,
     dirfd: BorrowedFd<'_>,
-    name: &[u8],
+    listed: &ListedEntry,
     cache: bool,
     misses: &mut usize,
 ) -> EntryDetails {
     let export = &obj.res.export;
     let at_root = export.is_root(&obj.res.attr);
+    let name = &listed.entry.name[..];
     if name == b"." || (name == b".." && at_root) {
         let handle = if at_root {
             export.root_handle.clone()
         } else {
             svc.exports.handle_of(export, obj.res.fd.as_fd()).ok().unwrap_or_default()
         };
-        if handle.is_empty() {
-            return (Some(obj.res.attr.clone()), None);
-        }
-        return (Some(obj.res.attr.clone()), Some(handle));
+        let handle = (!handle.is_empty()).then_some(handle);
+        return EntryDetails { attr: Some(obj.res.attr.clone()), handle, learned: None };
     }
-    let Ok(cname) = std::ffi::CString::new(name) else { return (None, None) };
-    let Ok(attr) = stat_at(dirfd, &cname) else { return (None, None) };
+    let Ok(cname) = std::ffi::CString::new(name) else { return EntryDetails::default() };
+    let Ok(attr) = stat_at(dirfd, &cname) else { return EntryDetails::default() };
+    if let Some(known) = listed.handle.as_ref().filter(|k| k.fits(&attr)) {
+        return EntryDetails { handle: Some(known.handle.clone()), attr: Some(attr), learned: None };
+    }
     let handle = if cache {
         if let Some(handle) = svc.exports.cached_handle(export, &attr, Provenance::Name) {
-            return (Some(attr), Some(handle));
+            let learned = attr.btime.map(|btime| KnownHandle {
+                handle: handle.clone(),
+                mount_id: attr.mount_id,
+                ino: attr.ino,
+                btime,
+            });
+            return EntryDetails { attr: Some(attr), handle: Some(handle), learned };
         }
         *misses += 1;
         svc.exports.handle_at_remembered(export, dirfd, &cname, &attr)
@@ -190,8 +274,8 @@ fn entry_details(
         svc.exports.handle_at(export, dirfd, &cname, 0)
     };
     match handle {
-        Ok(h) => (Some(attr), Some(h)),
-        Err(_) => (None, None),
+        Ok(h) => EntryDetails { attr: Some(attr), handle: Some(h), learned: None },
+        Err(_) => EntryDetails::default(),
     }
 }
 
@@ -217,15 +301,12 @@ fn entries_details(
     svc: &NfsService,
     obj: &Object,
     dirfd: BorrowedFd<'_>,
-    raw: &[RawDirEntry],
+    raw: &[ListedEntry],
     cache: bool,
 ) -> Result<Vec<EntryDetails>, nfsstat3> {
-    let look_up = |part: &[RawDirEntry], misses: &mut usize| {
+    let look_up = |part: &[ListedEntry], misses: &mut usize| {
         obj.caller.run(|| {
-            Ok(part
-                .iter()
-                .map(|e| entry_details(svc, obj, dirfd, &e.name, cache, misses))
-                .collect::<Vec<_>>())
+            Ok(part.iter().map(|e| entry_details(svc, obj, dirfd, e, cache, misses)).collect::<Vec<_>>())
         })
     };
     let (probe, rest) = if cache { raw.split_at(raw.len().min(PROBE_ENTRIES)) } else { raw.split_at(0) };
@@ -268,16 +349,17 @@ pub fn readdirplus(
         check_dir(&obj)?;
         // A kernel dirent is about a fifth of an entryplus3 on the wire. Names are read in small
         // batches: those read past the end of the reply are read again by the next call.
-        let mut stream = DirStream::open(&obj, args.cookie, maxcount / 16)?;
         let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
         // Names first: as many as the reply takes if every handle is as long as the root's (the
         // handles of one filesystem have one length). Then their attributes and handles, the
         // bulk of a listing's cost; finally the exact sizes decide what goes in.
         let handle_len = export.root_handle.len();
+        let most = budget / (DIRLIST_ENTRY_OVERHEAD + entryplus_len(1, handle_len)) + 1;
+        let mut stream = DirCursor::open(svc, &obj, args.cookie, maxcount / 16, most)?;
         let mut raw = Vec::new();
         let mut estimate = 0;
         while let Some(e) = stream.next()? {
-            let len = DIRLIST_ENTRY_OVERHEAD + entryplus_len(e.name.len(), handle_len);
+            let len = DIRLIST_ENTRY_OVERHEAD + entryplus_len(e.entry.name.len(), handle_len);
             if estimate + len > budget {
                 stream.unread(e);
                 break;
@@ -287,14 +369,23 @@ pub fn readdirplus(
         }
         // The inode-handle cache pays off from a directory's second listing on.
         let cache = svc.exports.was_listed(export, &obj.res.attr);
-        let details = entries_details(svc, &obj, stream.fd.as_fd(), &raw, cache)?;
+        let mut details = entries_details(svc, &obj, obj.res.fd.as_fd(), &raw, cache)?;
+        let learned: Vec<(u64, KnownHandle)> = raw
+            .iter()
+            .zip(details.iter_mut())
+            .filter_map(|(e, d)| d.learned.take().map(|k| (e.entry.next_offset, k)))
+            .collect();
+        if !learned.is_empty() {
+            svc.listings.remember_handles(export.fsid, &obj.res.attr, learned);
+        }
         let mut entries = Vec::with_capacity(raw.len());
         let mut all_fit = true;
-        for (e, (attr, handle)) in raw.into_iter().zip(details) {
+        for (listed, EntryDetails { attr, handle, .. }) in raw.into_iter().zip(details) {
+            let e = listed.entry;
             let entry = entryplus3 {
                 fileid: entry_fileid(&obj, &e),
                 cookie: e.next_offset,
-                name: filename3(Bytes::from(e.name)),
+                name: filename3(e.name),
                 name_attributes: attr.map(|a| fattr(export, &a)),
                 name_handle: handle.map(nfs_fh3),
             };
@@ -308,6 +399,7 @@ pub fn readdirplus(
         }
         // Entries left out are read again by the next call, from the last cookie sent.
         let eof = all_fit && stream.at_end()?;
+        stream.finish(svc);
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
         }
