@@ -337,17 +337,12 @@ mod tests {
 
     fn entries(from: u64, n: u64) -> Vec<RawDirEntry> {
         (from..from + n)
-            .map(|i| RawDirEntry {
-                ino: 100 + i,
-                next_offset: i + 1,
-                d_type: 8,
-                name: Bytes::from(format!("f{i}")),
-            })
+            .map(|i| RawDirEntry::new(100 + i, i + 1, 8, format!("f{i}").as_bytes()))
             .collect()
     }
 
     fn names(p: &CachedPage) -> Vec<String> {
-        p.entries.iter().map(|e| String::from_utf8(e.entry.name.to_vec()).unwrap()).collect()
+        p.entries.iter().map(|e| String::from_utf8(e.entry.name().to_vec()).unwrap()).collect()
     }
 
     const CTIME: Timestamp = Timestamp { seconds: 1000, nanos: 123_456_789 };

@@ -201,8 +201,33 @@ pub struct RawDirEntry {
     /// The directory offset just after this entry: the cookie that resumes behind it.
     pub next_offset: u64,
     pub d_type: u8,
-    /// A slice of one buffer shared by the names of a batch: one allocation per `getdents`.
-    pub name: Bytes,
+    /// The name with its terminating NUL, so it can be passed to `*at` calls as it is: a slice
+    /// of one buffer shared by the names of a batch (one allocation per `getdents`).
+    name_nul: Bytes,
+}
+
+impl RawDirEntry {
+    /// An entry named `name` up to its first NUL, if it has one.
+    pub fn new(ino: u64, next_offset: u64, d_type: u8, name: &[u8]) -> RawDirEntry {
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        let mut name_nul = Vec::with_capacity(len + 1);
+        name_nul.extend_from_slice(&name[..len]);
+        name_nul.push(0);
+        RawDirEntry { ino, next_offset, d_type, name_nul: Bytes::from(name_nul) }
+    }
+
+    pub fn name(&self) -> &[u8] {
+        &self.name_nul[..self.name_nul.len() - 1]
+    }
+
+    /// The name, sharing its buffer.
+    pub fn name_bytes(&self) -> Bytes {
+        self.name_nul.slice(..self.name_nul.len() - 1)
+    }
+
+    pub fn c_name(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.name_nul).expect("a single NUL, at the end")
+    }
 }
 
 /// Reads directory entries from the directory's current offset with `getdents64`, filling at
@@ -225,13 +250,16 @@ pub fn getdents(dir: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Vec<RawDirEnt
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }
         let name_field = &rec[19..reclen];
-        let name_len = name_field.iter().position(|&b| b == 0).unwrap_or(name_field.len());
-        out.push(RawDirEntry {
-            ino,
-            next_offset: off as u64,
-            d_type: rec[18],
-            name: records.slice(pos + 19..pos + 19 + name_len),
-        });
+        let entry = match name_field.iter().position(|&b| b == 0) {
+            Some(len) => RawDirEntry {
+                ino,
+                next_offset: off as u64,
+                d_type: rec[18],
+                name_nul: records.slice(pos + 19..pos + 19 + len + 1),
+            },
+            None => RawDirEntry::new(ino, off as u64, rec[18], name_field),
+        };
+        out.push(entry);
         pos += reclen;
     }
     Ok(out)
@@ -305,7 +333,10 @@ mod tests {
             if batch.is_empty() {
                 break;
             }
-            names.extend(batch.into_iter().map(|e| e.name));
+            for e in &batch {
+                assert_eq!(e.c_name().to_bytes(), e.name());
+            }
+            names.extend(batch.into_iter().map(|e| e.name_bytes()));
         }
         assert_eq!(names.len(), 302);
         assert!(names.contains(&Bytes::from_static(b".")) && names.contains(&Bytes::from_static(b"..")));

@@ -171,7 +171,7 @@ impl<'a> DirCursor<'a> {
 /// The fileid to report for an entry: `..` of the export root is the root itself (a client
 /// must never learn of anything above the export), otherwise the inode number.
 fn entry_fileid(obj: &Object, e: &RawDirEntry) -> u64 {
-    if e.name[..] == b".."[..] && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
+    if e.name() == b".." && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
 }
 
 fn check_dir(obj: &Object) -> Result<(), nfsstat3> {
@@ -192,7 +192,7 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
         let mut stream = DirCursor::open(svc, &obj, args.cookie, count, most)?;
         let mut entries = Vec::new();
         while let Some(listed) = stream.next()? {
-            let len = DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(listed.entry.name.len());
+            let len = DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(listed.entry.name().len());
             if len > budget {
                 stream.unread(listed);
                 break;
@@ -202,7 +202,7 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
             entries.push(entry3 {
                 fileid: entry_fileid(&obj, &e),
                 cookie: e.next_offset,
-                name: filename3(e.name),
+                name: filename3(e.name_bytes()),
             });
         }
         let eof = stream.at_end()?;
@@ -243,7 +243,7 @@ fn entry_details(
 ) -> EntryDetails {
     let export = &obj.res.export;
     let at_root = export.is_root(&obj.res.attr);
-    let name = &listed.entry.name[..];
+    let name = listed.entry.name();
     if name == b"." || (name == b".." && at_root) {
         let handle = if at_root {
             export.root_handle.clone()
@@ -253,8 +253,8 @@ fn entry_details(
         let handle = (!handle.is_empty()).then_some(handle);
         return EntryDetails { attr: Some(obj.res.attr.clone()), handle, learned: None };
     }
-    let Ok(cname) = std::ffi::CString::new(name) else { return EntryDetails::default() };
-    let Ok(attr) = stat_at(dirfd, &cname) else { return EntryDetails::default() };
+    let cname = listed.entry.c_name();
+    let Ok(attr) = stat_at(dirfd, cname) else { return EntryDetails::default() };
     if let Some(known) = listed.handle.as_ref().filter(|k| k.fits(&attr)) {
         return EntryDetails { handle: Some(known.handle.clone()), attr: Some(attr), learned: None };
     }
@@ -269,9 +269,9 @@ fn entry_details(
             return EntryDetails { attr: Some(attr), handle: Some(handle), learned };
         }
         *misses += 1;
-        svc.exports.handle_at_remembered(export, dirfd, &cname, &attr)
+        svc.exports.handle_at_remembered(export, dirfd, cname, &attr)
     } else {
-        svc.exports.handle_at(export, dirfd, &cname, 0)
+        svc.exports.handle_at(export, dirfd, cname, 0)
     };
     match handle {
         Ok(h) => EntryDetails { attr: Some(attr), handle: Some(h), learned: None },
@@ -359,7 +359,7 @@ pub fn readdirplus(
         let mut raw = Vec::new();
         let mut estimate = 0;
         while let Some(e) = stream.next()? {
-            let len = DIRLIST_ENTRY_OVERHEAD + entryplus_len(e.entry.name.len(), handle_len);
+            let len = DIRLIST_ENTRY_OVERHEAD + entryplus_len(e.entry.name().len(), handle_len);
             if estimate + len > budget {
                 stream.unread(e);
                 break;
@@ -385,7 +385,7 @@ pub fn readdirplus(
             let entry = entryplus3 {
                 fileid: entry_fileid(&obj, &e),
                 cookie: e.next_offset,
-                name: filename3(e.name),
+                name: filename3(e.name_bytes()),
                 name_attributes: attr.map(|a| fattr(export, &a)),
                 name_handle: handle.map(nfs_fh3),
             };
