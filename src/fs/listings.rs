@@ -30,8 +30,8 @@ use bytes::Bytes;
 use super::attr::{Attr, Timestamp};
 use super::sys::RawDirEntry;
 
-/// Entries kept over all directories: about 100 bytes each with their names.
-pub const LISTED_ENTRIES: usize = 64 * 1024;
+/// Entries kept over all directories: about 200 bytes each with their names, handles and index.
+pub const LISTED_ENTRIES: usize = 32 * 1024;
 
 /// Directories kept, including those too big to keep entries for.
 const LISTED_DIRECTORIES: usize = 1024;
@@ -266,6 +266,9 @@ impl DirListings {
             listing.entries.push(ListedEntry::from(e.clone()));
         }
         listing.complete = end;
+        if end {
+            listing.entries.shrink_to_fit();
+        }
         listing.used = Instant::now();
     }
 
@@ -336,9 +339,7 @@ mod tests {
     }
 
     fn entries(from: u64, n: u64) -> Vec<RawDirEntry> {
-        (from..from + n)
-            .map(|i| RawDirEntry::new(100 + i, i + 1, 8, format!("f{i}").as_bytes()))
-            .collect()
+        (from..from + n).map(|i| RawDirEntry::new(100 + i, i + 1, 8, format!("f{i}").as_bytes())).collect()
     }
 
     fn names(p: &CachedPage) -> Vec<String> {
