@@ -30,8 +30,9 @@ use bytes::Bytes;
 use super::attr::{Attr, Timestamp};
 use super::sys::RawDirEntry;
 
-/// Entries kept over all directories: about 200 bytes each with their names, handles and index.
-pub const LISTED_ENTRIES: usize = 32 * 1024;
+/// Entries kept over all directories: about 190 bytes each with their names, handles and index,
+/// so at most about 3 MiB.
+pub const LISTED_ENTRIES: usize = 16 * 1024;
 
 /// Directories kept, including those too big to keep entries for.
 const LISTED_DIRECTORIES: usize = 1024;

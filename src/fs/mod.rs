@@ -47,6 +47,30 @@ pub struct Export {
     pub root_handle: Bytes,
     /// How reads of this export's files may be tried without waiting for the disk.
     pub nowait_reads: NowaitReads,
+    /// The filesystem's timestamps come from this machine's clock (it is not a network or FUSE
+    /// filesystem), which the directory-listing cache's rule for settled directories needs.
+    pub local_timestamps: bool,
+}
+
+/// Whether the filesystem of `root` stamps its files with this machine's clock. Network
+/// filesystems take times from a server whose clock may lag ours, and a FUSE daemon sets what it
+/// likes.
+fn has_local_timestamps(root: BorrowedFd<'_>) -> bool {
+    const REMOTE_OR_USERSPACE: [i64; 12] = [
+        0x6969,      // NFS
+        0x517b,      // SMB
+        0xfe53_4d42, // SMB2
+        0xff53_4d42, // CIFS
+        0x6573_5546, // FUSE
+        0x00c3_6400, // Ceph
+        0x0102_1997, // 9P
+        0x5346_414f, // AFS
+        0x6b41_4653, // kAFS
+        0x7375_7245, // Coda
+        0x0bd0_0bd0, // Lustre
+        0x0116_1970, // GFS2
+    ];
+    nix::sys::statfs::fstatfs(root).is_ok_and(|s| !REMOTE_OR_USERSPACE.contains(&s.filesystem_type().0))
 }
 
 /// Whether a READ can be served without risking a wait for the disk.
@@ -191,6 +215,7 @@ impl Exports {
                 })?;
             let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
             let nowait_reads = NowaitReads::for_root(root.as_fd());
+            let local_timestamps = has_local_timestamps(root.as_fd());
             exports.push(Arc::new(Export {
                 index,
                 spec: spec.clone(),
@@ -199,6 +224,7 @@ impl Exports {
                 root_attr,
                 root_handle,
                 nowait_reads,
+                local_timestamps,
             }));
         }
         Ok(Exports {
@@ -495,6 +521,16 @@ mod tests {
         let mut forged = a.to_vec();
         forged[12] ^= 1;
         assert_eq!(exports.resolve(&forged).unwrap_err(), HandleError::Bad);
+    }
+
+    #[test]
+    fn local_filesystems_have_local_timestamps() {
+        for dir in [std::env::temp_dir(), std::path::PathBuf::from("/dev/shm")] {
+            if dir.is_dir() {
+                let f = std::fs::File::open(&dir).unwrap();
+                assert!(has_local_timestamps(f.as_fd()), "{}", dir.display());
+            }
+        }
     }
 
     #[test]

@@ -161,6 +161,9 @@ impl<'a> DirCursor<'a> {
 
     /// Offers what was read from the disk to the listing cache.
     fn finish(self, svc: &NfsService) {
+        if !self.obj.res.export.local_timestamps {
+            return;
+        }
         if let Some(from) = self.read_from {
             let fsid = self.obj.res.export.fsid;
             svc.listings.record(fsid, &self.obj.res.attr, self.read_at, from, &self.read, self.end);
