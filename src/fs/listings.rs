@@ -96,16 +96,26 @@ impl KnownHandle {
     }
 }
 
-/// An entry as the cache gives it out.
+/// What the cache knows of an entry's handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListedHandle {
+    /// The entry was read from the disk, not from a kept listing: there is nothing to learn into.
+    NotKept,
+    /// The entry is kept; its handle is not learned yet.
+    Unknown,
+    Known(KnownHandle),
+}
+
+/// An entry as the cache gives it out, or as read from the disk.
 #[derive(Debug, Clone)]
 pub struct ListedEntry {
     pub entry: RawDirEntry,
-    pub handle: Option<KnownHandle>,
+    pub handle: ListedHandle,
 }
 
 impl From<RawDirEntry> for ListedEntry {
     fn from(entry: RawDirEntry) -> ListedEntry {
-        ListedEntry { entry, handle: None }
+        ListedEntry { entry, handle: ListedHandle::NotKept }
     }
 }
 
@@ -264,7 +274,7 @@ impl DirListings {
         let listing = inner.dirs.entry(key).or_insert_with(|| Listing::empty(version));
         for e in entries {
             listing.after.insert(e.next_offset, listing.entries.len() + 1);
-            listing.entries.push(ListedEntry::from(e.clone()));
+            listing.entries.push(ListedEntry { entry: e.clone(), handle: ListedHandle::Unknown });
         }
         listing.complete = end;
         if end {
@@ -283,10 +293,8 @@ impl DirListings {
             return;
         }
         for (cookie, handle) in learned {
-            let Some(&after) = listing.after.get(&cookie) else { continue };
-            let e = &mut listing.entries[after - 1];
-            if e.entry.next_offset == cookie {
-                e.handle = Some(handle);
+            if let Some(&after) = listing.after.get(&cookie) {
+                listing.entries[after - 1].handle = ListedHandle::Known(handle);
             }
         }
     }
@@ -446,7 +454,7 @@ mod tests {
         let c = DirListings::new(100);
         let d = dir(1, CTIME);
         c.record(7, &d, later(), 0, &entries(0, 4), true);
-        assert!(c.page(7, &d, 0, 10).unwrap().entries.iter().all(|e| e.handle.is_none()));
+        assert!(c.page(7, &d, 0, 10).unwrap().entries.iter().all(|e| e.handle == ListedHandle::Unknown));
         let h =
             KnownHandle { handle: Bytes::from_static(b"fh-of-f2"), mount_id: 1, ino: 102, btime: at(5, 0) };
         // f2 is followed by cookie 3; cookie 42 is no entry's.
@@ -455,9 +463,9 @@ mod tests {
         changed.mtime = at(2000, 1);
         c.remember_handles(7, &changed, vec![(1, h.clone())]);
         let p = c.page(7, &d, 0, 10).unwrap();
-        let known: Vec<_> = p.entries.iter().map(|e| e.handle.is_some()).collect();
+        let known: Vec<_> = p.entries.iter().map(|e| matches!(e.handle, ListedHandle::Known(_))).collect();
         assert_eq!(known, [false, false, true, false]);
-        assert_eq!(p.entries[2].handle, Some(h.clone()));
+        assert_eq!(p.entries[2].handle, ListedHandle::Known(h.clone()));
         // Served only to the same inode.
         let mut f2 = dir(102, CTIME);
         f2.btime = Some(at(5, 0));

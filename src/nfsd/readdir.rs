@@ -26,7 +26,7 @@ use super::attrs::{fattr, post_op};
 use super::request::{Object, st};
 use crate::fs::attr::stat_at;
 use crate::fs::inode_handles::Provenance;
-use crate::fs::listings::{KnownHandle, ListedEntry};
+use crate::fs::listings::{self, KnownHandle, ListedEntry, ListedHandle};
 use crate::fs::sys::{self, RawDirEntry};
 use crate::fs::{Attr, FileType};
 use crate::rpc::{CallContext, RpcError};
@@ -53,7 +53,10 @@ struct DirCursor<'a> {
     buf_len: usize,
     /// Taken before any entry was read, after the directory's attributes were.
     read_at: SystemTime,
-    /// Where reading from the disk started, and what it read.
+    /// What is read from the disk may be kept: the export's timestamps are local and the
+    /// directory has settled.
+    keep: bool,
+    /// Where reading from the disk started, and what it read (when it may be kept).
     read_from: Option<u64>,
     read: Vec<RawDirEntry>,
 }
@@ -70,6 +73,8 @@ impl<'a> DirCursor<'a> {
         buf_len: usize,
         max_cached: usize,
     ) -> Result<DirCursor<'a>, nfsstat3> {
+        let read_at = SystemTime::now();
+        let keep = obj.res.export.local_timestamps && listings::settled(&obj.res.attr, read_at);
         let mut cursor = DirCursor {
             obj,
             queue: VecDeque::new(),
@@ -78,7 +83,8 @@ impl<'a> DirCursor<'a> {
             disk: None,
             buf: Vec::new(),
             buf_len: buf_len.clamp(1024, 64 * 1024),
-            read_at: SystemTime::now(),
+            read_at,
+            keep,
             read_from: None,
             read: Vec::new(),
         };
@@ -138,7 +144,9 @@ impl<'a> DirCursor<'a> {
                 None => self.end = true,
                 Some(last) => self.resume = last.next_offset,
             }
-            self.read.extend(batch.iter().cloned());
+            if self.keep {
+                self.read.extend(batch.iter().cloned());
+            }
             self.queue.extend(batch.into_iter().map(ListedEntry::from));
         }
     }
@@ -161,7 +169,7 @@ impl<'a> DirCursor<'a> {
 
     /// Offers what was read from the disk to the listing cache.
     fn finish(self, svc: &NfsService) {
-        if !self.obj.res.export.local_timestamps {
+        if !self.keep {
             return;
         }
         if let Some(from) = self.read_from {
@@ -223,7 +231,7 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
 }
 
 /// An entry's attributes and handle, when they could be had, and a handle for the listing cache
-/// to learn: one the inode-handle cache had verified that the listing did not know.
+/// to learn: one the inode-handle cache had verified, for an entry the listing keeps without it.
 #[derive(Default)]
 struct EntryDetails {
     attr: Option<Attr>,
@@ -258,12 +266,15 @@ fn entry_details(
     }
     let cname = listed.entry.c_name();
     let Ok(attr) = stat_at(dirfd, cname) else { return EntryDetails::default() };
-    if let Some(known) = listed.handle.as_ref().filter(|k| k.fits(&attr)) {
+    if let ListedHandle::Known(known) = &listed.handle
+        && known.fits(&attr)
+    {
         return EntryDetails { handle: Some(known.handle.clone()), attr: Some(attr), learned: None };
     }
     let handle = if cache {
         if let Some(handle) = svc.exports.cached_handle(export, &attr, Provenance::Name) {
-            let learned = attr.btime.map(|btime| KnownHandle {
+            let learnable = listed.handle == ListedHandle::Unknown;
+            let learned = attr.btime.filter(|_| learnable).map(|btime| KnownHandle {
                 handle: handle.clone(),
                 mount_id: attr.mount_id,
                 ino: attr.ino,
