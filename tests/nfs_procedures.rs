@@ -663,6 +663,50 @@ fn kept_listings_follow_every_change_to_the_directory() {
 }
 
 #[test]
+fn a_change_through_the_server_drops_the_directory_listing_at_once() {
+    // Outdated listings would be refused anyway, but until then they would hold memory and push
+    // good listings out of the cache.
+    let ts = TestServer::rw();
+    let (mut c, root, d) = dir_of_sized_files(&ts, 50);
+    let f = c.lookup_fh(&d, "e1");
+    let s = c.mkdir_fh(&root, "s");
+    let kept = |ts: &TestServer| ts.server.as_ref().unwrap().nfs().listed_entries();
+    let list_settled = |c: &mut Client, dirs: &[&nfs_fh3]| {
+        let_directory_settle();
+        for dir in dirs {
+            listing_plus(c, dir, 8192);
+        }
+        assert!(kept(&ts) > 0, "the settled directories' listings are kept");
+    };
+    list_settled(&mut c, &[&d]);
+    assert_eq!(status(&c.remove(&d, "missing")), nfsstat3::NFS3ERR_NOENT);
+    assert!(kept(&ts) > 0, "a change that failed keeps the listing");
+    c.create_file(&d, "new");
+    assert_eq!(kept(&ts), 0, "CREATE");
+    list_settled(&mut c, &[&d]);
+    c.mkdir_fh(&d, "sub");
+    assert_eq!(kept(&ts), 0, "MKDIR");
+    list_settled(&mut c, &[&d]);
+    assert_eq!(status(&c.remove(&d, "new")), nfsstat3::NFS3_OK);
+    assert_eq!(kept(&ts), 0, "REMOVE");
+    list_settled(&mut c, &[&d]);
+    let rmdir = c.nfs::<_, RMDIR3res>(procs::RMDIR, &RMDIR3args { object: dirop(&d, "sub") });
+    assert_eq!(status(&rmdir), nfsstat3::NFS3_OK);
+    assert_eq!(kept(&ts), 0, "RMDIR");
+    list_settled(&mut c, &[&d]);
+    let link = c.nfs::<_, LINK3res>(procs::LINK, &LINK3args { file: f.clone(), link: dirop(&d, "e1-link") });
+    assert_eq!(status(&link), nfsstat3::NFS3_OK);
+    assert_eq!(kept(&ts), 0, "LINK");
+    list_settled(&mut c, &[&d, &s]);
+    let rename =
+        c.nfs::<_, RENAME3res>(procs::RENAME, &RENAME3args { from: dirop(&d, "e2"), to: dirop(&s, "e2") });
+    assert_eq!(status(&rename), nfsstat3::NFS3_OK);
+    assert_eq!(kept(&ts), 0, "RENAME drops both directories' listings");
+    let names = names_of(&listing_plus(&mut c, &d, 8192));
+    assert!(names.contains(&"e1-link".to_string()) && !names.contains(&"e2".to_string()));
+}
+
+#[test]
 fn fsstat_fsinfo_pathconf() {
     let ts = TestServer::rw();
     let (mut c, root) = ts.client();

@@ -299,6 +299,14 @@ impl DirListings {
         }
     }
 
+    /// Drops the listing of the directory `dir` (attributes read before a change the server made
+    /// to its entries). The version check would refuse that listing anyway, but only on the
+    /// directory's next listing: until then it would hold its entries and push out listings that
+    /// are still good.
+    pub fn forget(&self, fsid: u64, dir: &Attr) {
+        self.lock().remove(&DirKey::of(fsid, dir));
+    }
+
     /// Drops listings unused for `max_idle`; returns how many.
     pub fn expire_idle(&self, max_idle: Duration) -> usize {
         let mut inner = self.lock();
@@ -418,6 +426,22 @@ mod tests {
         grown.size += 20;
         c.record(7, &d, later(), 0, &entries(0, 5), true);
         assert!(c.page(7, &grown, 0, 10).is_none());
+    }
+
+    #[test]
+    fn a_directory_the_server_changes_loses_its_listing_at_once() {
+        let c = DirListings::new(1000);
+        let (d, other) = (dir(1, CTIME), dir(2, CTIME));
+        c.record(7, &d, later(), 0, &entries(0, 5), true);
+        c.record(7, &other, later(), 0, &entries(0, 3), true);
+        c.forget(8, &d);
+        assert_eq!(c.len(), 8, "another export's directory of the same inode");
+        c.forget(7, &d);
+        assert_eq!(c.len(), 3);
+        assert!(c.page(7, &d, 0, 10).is_none());
+        assert_eq!(names(&c.page(7, &other, 0, 10).unwrap()), ["f0", "f1", "f2"]);
+        c.forget(7, &d);
+        assert_eq!(c.len(), 3);
     }
 
     #[test]

@@ -142,6 +142,11 @@ impl NfsService {
         self.listings.expire_idle(max_idle)
     }
 
+    /// Entries the directory-listing cache keeps, over all directories.
+    pub fn listed_entries(&self) -> usize {
+        self.listings.len()
+    }
+
     /// Closes every cached open file, syncing uncommitted data (at shutdown).
     pub fn close_all_files(&self) {
         self.files.close_all()

@@ -100,6 +100,7 @@ fn create_entry(
             return Err(nfsstat3::NFS3ERR_EXIST);
         }
         let fd = make(&dir, &name)?;
+        svc.listings.forget(export.fsid, pre);
         Ok(new_entry(svc, export, dir.res.fd.as_fd(), fd.as_fd(), &name))
     })();
     let dir_wcc = wcc(export, Some(pre), dir.res.fd.as_fd());
@@ -295,6 +296,7 @@ fn remove_entry(
         let flag = if rmdir { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
         dir.caller.run(|| unlinkat(dirfd, name.as_c_str(), flag).map_err(st))?;
         forget();
+        svc.listings.forget(export.fsid, pre);
         Ok(())
     })();
     Ok((result, wcc(export, Some(pre), dir.res.fd.as_fd())))
@@ -346,6 +348,8 @@ pub fn rename(svc: &NfsService, ctx: &CallContext, args: RENAME3args) -> Res<REN
         let forget = forget_open_file(svc, &to.res.export, tofd, &to_name);
         from.caller.run(|| renameat(fromfd, from_name.as_c_str(), tofd, to_name.as_c_str()).map_err(st))?;
         forget();
+        svc.listings.forget(from.res.export.fsid, &from.res.attr);
+        svc.listings.forget(to.res.export.fsid, &to.res.attr);
         Ok(())
     })();
     let fromdir_wcc = wcc(&from.res.export, Some(&from.res.attr), from.res.fd.as_fd());
@@ -396,7 +400,9 @@ pub fn link(svc: &NfsService, ctx: &CallContext, args: LINK3args) -> Res<LINK3re
         dir.caller.run(|| {
             linkat(nix::fcntl::AT_FDCWD, source.as_str(), dirfd, name.as_c_str(), AtFlags::AT_SYMLINK_FOLLOW)
                 .map_err(st)
-        })
+        })?;
+        svc.listings.forget(dir.res.export.fsid, &dir.res.attr);
+        Ok(())
     })();
     let file_attributes = post_op(&file.res.export, file.res.fd.as_fd());
     let linkdir_wcc = wcc(&dir.res.export, Some(&dir.res.attr), dir.res.fd.as_fd());
