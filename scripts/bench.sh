@@ -6,22 +6,30 @@
 # dd to the same tmpfs (the write target) and loopback TCP throughput (the read target).
 #
 # usage: sudo scripts/bench.sh [--rounds N] [--only w1,w2] [--servers rnfsd,ganesha] [--seconds S]
+#                              [--ganesha-attr-expiration SECONDS]
+# ganesha keeps attributes for Attr_Expiration_Time (60 s unless given), so it may serve them out of
+# date; 0 makes it read them afresh, as rnfsd always does.
 # Needs root (network and mount namespaces). Installs nfs-ganesha-vfs and rpcbind when missing.
 set -euo pipefail
 
 SELF=$(readlink -f "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
-ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients SERVERS=rnfsd,ganesha SECONDS_PER=3
+ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients SERVERS=rnfsd,ganesha SECONDS_PER=3 GANESHA_ATTR_EXPIRATION=
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
         --seconds) SECONDS_PER=$2; shift 2 ;;
+        --ganesha-attr-expiration) GANESHA_ATTR_EXPIRATION=$2; shift 2 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
+if [[ -n $GANESHA_ATTR_EXPIRATION && ! $GANESHA_ATTR_EXPIRATION =~ ^(-1|[0-9]+)$ ]]; then
+    echo "bench: --ganesha-attr-expiration takes seconds (or -1 for never)" >&2
+    exit 2
+fi
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace, tmpfs mount)" >&2; exit 1; }
 
 if [[ -z ${BENCH_IN_NETNS:-} ]]; then
@@ -38,7 +46,8 @@ if [[ -z ${BENCH_IN_NETNS:-} ]]; then
     fi
     cargo build --release --quiet -p rnfsd -p rnfsd-bench
     exec env BENCH_SMOKE="${BENCH_SMOKE:-0}" unshare --net --mount --propagation private -- env BENCH_IN_NETNS=1 bash "$SELF" \
-        --rounds "$ROUNDS" --only "$ONLY" --servers "$SERVERS" --seconds "$SECONDS_PER"
+        --rounds "$ROUNDS" --only "$ONLY" --servers "$SERVERS" --seconds "$SECONDS_PER" \
+        ${GANESHA_ATTR_EXPIRATION:+--ganesha-attr-expiration "$GANESHA_ATTR_EXPIRATION"}
 fi
 
 ip link set lo up
@@ -98,6 +107,7 @@ NFSV4 { Graceless = true; }
 EXPORT {
     Export_Id = 1; Path = $EXPORT; Pseudo = /export; Access_Type = RW; Squash = No_Root_Squash;
     SecType = sys; Protocols = 3; Transports = TCP; FSAL { Name = VFS; }
+    ${GANESHA_ATTR_EXPIRATION:+Attr_Expiration_Time = $GANESHA_ATTR_EXPIRATION;}
 }
 CONF
     ganesha.nfsd -F -f "$WORK/ganesha.conf" -L "$WORK/ganesha.log" -p "$WORK/ganesha.pid" -N NIV_EVENT &
