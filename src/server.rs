@@ -21,7 +21,7 @@ use crate::config::{Config, PortmapMode};
 use crate::fs::{Exports, OpenExportError};
 use crate::mountd::exports::ExportSpec;
 use crate::mountd::{MountBackend, MountService, MountStat};
-use crate::nfsd::NfsService;
+use crate::nfsd::{CacheSizes, NfsService};
 use crate::portmap::client::RPCBIND_SOCKETS;
 use crate::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget, Service, register_with};
 use crate::rpc::dispatch::{Dispatcher, DispatcherConfig};
@@ -620,6 +620,15 @@ pub fn counters_line(stats: &StatsSnapshot) -> String {
     )
 }
 
+/// How full the NFS service's caches are, as one log line, logged on SIGUSR1 next to the
+/// [`memory_line`]: they hold most of the heap in use.
+pub fn caches_line(sizes: &CacheSizes) -> String {
+    format!(
+        "caches: resolved_handles={} inode_handles={} open_files={} listed_entries={}",
+        sizes.resolved_handles, sizes.inode_handles, sizes.open_files, sizes.listed_entries
+    )
+}
+
 /// Where the server's memory is, as one log line: resident size; what the allocator has handed
 /// out, holds free in its heaps and has mapped for large blocks; and the pool of 1 MiB I/O
 /// buffers (free ones kept, and how many were allocated and reused). Logged on SIGUSR1, so an
@@ -685,6 +694,7 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
                 _ = usr1.recv() => {
                     tracing::info!("{}", counters_line(&server.stats()));
                     tracing::info!("{}", memory_line());
+                    tracing::info!("{}", caches_line(&server.nfs().cache_sizes()));
                 }
             }
         };
@@ -701,6 +711,15 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
 mod tests {
     use super::*;
     use crate::mountd::exports::parse_export_line;
+
+    #[test]
+    fn caches_line_names_every_cache() {
+        let sizes = CacheSizes { resolved_handles: 4, inode_handles: 3, open_files: 2, listed_entries: 1 };
+        assert_eq!(
+            caches_line(&sizes),
+            "caches: resolved_handles=4 inode_handles=3 open_files=2 listed_entries=1"
+        );
+    }
 
     #[test]
     fn memory_line_reports_resident_size_and_the_heaps() {

@@ -272,6 +272,11 @@ fn serves_and_exits_cleanly_on_sigterm() {
     let counters = server.wait_for_line(|l| l.contains("counters: "));
     assert!(counters.contains("counters: calls=2 drc_hits=0 drc_misses=0 drc_parked=0"), "{counters}");
     assert!(counters.contains("drc_entries=0 drc_bytes=0"), "{counters}");
+    let memory = server.wait_for_line(|l| l.contains("memory: "));
+    assert!(memory.contains("memory: rss_kib="), "{memory}");
+    let caches = server.wait_for_line(|l| l.contains("caches: "));
+    assert!(caches.contains("caches: resolved_handles="), "{caches}");
+    assert!(caches.contains(" open_files=0 listed_entries=0"), "{caches}");
     assert_success(&rpc_null(addr, 100_003, 3));
 
     kill(server.pid(), Signal::SIGTERM).unwrap();

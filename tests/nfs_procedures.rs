@@ -707,6 +707,24 @@ fn a_change_through_the_server_drops_the_directory_listing_at_once() {
 }
 
 #[test]
+fn cache_sizes_count_what_the_caches_hold() {
+    let ts = TestServer::rw();
+    let sizes = || ts.server.as_ref().unwrap().nfs().cache_sizes();
+    assert_eq!((sizes().open_files, sizes().listed_entries), (0, 0));
+    let (mut c, root) = ts.client();
+    let f = c.create_file(&root, "f");
+    assert_eq!(status(&c.write(&f, 0, b"data", stable_how::UNSTABLE)), nfsstat3::NFS3_OK);
+    assert_eq!(c.lookup_fh(&root, "f"), f);
+    let s = sizes();
+    assert!(s.resolved_handles >= 2, "the root and f: {s:?}");
+    assert!(s.inode_handles >= 1, "{s:?}");
+    assert_eq!(s.open_files, 1, "f, open for the uncommitted write: {s:?}");
+    assert_eq!(s.listed_entries, 0, "nothing listed yet: {s:?}");
+    assert_eq!(status(&c.remove(&root, "f")), nfsstat3::NFS3_OK);
+    assert_eq!(sizes().open_files, 0, "a removed file is not kept open");
+}
+
+#[test]
 fn fsstat_fsinfo_pathconf() {
     let ts = TestServer::rw();
     let (mut c, root) = ts.client();

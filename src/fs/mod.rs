@@ -321,6 +321,11 @@ impl Exports {
         self.handles.len()
     }
 
+    /// How many inodes' handles are known.
+    pub fn known_inode_handles(&self) -> usize {
+        self.inode_handles.len()
+    }
+
     /// The wire handle of the object `fd` refers to. Objects on another mount than the export
     /// root (a filesystem mounted inside the export) get EXDEV: their kernel handles would
     /// resolve against the wrong filesystem.

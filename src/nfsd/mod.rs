@@ -46,6 +46,16 @@ pub struct NfsService {
     max_io: u32,
 }
 
+/// Entries held by each cache of the NFS service (the duplicate-request cache is the
+/// dispatcher's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    pub resolved_handles: usize,
+    pub inode_handles: usize,
+    pub open_files: usize,
+    pub listed_entries: usize,
+}
+
 /// Whether re-executing procedure `proc_` could answer differently (RFC 1813 §4.5), so its
 /// reply must be kept by the duplicate-request cache.
 fn drc_class(proc_: u32) -> DrcClass {
@@ -145,6 +155,16 @@ impl NfsService {
     /// Entries the directory-listing cache keeps, over all directories.
     pub fn listed_entries(&self) -> usize {
         self.listings.len()
+    }
+
+    /// How full each of the service's caches is.
+    pub fn cache_sizes(&self) -> CacheSizes {
+        CacheSizes {
+            resolved_handles: self.exports.cached_handles(),
+            inode_handles: self.exports.known_inode_handles(),
+            open_files: self.files.len(),
+            listed_entries: self.listings.len(),
+        }
     }
 
     /// Closes every cached open file, syncing uncommitted data (at shutdown).
