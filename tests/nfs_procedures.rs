@@ -670,7 +670,7 @@ fn a_change_through_the_server_drops_the_directory_listing_at_once() {
     let (mut c, root, d) = dir_of_sized_files(&ts, 50);
     let f = c.lookup_fh(&d, "e1");
     let s = c.mkdir_fh(&root, "s");
-    let kept = |ts: &TestServer| ts.server.as_ref().unwrap().nfs().listed_entries();
+    let kept = |ts: &TestServer| ts.server.as_ref().unwrap().nfs().cache_sizes().listed_entries;
     let list_settled = |c: &mut Client, dirs: &[&nfs_fh3]| {
         let_directory_settle();
         for dir in dirs {

@@ -152,11 +152,6 @@ impl NfsService {
         self.listings.expire_idle(max_idle)
     }
 
-    /// Entries the directory-listing cache keeps, over all directories.
-    pub fn listed_entries(&self) -> usize {
-        self.listings.len()
-    }
-
     /// How full each of the service's caches is.
     pub fn cache_sizes(&self) -> CacheSizes {
         CacheSizes {
