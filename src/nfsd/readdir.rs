@@ -1,7 +1,8 @@
 //! READDIR and READDIRPLUS. Cookies are the directory offsets the filesystem reports (`d_off`),
 //! resumed with `lseek`, so paging needs no server state and survives restarts. The entries of a
 //! directory that has not changed come from the listing cache ([`crate::fs::listings`]) when it
-//! keeps them; attributes and handles are always looked up afresh. `.` and `..`
+//! keeps them; attributes are always read afresh, and a handle the listing learned is used only
+//! for an entry whose fresh attributes show the same inode. `.` and `..`
 //! are listed like any entry. The cookie verifier is echoed, never checked (as knfsd does): a
 //! directory that changed between pages is still resumed from the cookie, and only a cookie the
 //! filesystem rejects gives NFS3ERR_BAD_COOKIE.
