@@ -76,6 +76,8 @@ if [[ -d /dev/shm && -w /dev/shm ]]; then
 fi
 
 if [[ $(id -u) -eq 0 ]]; then
+    section "scripts/attacks.sh (attack tests, tests/attack_*.rs, in a private network namespace)"
+    timeout 900 bash scripts/attacks.sh
     section "scripts/bench.sh smoke run (every workload, tiny sizes, data verified; not a measurement)"
     BENCH_SMOKE=1 timeout 600 bash scripts/bench.sh --rounds 1 --seconds 0.3
     section "scripts/writeback-faults.sh (sync calls per stability; COMMIT and stable WRITEs on a failing device)"
