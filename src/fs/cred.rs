@@ -1,11 +1,30 @@
-//! Per-request identity: the uid, gid and groups a request executes as. When the server runs as
-//! root, the blocking thread that executes a request takes on the caller's filesystem identity
-//! for the duration of the operation, so the kernel enforces permissions and assigns ownership
-//! exactly as it would for a local process of that user.
+//! Per-request identity: the uid, gid, groups and capabilities a request executes with. When the
+//! server runs as root, the thread that executes a request takes on the caller's filesystem
+//! identity for the duration of the operation, so the kernel enforces permissions, assigns
+//! ownership, clears setuid/setgid bits and applies quotas and reserved blocks exactly as it
+//! would for a local process of that user.
+//!
+//! The capability rule: a local process's capabilities follow its uid, not its groups. Any
+//! non-zero uid runs with an empty effective set (a local non-root process has none: not only
+//! the filesystem capabilities `setfsuid` takes away, but also CAP_SYS_RESOURCE, which lets a
+//! write use ext4's reserved blocks and pass quota limits, CAP_SYS_ADMIN and the rest); uid 0,
+//! whatever its gid and groups (`no_root_squash`, or `anonuid=0`), keeps exactly the
+//! capabilities the server holds, as local root in another group does. The permitted set is
+//! never touched, so the thread can raise its effective set again afterwards.
+//!
+//! Switching happens on whichever thread runs the procedure: a blocking-pool thread, or an async
+//! worker for the procedures that run inline (LOOKUP, ACCESS, READLINK, and on memory-backed
+//! exports every change). That is safe because a switch never spans an `.await`: it is entered
+//! and left inside one synchronous call. The policy is that a thread is at plain root with the
+//! server's own capabilities whenever it is outside [`with_identity`], so before it serves
+//! anything else: [`IdentityGuard`] restores it on every exit, a panic included, and a thread
+//! that cannot be restored aborts the process rather than go on serving with someone else's
+//! identity (the dispatcher catches panics and reuses the thread, so panicking would not do).
 
+use std::cell::Cell;
 use std::io;
 
-use super::sys;
+use super::sys::{self, ThreadCaps};
 
 /// Whom an operation runs as, after the export's squashing rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +46,12 @@ impl Identity {
     pub fn is_root_equivalent(&self) -> bool {
         self.uid == 0 && self.gid == 0 && self.groups.iter().all(|&g| g == 0)
     }
+
+    /// Whether a local process of this identity has the server's capabilities: it has uid 0.
+    /// Everyone else runs with none.
+    pub fn keeps_capabilities(&self) -> bool {
+        self.uid == 0
+    }
 }
 
 /// Whether this process can switch identities (it runs as root). Without root every operation
@@ -35,8 +60,9 @@ pub fn can_switch() -> bool {
     sys::effective_uid() == 0
 }
 
-/// Runs `f` with this thread's filesystem identity set to `id`, then restores root. Must run on a
-/// blocking worker thread, never an async executor thread.
+/// Runs `f` with this thread's filesystem identity set to `id` and, for a non-root `id`, no
+/// effective capabilities; then restores root and its capabilities, even if `f` panics. `f` must
+/// not await or hand the thread to other work (it is a plain closure, so it cannot await).
 pub fn with_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> io::Result<T> {
     if !can_switch() {
         return Ok(f());
@@ -55,7 +81,11 @@ thread_local! {
     /// Whether this thread is known to be at (uid 0, gid 0, no supplementary groups): every
     /// switch restores that, but a thread that never switched still has the groups the process
     /// started with.
-    static AT_PLAIN_ROOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static AT_PLAIN_ROOT: Cell<bool> = const { Cell::new(false) };
+
+    /// The thread's capabilities at root, read once before its first switch and restored after
+    /// each: the server's own (nothing changes them later).
+    static ROOT_CAPS: Cell<Option<ThreadCaps>> = const { Cell::new(None) };
 }
 
 /// Puts a thread that never switched at plain root (once per thread, with the per-thread system
@@ -68,29 +98,59 @@ fn at_plain_root() -> io::Result<()> {
     Ok(())
 }
 
-/// Restores the thread to root when dropped, even if the operation panicked.
-struct IdentityGuard;
+/// This thread's capabilities at root (see [`ROOT_CAPS`]).
+fn root_caps() -> io::Result<ThreadCaps> {
+    match ROOT_CAPS.get() {
+        Some(caps) => Ok(caps),
+        None => {
+            let caps = sys::thread_caps()?;
+            ROOT_CAPS.set(Some(caps));
+            Ok(caps)
+        }
+    }
+}
+
+/// A thread switched to a caller's identity; dropping it restores root, even if the operation
+/// panicked.
+struct IdentityGuard {
+    /// The capabilities to raise again, if they were dropped.
+    dropped_caps: Option<ThreadCaps>,
+}
 
 impl IdentityGuard {
+    /// Switches the ids first (setgroups and setfsgid need CAP_SETGID, setfsuid CAP_SETUID), then
+    /// empties the effective set for a non-root identity.
     fn enter(id: &Identity) -> io::Result<IdentityGuard> {
-        if let Err(e) = sys::set_thread_fs_identity(id.uid, id.gid, &id.groups) {
-            // Put the thread back in a known state before reporting.
-            let _ = sys::set_thread_fs_identity(0, 0, &[]);
-            return Err(e);
+        let caps = root_caps()?;
+        let mut guard = IdentityGuard { dropped_caps: None };
+        sys::set_thread_fs_identity(id.uid, id.gid, &id.groups)?;
+        if !id.keeps_capabilities() {
+            // From here on, dropping the guard (on an error too) puts the thread back.
+            guard.dropped_caps = Some(caps);
+            sys::set_thread_caps(ThreadCaps { effective: 0, ..caps })?;
         }
-        Ok(IdentityGuard)
+        Ok(guard)
     }
 }
 
 impl Drop for IdentityGuard {
+    /// The reverse order: capabilities first, since restoring the ids needs CAP_SETUID and
+    /// CAP_SETGID.
     fn drop(&mut self) {
-        let restored = sys::set_thread_fs_identity(0, 0, &[]);
-        AT_PLAIN_ROOT.set(restored.is_ok());
-        if let Err(e) = restored {
-            // A thread stuck with a user's identity would run later requests with the wrong
-            // permissions; there is no safe way to continue.
-            panic!("cannot restore the worker thread's identity to root: {e}");
+        let restored = match self.dropped_caps {
+            Some(caps) => sys::set_thread_caps(caps),
+            None => Ok(()),
         }
+        .and_then(|()| sys::set_thread_fs_identity(0, 0, &[]));
+        if let Err(e) = restored {
+            // The thread would serve later requests with a caller's ids or without the
+            // capabilities it needs to resolve handles; a panic would be caught and the thread
+            // reused, so end the process.
+            tracing::error!("cannot restore the worker thread's identity to root: {e}; aborting");
+            eprintln!("rnfsd: cannot restore the worker thread's identity to root: {e}; aborting");
+            std::process::abort();
+        }
+        AT_PLAIN_ROOT.set(true);
     }
 }
 
@@ -131,6 +191,77 @@ mod tests {
         // This thread is still root: creating a file here gives root ownership.
         std::fs::write(dir.path().join("root"), b"").unwrap();
         assert_eq!(std::fs::metadata(dir.path().join("root")).unwrap().uid(), 0);
+    }
+
+    /// A field of this thread's `/proc/thread-self/status`, e.g. `CapEff` or `Uid`.
+    fn thread_status(field: &str) -> String {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with(&format!("{field}:"))).unwrap();
+        line[field.len() + 1..].trim().to_string()
+    }
+
+    /// `CapEff`, `CapPrm`, the uids and gids (real, effective, saved, filesystem) and the groups.
+    fn thread_credentials() -> [String; 5] {
+        ["CapEff", "CapPrm", "Uid", "Gid", "Groups"].map(thread_status)
+    }
+
+    #[test]
+    fn a_user_identity_runs_with_no_capabilities() {
+        if !can_switch() {
+            return;
+        }
+        std::thread::spawn(|| {
+            let before = thread_credentials();
+            assert_ne!(before[0], "0000000000000000", "the test runs with capabilities");
+            let id = Identity { uid: 1000, gid: 50, groups: vec![50] };
+            let (eff, prm) =
+                with_identity(&id, || (thread_status("CapEff"), thread_status("CapPrm"))).unwrap();
+            assert_eq!(eff, "0000000000000000", "a local process of uid 1000 has no capabilities");
+            assert_eq!(prm, before[1], "the permitted set stays, to raise them again");
+            assert_eq!(thread_credentials(), before, "everything is back afterwards");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn root_with_other_groups_keeps_roots_capabilities() {
+        if !can_switch() {
+            return;
+        }
+        std::thread::spawn(|| {
+            let before = thread_credentials();
+            // no_root_squash with a gid of 50, or root_squash with anonuid=0: local root in
+            // another group still has every capability root has.
+            let id = Identity { uid: 0, gid: 50, groups: vec![50] };
+            let (eff, fsgid) =
+                with_identity(&id, || (thread_status("CapEff"), thread_status("Gid"))).unwrap();
+            assert_eq!(eff, before[0]);
+            assert!(fsgid.ends_with("\t50"), "the switch happened: {fsgid}");
+            assert_eq!(thread_credentials(), before);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_panic_inside_leaves_the_thread_as_it_was() {
+        if !can_switch() {
+            return;
+        }
+        std::thread::spawn(|| {
+            let before = thread_credentials();
+            for uid in [0, 1000] {
+                let id = Identity { uid, gid: 50, groups: vec![50, 60] };
+                let panicked = std::panic::catch_unwind(|| {
+                    with_identity(&id, || -> () { panic!("a procedure panics") }).unwrap()
+                });
+                assert!(panicked.is_err());
+                assert_eq!(thread_credentials(), before, "after a panic as uid {uid}");
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

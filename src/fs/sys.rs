@@ -1,5 +1,5 @@
 //! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
-//! `statx`, per-thread credentials, `getdents64`, `faccessat2` and `sync_file_range` (plus glibc's
+//! `statx`, per-thread credentials and capabilities, `getdents64`, `faccessat2` and `sync_file_range` (plus glibc's
 //! `mallopt`, `malloc_trim` and `mallinfo2`, the allocator's tuning and statistics calls). This is the
 //! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
 #![allow(unsafe_code)]
@@ -191,6 +191,64 @@ pub fn set_thread_fs_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<
             return Err(io::Error::from_raw_os_error(libc::EPERM));
         }
     }
+    Ok(())
+}
+
+/// The capability sets of one thread (64 bits each, bit `n` = capability `n`, as in
+/// `/proc/thread-self/status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadCaps {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `struct __user_cap_header_struct`.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    /// 0: the calling thread.
+    pid: libc::c_int,
+}
+
+/// `struct __user_cap_data_struct`, one per 32 capabilities.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// This thread's capability sets (raw `capget`: glibc has no wrapper, and libcap's would be a
+/// dependency for two system calls).
+pub fn thread_caps() -> io::Result<ThreadCaps> {
+    let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: `header` is a valid header and `data` has room for the two words version 3 writes.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    let join = |f: fn(&CapData) -> u32| u64::from(f(&data[0])) | u64::from(f(&data[1])) << 32;
+    Ok(ThreadCaps {
+        effective: join(|d| d.effective),
+        permitted: join(|d| d.permitted),
+        inheritable: join(|d| d.inheritable),
+    })
+}
+
+/// Sets this thread's capability sets (raw `capset` with pid 0, which changes only the calling
+/// thread, like the per-thread `setgroups` of [`set_thread_fs_identity`]). The kernel refuses
+/// (EPERM) to add anything to the permitted set, so an effective set can only be raised again
+/// up to what is still permitted.
+pub fn set_thread_caps(caps: ThreadCaps) -> io::Result<()> {
+    let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+    let split = |v: u64| [v as u32, (v >> 32) as u32];
+    let (e, p, i) = (split(caps.effective), split(caps.permitted), split(caps.inheritable));
+    let data = [0, 1].map(|w| CapData { effective: e[w], permitted: p[w], inheritable: i[w] });
+    // SAFETY: `header` is a valid header and `data` holds the two words version 3 reads.
+    cvt_long(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })?;
     Ok(())
 }
 

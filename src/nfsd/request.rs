@@ -33,15 +33,24 @@ impl Caller {
         if self.options.read_only { Err(nfsstat3::NFS3ERR_ROFS) } else { Ok(()) }
     }
 
-    /// Runs `f` with this thread's filesystem identity set to the caller's, so the kernel checks
-    /// permissions and assigns ownership as that caller.
+    /// Runs `f` with this thread's filesystem identity and capabilities set to the caller's
+    /// (see [`with_identity`]), so the kernel checks permissions, assigns ownership, clears
+    /// setuid/setgid bits and applies quotas as for that caller.
     ///
     /// Calls must not nest: leaving the inner one would restore root for the rest of the outer.
     pub fn run<T>(&self, f: impl FnOnce() -> Result<T, nfsstat3>) -> Result<T, nfsstat3> {
+        /// Clears [`AS_CALLER`] on every exit, a panic too: the thread goes on serving.
+        struct Running;
+        impl Drop for Running {
+            fn drop(&mut self) {
+                AS_CALLER.set(false);
+            }
+        }
         debug_assert!(!AS_CALLER.get(), "nested Caller::run");
         AS_CALLER.set(true);
+        let running = Running;
         let out = with_identity(&self.identity, f);
-        AS_CALLER.set(false);
+        drop(running);
         out.unwrap_or_else(|e| {
             tracing::error!("cannot switch to uid {} gid {}: {e}", self.identity.uid, self.identity.gid);
             Err(nfsstat3::NFS3ERR_SERVERFAULT)
