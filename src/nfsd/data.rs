@@ -2,7 +2,10 @@
 //! identity (from the handle) and kept open; each request is checked against the caller first,
 //! with knfsd's owner override: the owner of a file may read and write it whatever its mode bits
 //! say, because a client checks permissions when it opens a file and may then legitimately
-//! write to a file it created read-only.
+//! write to a file it created read-only. The write itself runs as the caller (needing no
+//! permission, the descriptor being open for writing already), so the kernel clears the
+//! setuid/setgid bits, and counts reserved blocks and quotas, exactly as for a local write by
+//! that caller.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -171,7 +174,7 @@ pub fn write(svc: &NfsService, ctx: &CallContext, args: WRITE3args) -> Res<WRITE
         }
         let file = svc.open_file(&obj, &args.file, true)?;
         file_fd = Some(file.clone());
-        file.file.write_all_at(data, args.offset).map_err(st)?;
+        obj.caller.run(|| file.file.write_all_at(data, args.offset).map_err(st))?;
         let sync = obj.caller.options.sync;
         let committed = match args.stable {
             stable_how::UNSTABLE => {

@@ -42,7 +42,8 @@ pub enum SattrScope {
 
 /// Applies `sattr` to the object `fd` (an `O_PATH` descriptor whose attributes were `attr`), as
 /// the caller: size first (owner override, as knfsd: the owner may truncate a file it made
-/// read-only), then mode, ownership and times, each checked by the kernel.
+/// read-only), then mode, ownership and times, each checked by the kernel. Every change runs
+/// as the caller, so the kernel clears setuid/setgid bits as it would for that caller locally.
 pub fn apply_sattr(
     caller: &Caller,
     fd: BorrowedFd<'_>,
@@ -58,8 +59,14 @@ pub fn apply_sattr(
         }
         let size = i64::try_from(size).map_err(|_| nfsstat3::NFS3ERR_FBIG)?;
         let path = proc_fd_path(fd);
-        let truncate = || nix::unistd::truncate(path.as_str(), size).map_err(st);
-        if caller.owns(attr.uid) { truncate()? } else { caller.run(truncate)? }
+        if caller.owns(attr.uid) {
+            // The owner override: opened for writing at root, so no write bit is needed, then
+            // truncated as the owner.
+            let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(st)?;
+            caller.run(|| file.set_len(size as u64).map_err(st))?;
+        } else {
+            caller.run(|| nix::unistd::truncate(path.as_str(), size).map_err(st))?;
+        }
     }
     if scope == SattrScope::SizeOnly {
         return Ok(());

@@ -41,9 +41,18 @@ impl TestServer {
 
     /// A server exporting a fresh directory with `*(options)` under the given limits.
     pub fn with_limits(options: &str, limits: Limits) -> TestServer {
+        TestServer::in_dir(tempfile::tempdir().unwrap(), options, limits)
+    }
+
+    /// A server exporting a fresh directory made under `parent` (e.g. `/dev/shm`, for the
+    /// memory-backed execution paths) with `*(options)`.
+    pub fn start_under(parent: &Path, options: &str) -> TestServer {
+        TestServer::in_dir(tempfile::tempdir_in(parent).unwrap(), options, Limits::default())
+    }
+
+    fn in_dir(export: tempfile::TempDir, options: &str, limits: Limits) -> TestServer {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let export = tempfile::tempdir().unwrap();
         std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let state = tempfile::tempdir().unwrap();
         let mut ts =

@@ -1,0 +1,228 @@
+//! Requests change files exactly as a local process of the mapped caller would: a WRITE, a
+//! truncation (SETATTR size) and an ownership change (SETATTR uid/gid) clear the setuid and
+//! setgid bits as the kernel clears them for that caller, and root mapped to root keeps them as
+//! local root does. The ground truth is the kernel itself: each case is repeated on a twin file by
+//! a local process running as the same uid and gid, and the modes must match. Needs root (the
+//! server switches identities only as root); skipped with a message otherwise.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use xdr::nfs3::*;
+
+/// Whether this run can test identities; says why not when it cannot.
+fn runs_as_root() -> bool {
+    if rnfsd::fs::cred::can_switch() {
+        return true;
+    }
+    eprintln!("skipped: rnfsd switches to the caller's identity only when it runs as root");
+    false
+}
+
+/// A regular file at `path` with `data`, owner `uid`:`gid` and `mode` (setuid/setgid bits too).
+fn file_with(path: &Path, uid: u32, gid: u32, mode: u32) {
+    std::fs::write(path, b"0123456789").unwrap();
+    chown(path, Some(uid), Some(gid)).unwrap();
+    // chown clears the bits, so the mode comes last.
+    std::fs::set_permissions(path, PermissionsExt::from_mode(mode)).unwrap();
+    assert_eq!(mode_of(path), Octal(mode));
+}
+
+/// The permission bits of `path`, in octal (so assertions print them readably).
+fn mode_of(path: &Path) -> Octal {
+    Octal(std::fs::metadata(path).unwrap().mode() & 0o7777)
+}
+
+#[derive(PartialEq, Eq)]
+struct Octal(u32);
+
+impl std::fmt::Debug for Octal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+/// Runs `script` with `sh` as a local process of `uid`:`gid` (no supplementary groups), with the
+/// file as `$1`: what the kernel does for a local caller of that identity.
+fn as_local(uid: u32, gid: u32, script: &str, file: &Path) {
+    let status = Command::new("/bin/sh")
+        .args(["-c", script, "sh"])
+        .arg(file)
+        .uid(uid)
+        .gid(gid)
+        .status()
+        .expect("sh runs");
+    assert!(status.success(), "local `{script}` as {uid}:{gid} failed");
+}
+
+fn ok<T, F: std::fmt::Debug>(r: Nfs3Result<T, F>) -> T {
+    match r {
+        Nfs3Result::Ok(t) => t,
+        Nfs3Result::Err(s, f) => panic!("expected NFS3_OK, got {s:?} ({f:?})"),
+    }
+}
+
+fn setattr(c: &mut Client, fh: &nfs_fh3, new_attributes: sattr3) -> SETATTR3res {
+    c.nfs(procs::SETATTR, &SETATTR3args { object: fh.clone(), new_attributes, guard: None })
+}
+
+/// The exports to test on: ext4 (or whatever /tmp is), and tmpfs, where SETATTR runs on the
+/// async worker instead of the blocking pool.
+fn servers(options: &str) -> Vec<TestServer> {
+    let mut servers = vec![TestServer::start(options)];
+    if Path::new("/dev/shm").is_dir() {
+        servers.push(TestServer::start_under(Path::new("/dev/shm"), options));
+    }
+    servers
+}
+
+#[test]
+fn write_by_a_group_member_clears_setuid_and_setgid_like_a_local_write() {
+    if !runs_as_root() {
+        return;
+    }
+    for ts in servers("rw,insecure,root_squash") {
+        let (_, root) = ts.client();
+        let mut user = Client::tcp(ts.addr()).with_cred(auth_sys(1000, 50, &[50]));
+        // Root-owned, group 50 may write: 04775, 02775 (group-exec set) and 04777.
+        for (mode, expected) in [(0o4775, 0o775), (0o2775, 0o775), (0o6775, 0o775), (0o4777, 0o777)] {
+            let (nfs, local) = (format!("nfs-{mode:o}"), format!("local-{mode:o}"));
+            file_with(&ts.path(&nfs), 0, 50, mode);
+            file_with(&ts.path(&local), 0, 50, mode);
+            as_local(1000, 50, "printf x 1<>\"$1\"", &ts.path(&local));
+            let fh = user.lookup_fh(&root, &nfs);
+            let res = ok(user.write(&fh, 0, b"x", stable_how::FILE_SYNC));
+            assert_eq!(std::fs::read(ts.path(&nfs)).unwrap(), b"x123456789");
+            assert_eq!(
+                mode_of(&ts.path(&nfs)),
+                mode_of(&ts.path(&local)),
+                "{}: a WRITE as 1000:50 leaves the bits a local write by 1000:50 leaves (mode was {mode:o})",
+                ts.export_path().display()
+            );
+            assert_eq!(mode_of(&ts.path(&nfs)), Octal(expected), "mode was {mode:o}");
+            assert_eq!(
+                Octal(res.file_wcc.after.unwrap().mode),
+                Octal(expected),
+                "the reply's attributes say so too"
+            );
+        }
+    }
+}
+
+#[test]
+fn write_by_the_owner_clears_setuid_and_keeps_the_owner_override() {
+    if !runs_as_root() {
+        return;
+    }
+    for ts in servers("rw,insecure,root_squash") {
+        let (_, root) = ts.client();
+        let mut owner = Client::tcp(ts.addr()).with_cred(auth_sys(1000, 50, &[50]));
+        // 04555: the owner has no write bit, but knfsd's owner override lets it write.
+        file_with(&ts.path("mine"), 1000, 50, 0o4555);
+        let fh = owner.lookup_fh(&root, "mine");
+        ok(owner.write(&fh, 0, b"x", stable_how::UNSTABLE));
+        assert_eq!(std::fs::read(ts.path("mine")).unwrap(), b"x123456789");
+        assert_eq!(
+            mode_of(&ts.path("mine")),
+            Octal(0o555),
+            "the owner's write clears setuid, as the kernel does"
+        );
+        // Writing again through the cached open file does the same.
+        std::fs::set_permissions(ts.path("mine"), PermissionsExt::from_mode(0o4555)).unwrap();
+        ok(owner.write(&fh, 1, b"y", stable_how::UNSTABLE));
+        assert_eq!(mode_of(&ts.path("mine")), Octal(0o555));
+    }
+}
+
+#[test]
+fn write_by_root_without_squashing_keeps_the_bits_like_local_root() {
+    if !runs_as_root() {
+        return;
+    }
+    for ts in servers("rw,insecure,no_root_squash") {
+        let (mut c, root) = ts.client();
+        for cred in [auth_sys(0, 0, &[]), auth_sys(0, 50, &[50])] {
+            c.cred = cred;
+            file_with(&ts.path("prog"), 0, 50, 0o6775);
+            file_with(&ts.path("local"), 0, 50, 0o6775);
+            as_local(0, 50, "printf x 1<>\"$1\"", &ts.path("local"));
+            let fh = c.lookup_fh(&root, "prog");
+            ok(c.write(&fh, 0, b"x", stable_how::FILE_SYNC));
+            assert_eq!(mode_of(&ts.path("local")), Octal(0o6775), "local root keeps the bits (CAP_FSETID)");
+            assert_eq!(mode_of(&ts.path("prog")), Octal(0o6775), "root mapped to root keeps them too");
+        }
+    }
+}
+
+#[test]
+fn truncation_clears_setuid_and_setgid_like_a_local_truncation() {
+    if !runs_as_root() {
+        return;
+    }
+    for ts in servers("rw,insecure,root_squash") {
+        let (_, root) = ts.client();
+        let mut user = Client::tcp(ts.addr()).with_cred(auth_sys(1000, 50, &[50]));
+        // The owner (owner override: no write bit needed) and a group member.
+        for (uid, mode) in [(1000, 0o4755), (1000, 0o6775), (0, 0o4775), (0, 0o2775)] {
+            let (nfs, local) = (format!("nfs-{uid}-{mode:o}"), format!("local-{uid}-{mode:o}"));
+            file_with(&ts.path(&nfs), uid, 50, mode);
+            file_with(&ts.path(&local), uid, 50, mode);
+            as_local(1000, 50, "truncate -s 3 \"$1\"", &ts.path(&local));
+            let fh = user.lookup_fh(&root, &nfs);
+            ok(setattr(&mut user, &fh, sattr3 { size: Some(3), ..Default::default() }));
+            assert_eq!(std::fs::metadata(ts.path(&nfs)).unwrap().len(), 3);
+            assert_eq!(
+                mode_of(&ts.path(&nfs)),
+                mode_of(&ts.path(&local)),
+                "{}: SETATTR size as 1000:50 of a file of {uid}:50 mode {mode:o}",
+                ts.export_path().display()
+            );
+            assert_eq!(mode_of(&ts.path(&nfs)).0 & 0o6000, 0, "mode was {mode:o}");
+        }
+        // The owner's override still holds for a file it made read-only.
+        file_with(&ts.path("readonly"), 1000, 50, 0o4444);
+        let fh = user.lookup_fh(&root, "readonly");
+        ok(setattr(&mut user, &fh, sattr3 { size: Some(0), ..Default::default() }));
+        assert_eq!(std::fs::metadata(ts.path("readonly")).unwrap().len(), 0);
+        assert_eq!(mode_of(&ts.path("readonly")), Octal(0o444));
+    }
+}
+
+#[test]
+fn ownership_changes_clear_setuid_and_setgid_like_a_local_chown() {
+    if !runs_as_root() {
+        return;
+    }
+    for ts in servers("rw,insecure,no_root_squash") {
+        let (_, root) = ts.client();
+        // The owner gives the file to another of its groups (locally: with that group as its
+        // gid); root gives it to another user.
+        let cases = [
+            (auth_sys(1000, 50, &[50, 60]), (1000, 60), 1000, None, Some(60)),
+            (auth_sys(0, 0, &[]), (0, 0), 2000, Some(1000), None),
+        ];
+        for (cred, (luid, lgid), owner_before, uid, gid) in cases {
+            let mut c = Client::tcp(ts.addr()).with_cred(cred);
+            file_with(&ts.path("nfs"), owner_before, 50, 0o6775);
+            file_with(&ts.path("local"), owner_before, 50, 0o6775);
+            let owner = match (uid, gid) {
+                (Some(u), None) => u.to_string(),
+                (None, Some(g)) => format!(":{g}"),
+                _ => unreachable!("one of the two"),
+            };
+            let script = format!("chown {owner} \"$1\"");
+            as_local(luid, lgid, &script, &ts.path("local"));
+            let fh = c.lookup_fh(&root, "nfs");
+            ok(setattr(&mut c, &fh, sattr3 { uid, gid, ..Default::default() }));
+            assert_eq!(mode_of(&ts.path("nfs")), mode_of(&ts.path("local")), "{script} as {luid}");
+            assert_eq!(mode_of(&ts.path("nfs")), Octal(0o775), "{script} as {luid}");
+            let md = std::fs::metadata(ts.path("nfs")).unwrap();
+            assert_eq!((md.uid(), md.gid()), (uid.unwrap_or(owner_before), gid.unwrap_or(50)));
+        }
+    }
+}
