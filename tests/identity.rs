@@ -110,6 +110,15 @@ fn write_by_a_group_member_clears_setuid_and_setgid_like_a_local_write() {
                 Octal(expected),
                 "the reply's attributes say so too"
             );
+            // Again, through the file the server now keeps open for writing.
+            std::fs::set_permissions(ts.path(&nfs), PermissionsExt::from_mode(mode)).unwrap();
+            ok(user.write(&fh, 1, b"y", stable_how::UNSTABLE));
+            assert_eq!(mode_of(&ts.path(&nfs)), Octal(expected), "mode was {mode:o}, file open");
+            // Without the group's write bit the open file is no way around the check.
+            std::fs::set_permissions(ts.path(&nfs), PermissionsExt::from_mode(mode & !0o020)).unwrap();
+            let refused = user.write(&fh, 2, b"z", stable_how::UNSTABLE);
+            assert_eq!(refused.status(), nfsstat3::NFS3ERR_ACCES, "mode {:o}", mode & !0o020);
+            assert_eq!(std::fs::read(ts.path(&nfs)).unwrap(), b"xy23456789");
         }
     }
 }

@@ -113,6 +113,9 @@ fn root_caps() -> io::Result<ThreadCaps> {
 /// A thread switched to a caller's identity; dropping it restores root, even if the operation
 /// panicked.
 struct IdentityGuard {
+    /// Whether the supplementary groups were changed (a caller with none finds the thread at
+    /// plain root with none already, which saves a system call each way).
+    groups_changed: bool,
     /// The capabilities to raise again, if they were dropped.
     dropped_caps: Option<ThreadCaps>,
 }
@@ -121,11 +124,16 @@ impl IdentityGuard {
     /// Switches the ids first (setgroups and setfsgid need CAP_SETGID, setfsuid CAP_SETUID), then
     /// empties the effective set for a non-root identity.
     fn enter(id: &Identity) -> io::Result<IdentityGuard> {
+        at_plain_root()?;
         let caps = root_caps()?;
-        let mut guard = IdentityGuard { dropped_caps: None };
-        sys::set_thread_fs_identity(id.uid, id.gid, &id.groups)?;
+        // From here on, dropping the guard (on an error too) puts the thread back.
+        let mut guard = IdentityGuard { groups_changed: !id.groups.is_empty(), dropped_caps: None };
+        if guard.groups_changed {
+            sys::set_thread_fs_identity(id.uid, id.gid, &id.groups)?;
+        } else {
+            sys::set_thread_fs_ids(id.uid, id.gid)?;
+        }
         if !id.keeps_capabilities() {
-            // From here on, dropping the guard (on an error too) puts the thread back.
             guard.dropped_caps = Some(caps);
             sys::set_thread_caps(ThreadCaps { effective: 0, ..caps })?;
         }
@@ -141,7 +149,13 @@ impl Drop for IdentityGuard {
             Some(caps) => sys::set_thread_caps(caps),
             None => Ok(()),
         }
-        .and_then(|()| sys::set_thread_fs_identity(0, 0, &[]));
+        .and_then(|()| {
+            if self.groups_changed {
+                sys::set_thread_fs_identity(0, 0, &[])
+            } else {
+                sys::set_thread_fs_ids(0, 0)
+            }
+        });
         if let Err(e) = restored {
             // The thread would serve later requests with a caller's ids or without the
             // capabilities it needs to resolve handles; a panic would be caught and the thread
@@ -150,7 +164,6 @@ impl Drop for IdentityGuard {
             eprintln!("rnfsd: cannot restore the worker thread's identity to root: {e}; aborting");
             std::process::abort();
         }
-        AT_PLAIN_ROOT.set(true);
     }
 }
 
@@ -239,6 +252,25 @@ mod tests {
             assert_eq!(eff, before[0]);
             assert!(fsgid.ends_with("\t50"), "the switch happened: {fsgid}");
             assert_eq!(thread_credentials(), before);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_caller_without_groups_gets_none_on_a_thread_that_had_some() {
+        if !can_switch() {
+            return;
+        }
+        std::thread::spawn(|| {
+            // A thread that never switched keeps the groups the process started with.
+            sys::set_thread_fs_identity(0, 0, &[7, 8]).unwrap();
+            let id = Identity { uid: 1000, gid: 50, groups: vec![] };
+            let groups = with_identity(&id, || thread_status("Groups")).unwrap();
+            assert_eq!(groups, "");
+            let groups = with_identity(&id, || thread_status("Groups")).unwrap();
+            assert_eq!(groups, "");
+            assert_eq!(thread_status("Groups"), "", "the thread is at plain root afterwards");
         })
         .join()
         .unwrap();

@@ -179,6 +179,11 @@ pub fn statx(dirfd: BorrowedFd<'_>, path: &CStr, flags: i32) -> io::Result<libc:
 pub fn set_thread_fs_identity(uid: u32, gid: u32, groups: &[u32]) -> io::Result<()> {
     // SAFETY: `groups` is a valid slice of gid_t-sized integers of the given length.
     cvt_long(unsafe { libc::syscall(libc::SYS_setgroups, groups.len() as libc::c_long, groups.as_ptr()) })?;
+    set_thread_fs_ids(uid, gid)
+}
+
+/// [`set_thread_fs_identity`] leaving the supplementary groups as they are.
+pub fn set_thread_fs_ids(uid: u32, gid: u32) -> io::Result<()> {
     // setfsuid/setfsgid cannot report failure directly; they return the previous value, so
     // reading back with an invalid id (-1 is never applied) tells whether the change took.
     // SAFETY: plain integer system calls without pointers.

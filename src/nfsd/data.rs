@@ -38,16 +38,7 @@ impl NfsService {
             _ => return Err(nfsstat3::NFS3ERR_INVAL),
         }
         if !obj.caller.owns(obj.res.attr.uid) {
-            let fd = obj.res.fd.as_fd();
-            obj.caller.run(|| {
-                if writable {
-                    sys::access_fd(fd, libc::W_OK).map_err(st)
-                } else {
-                    // Executing a file means reading it on the client: execute permission
-                    // suffices for READ, as on knfsd.
-                    sys::access_fd(fd, libc::R_OK).or_else(|_| sys::access_fd(fd, libc::X_OK)).map_err(st)
-                }
-            })?;
+            obj.caller.run(|| may_access(obj, writable))?;
         }
         self.files
             .get_or_open(&fh.0, writable, |w| {
@@ -55,6 +46,48 @@ impl NfsService {
                 Ok(File::from(self.exports.reopen(&obj.res, flags | libc::O_CLOEXEC)?))
             })
             .map_err(st)
+    }
+
+    /// Writes `data` at `offset` of a regular file's handle as the caller, after [`Self::open_file`]'s
+    /// checks: the kernel then clears setuid/setgid bits and applies reserved blocks and quotas
+    /// as for a local write by that caller. A file already open for writing (a client streaming
+    /// it) is checked and written under one identity switch instead of two.
+    fn write_as_caller(
+        &self,
+        obj: &Object,
+        fh: &nfs_fh3,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<Arc<OpenFile>, nfsstat3> {
+        let write = |file: &OpenFile| file.file.write_all_at(data, offset).map_err(st);
+        let owner = obj.caller.owns(obj.res.attr.uid);
+        // Only looks in the cache (and keeps the file there as used): the opener never opens.
+        let not_cached = |_| Err(std::io::ErrorKind::NotFound.into());
+        if !owner
+            && obj.res.attr.file_type == FileType::Regular
+            && let Ok(file) = self.files.get_or_open(&fh.0, true, not_cached)
+        {
+            obj.caller.run(|| may_access(obj, true).and_then(|()| write(&file)))?;
+            return Ok(file);
+        }
+        let file = self.open_file(obj, fh, true)?;
+        obj.caller.run(|| write(&file))?;
+        Ok(file)
+    }
+}
+
+/// Whether the thread's identity (the caller's, inside [`Caller::run`]) may read or write the
+/// file of `obj`.
+///
+/// [`Caller::run`]: super::request::Caller::run
+fn may_access(obj: &Object, writable: bool) -> Result<(), nfsstat3> {
+    let fd = obj.res.fd.as_fd();
+    if writable {
+        sys::access_fd(fd, libc::W_OK).map_err(st)
+    } else {
+        // Executing a file means reading it on the client: execute permission suffices for
+        // READ, as on knfsd.
+        sys::access_fd(fd, libc::R_OK).or_else(|_| sys::access_fd(fd, libc::X_OK)).map_err(st)
     }
 }
 
@@ -172,9 +205,8 @@ pub fn write(svc: &NfsService, ctx: &CallContext, args: WRITE3args) -> Res<WRITE
         if args.offset.checked_add(count as u64).is_none_or(|end| end > i64::MAX as u64) {
             return Err(nfsstat3::NFS3ERR_FBIG);
         }
-        let file = svc.open_file(&obj, &args.file, true)?;
+        let file = svc.write_as_caller(&obj, &args.file, data, args.offset)?;
         file_fd = Some(file.clone());
-        obj.caller.run(|| file.file.write_all_at(data, args.offset).map_err(st))?;
         let sync = obj.caller.options.sync;
         let committed = match args.stable {
             stable_how::UNSTABLE => {
