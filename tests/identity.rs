@@ -235,3 +235,134 @@ fn ownership_changes_clear_setuid_and_setgid_like_a_local_chown() {
         }
     }
 }
+
+/// rnfsd serving a fresh ext4 filesystem that reserves half its blocks for root: `mkfs.ext4 -m
+/// 50` of a sparse 64 MiB image on a tmpfs, loop-mounted in a private mount namespace
+/// (`unshare --mount`) that vanishes with the server. `None` (with the reason printed) where
+/// that cannot be set up: not root, no `unshare` or `mkfs.ext4`, no loop devices.
+struct ReservedExt4 {
+    server: std::process::Child,
+    addr: std::net::SocketAddr,
+    export: String,
+    _work: tempfile::TempDir,
+}
+
+impl ReservedExt4 {
+    fn start() -> Option<ReservedExt4> {
+        for tool in ["unshare", "mkfs.ext4", "mount"] {
+            if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().ok()?.stdout.is_empty()
+            {
+                eprintln!("skipped: needs {tool} (e2fsprogs, util-linux)");
+                return None;
+            }
+        }
+        let work = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = work.path().display().to_string();
+        let script = r#"
+            set -e
+            fail() { echo "setup failed: $*" >&2; exit 97; }
+            mount -t tmpfs -o size=80m rnfsd-identity "$1" || fail "tmpfs"
+            truncate -s 64M "$1/ext4.img"
+            mkfs.ext4 -q -F -m 50 -E lazy_itable_init=0,lazy_journal_init=0 "$1/ext4.img" || fail "mkfs.ext4"
+            mkdir "$1/fs" "$1/state"
+            mount -o loop "$1/ext4.img" "$1/fs" || fail "loop mount"
+            mkdir "$1/fs/export"
+            chmod 777 "$1/fs/export"
+            exec "$2" serve --bind 127.0.0.1 --port "$3" --portmap off --state-dir "$1/state" \
+                --export "$1/fs/export *(rw,insecure,root_squash)"
+        "#;
+        let mut server = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", &dir])
+            .arg(env!("CARGO_BIN_EXE_rnfsd"))
+            .arg(port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("unshare runs");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            if let Some(status) = server.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut err).unwrap();
+                if status.code() == Some(97) || err.contains("unshare failed") {
+                    eprintln!("skipped: cannot loop-mount an ext4 image here: {}", err.trim());
+                    return None;
+                }
+                panic!("rnfsd exited ({status}): {err}");
+            }
+            assert!(std::time::Instant::now() < deadline, "rnfsd did not start listening");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(ReservedExt4 { server, addr, export: format!("{dir}/fs/export"), _work: work })
+    }
+}
+
+impl Drop for ReservedExt4 {
+    fn drop(&mut self) {
+        // Ending the server ends its mount namespace: the ext4 and the tmpfs go with it.
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+#[test]
+fn writes_by_an_ordinary_caller_stop_where_its_local_writes_stop() {
+    if !runs_as_root() {
+        return;
+    }
+    let Some(fs) = ReservedExt4::start() else { return };
+    let mut user = Client::tcp(fs.addr).with_cred(auth_sys(1000, 1000, &[1000]));
+    let root = user.mount(&fs.export).expect("MNT");
+    // The owner's WRITEs take the owner override; the squashed root (uid 65534) writes to a file
+    // of its own, then to one of uid 1000 that everyone may write.
+    let (u1000, squashed) = (auth_sys(1000, 1000, &[1000]), auth_sys(0, 0, &[]));
+    let cases = [
+        (&u1000, &u1000, "by-1000"),
+        (&squashed, &squashed, "by-squashed-root"),
+        (&u1000, &squashed, "of-1000-by-squashed-root"),
+    ];
+    for (creator, writer, name) in cases {
+        user.cred = creator.clone();
+        let stat: FSSTAT3res = user.nfs(procs::FSSTAT, &FSSTAT3args { fsroot: root.clone() });
+        let stat = ok(stat);
+        // What statfs offers a process without CAP_SYS_RESOURCE, and what root may use on top.
+        let (available, free) = (stat.abytes, stat.fbytes);
+        assert!(
+            free > available + (20 << 20),
+            "half the filesystem is reserved: {free} free, {available} available"
+        );
+        let fh = user.create_file(&root, name);
+        ok(setattr(&mut user, &fh, sattr3 { mode: Some(0o666), ..Default::default() }));
+        user.cred = writer.clone();
+        let chunk = vec![0x5a_u8; 1 << 20];
+        let mut written = 0u64;
+        let status = loop {
+            assert!(written < 128 << 20, "a 64 MiB filesystem never takes 128 MiB");
+            match user.write(&fh, written, &chunk, stable_how::UNSTABLE) {
+                Nfs3Result::Ok(res) => written += u64::from(res.count),
+                Nfs3Result::Err(s, _) => break s,
+            }
+        };
+        assert_eq!(status, nfsstat3::NFS3ERR_NOSPC, "{name}");
+        assert!(
+            written <= available,
+            "{name}: {} MiB written where a local user stops at {} MiB (of {} MiB free)",
+            written >> 20,
+            available >> 20,
+            free >> 20
+        );
+        assert!(written >= (available >> 20 << 20) / 2, "{name}: the writes used the non-reserved space");
+        eprintln!(
+            "{name}: {} KiB written, {} KiB available, {} KiB free",
+            written >> 10,
+            available >> 10,
+            free >> 10
+        );
+        ok(user.remove(&root, name));
+    }
+}
