@@ -2,8 +2,11 @@
 //! truncation (SETATTR size) and an ownership change (SETATTR uid/gid) clear the setuid and
 //! setgid bits as the kernel clears them for that caller, and root mapped to root keeps them as
 //! local root does. The ground truth is the kernel itself: each case is repeated on a twin file by
-//! a local process running as the same uid and gid, and the modes must match. Needs root (the
-//! server switches identities only as root); skipped with a message otherwise.
+//! a local process running as the same uid and gid, and the modes must match. And a request
+//! runs with the capabilities of its caller: on an ext4 that reserves blocks for root, an
+//! ordinary or squashed caller's WRITEs get NOSPC where a local user's writes stop. Needs root
+//! (the server switches identities only as root; the ext4 is loop-mounted in a private mount
+//! namespace); skipped with a message otherwise.
 
 mod common;
 
