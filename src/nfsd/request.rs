@@ -116,3 +116,26 @@ pub fn is_dot(name: &CString) -> bool {
 pub fn st(e: impl Into<io::Error>) -> nfsstat3 {
     nfs_status(&e.into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thread_whose_request_panicked_inside_run_runs_the_next_one() {
+        std::thread::spawn(|| {
+            let caller = Caller {
+                options: ExportOptions::default(),
+                identity: Identity { uid: 1000, gid: 50, groups: vec![50] },
+            };
+            let panicked =
+                std::panic::catch_unwind(|| caller.run(|| -> Result<(), nfsstat3> { panic!("bug") }));
+            assert!(panicked.is_err());
+            assert!(!AS_CALLER.get(), "the thread is no longer inside Caller::run");
+            // Not taken for a nested call: it runs (as the dispatcher would run the next request).
+            assert_eq!(caller.run(|| Ok(7)), Ok(7));
+        })
+        .join()
+        .unwrap();
+    }
+}
