@@ -356,13 +356,7 @@ mod tests {
     ) -> Vec<u8> {
         let mut r = Reader::from_slice(record);
         let h = CallHeader::decode(&mut r).unwrap();
-        let ctx = CallContext {
-            xid: h.xid,
-            peer,
-            local,
-            transport: t,
-            cred: Cred::from_call(&h.cred, &h.verf).unwrap(),
-        };
+        let ctx = CallContext::new(h.xid, peer, local, t, Cred::from_call(&h.cred, &h.verf).unwrap());
         let mut body = BytesMut::new();
         let status = match svc.call(&ctx, h.vers, h.proc_, &mut r, &mut body) {
             Ok(()) => AcceptedStatus::Success,

@@ -341,13 +341,13 @@ mod tests {
     use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP};
 
     fn ctx(peer: &str) -> CallContext {
-        CallContext {
-            xid: 1,
-            peer: peer.parse().unwrap(),
-            local: "127.0.0.1:111".parse().unwrap(),
-            transport: Transport::Udp,
-            cred: Cred::sys(0, 0, vec![]),
-        }
+        CallContext::new(
+            1,
+            peer.parse().unwrap(),
+            "127.0.0.1:111".parse().unwrap(),
+            Transport::Udp,
+            Cred::sys(0, 0, vec![]),
+        )
     }
 
     fn service() -> PortmapService {
