@@ -213,7 +213,7 @@ impl Server {
             for &(prog, vers, transport, port) in &services {
                 registry.register(prog, vers, transport, SocketAddr::new(bind, port));
             }
-            programs.push(Arc::new(PortmapService::new(registry)));
+            programs.push(Arc::new(PortmapService::new(registry).serving_only_port(pm_tcp.port())));
         }
         let dispatcher = Arc::new(Dispatcher::new(
             programs,

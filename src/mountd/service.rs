@@ -245,6 +245,10 @@ impl Program for MountService {
             mount_proc::MNT => {
                 let path = dirpath::decode(args)?;
                 let result = self.mount(ctx, &path);
+                // A failed MNT changed nothing (the mount list only grows on success).
+                if result.is_err() {
+                    ctx.refuse();
+                }
                 if vers == VERSION_3 {
                     match result {
                         Ok(fhandle) => wire::mountres3::Ok(wire::mountres3_ok {
@@ -329,13 +333,13 @@ mod tests {
     }
 
     fn ctx(peer: &str) -> CallContext {
-        CallContext {
-            xid: 1,
-            peer: peer.parse().unwrap(),
-            local: "10.0.0.1:2049".parse().unwrap(),
-            transport: Transport::Tcp,
-            cred: Cred::sys(0, 0, vec![]),
-        }
+        CallContext::new(
+            1,
+            peer.parse().unwrap(),
+            "10.0.0.1:2049".parse().unwrap(),
+            Transport::Tcp,
+            Cred::sys(0, 0, vec![]),
+        )
     }
 
     fn call(s: &MountService, c: &CallContext, vers: u32, p: u32, args: &[u8]) -> Result<Bytes, RpcError> {

@@ -75,10 +75,18 @@ impl NfsService {
     /// Resolves `fh` for the caller of `ctx`: BADHANDLE for a malformed or forged handle, STALE
     /// for a removed object, ACCES for a client the export does not list, PERM for a request from
     /// an unprivileged port on a `secure` export (as knfsd answers).
+    /// Every failure here happens before the filesystem is touched, so it marks the call
+    /// refused (see [`CallContext::refuse`]).
     pub(super) fn resolve(&self, ctx: &CallContext, fh: &nfs_fh3) -> Result<Object, nfsstat3> {
-        let res = self.exports.resolve(fh.as_bytes()).map_err(nfsstat3::from)?;
-        let caller = self.caller_for(ctx, &res)?;
-        Ok(Object { res, caller })
+        let resolved = self
+            .exports
+            .resolve(fh.as_bytes())
+            .map_err(nfsstat3::from)
+            .and_then(|res| Ok(Object { caller: self.caller_for(ctx, &res)?, res }));
+        if resolved.is_err() {
+            ctx.refuse();
+        }
+        resolved
     }
 
     fn caller_for(&self, ctx: &CallContext, res: &Resolved) -> Result<Caller, nfsstat3> {

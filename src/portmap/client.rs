@@ -3,10 +3,12 @@
 //!
 //! rpcbind accepts SET/UNSET over its AF_LOCAL socket (`/run/rpcbind.sock`); over 127.0.0.1 it
 //! refuses them unless started with `-L` ("old-style" local calls), so registration tries the
-//! local socket first.
+//! local socket first. Over UDP and TCP the client sends from a privileged port when it can bind
+//! one (as glibc's `bindresvport` does for root): rpcbind records such a caller as the superuser,
+//! and rnfsd's embedded portmapper accepts changes only from privileged ports.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -156,7 +158,10 @@ impl PmapClient {
         let record = match &self.target {
             RpcbindTarget::Udp(addr) => self.exchange_udp(*addr, &msg, xid)?,
             RpcbindTarget::Tcp(addr) => {
-                let mut s = TcpStream::connect_timeout(addr, self.timeout)?;
+                let mut s = match connect_from_privileged_port(*addr, self.timeout) {
+                    Some(s) => s,
+                    None => TcpStream::connect_timeout(addr, self.timeout)?,
+                };
                 self.exchange_stream(&mut s, &msg, |s, t| {
                     s.set_read_timeout(Some(t))?;
                     s.set_write_timeout(Some(t))
@@ -174,12 +179,18 @@ impl PmapClient {
     }
 
     fn exchange_udp(&self, addr: SocketAddr, msg: &[u8], xid: u32) -> io::Result<Bytes> {
-        let bind: SocketAddr = if addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
+        let any: IpAddr =
+            if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+        let privileged = PRIVILEGED_PORTS.rev().find_map(|port| match UdpSocket::bind((any, port)) {
+            Ok(s) => Some(Some(s)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => None,
+            // Not allowed to bind one: no point trying the others.
+            Err(_) => Some(None),
+        });
+        let sock = match privileged.flatten() {
+            Some(s) => s,
+            None => UdpSocket::bind((any, 0))?,
         };
-        let sock = UdpSocket::bind(bind)?;
         sock.connect(addr)?;
         let deadline = Instant::now() + self.timeout;
         // Retransmit a few times within the deadline: UDP may drop the call or the reply.
@@ -244,6 +255,39 @@ impl PmapClient {
             src.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// The ports a client tries for a privileged source port (glibc's `bindresvport` range).
+const PRIVILEGED_PORTS: std::ops::Range<u16> = 600..1024;
+
+/// A TCP connection to `addr` from a privileged port, or `None` when this process may not bind
+/// one or none is free. `timeout` bounds the connect (Linux honours the send timeout there).
+fn connect_from_privileged_port(addr: SocketAddr, timeout: Duration) -> Option<TcpStream> {
+    use nix::errno::Errno;
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, setsockopt, socket, sockopt,
+    };
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let any: IpAddr =
+        if addr.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    for port in PRIVILEGED_PORTS.rev() {
+        let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).ok()?;
+        match bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(any, port))) {
+            Ok(()) => {}
+            Err(Errno::EADDRINUSE) => continue,
+            Err(_) => return None,
+        }
+        let tv = nix::sys::time::TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros().into());
+        setsockopt(&fd, sockopt::SendTimeout, &tv).ok()?;
+        return match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+            Ok(()) => Some(TcpStream::from(fd)),
+            // The port is bound, but that source and destination pair is taken: try the next.
+            Err(Errno::EADDRNOTAVAIL) => continue,
+            Err(_) => None,
+        };
+    }
+    None
 }
 
 fn parse_reply(record: Bytes, xid: u32) -> io::Result<Bytes> {
@@ -356,13 +400,7 @@ mod tests {
     ) -> Vec<u8> {
         let mut r = Reader::from_slice(record);
         let h = CallHeader::decode(&mut r).unwrap();
-        let ctx = CallContext {
-            xid: h.xid,
-            peer,
-            local,
-            transport: t,
-            cred: Cred::from_call(&h.cred, &h.verf).unwrap(),
-        };
+        let ctx = CallContext::new(h.xid, peer, local, t, Cred::from_call(&h.cred, &h.verf).unwrap());
         let mut body = BytesMut::new();
         let status = match svc.call(&ctx, h.vers, h.proc_, &mut r, &mut body) {
             Ok(()) => AcceptedStatus::Success,

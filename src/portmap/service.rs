@@ -1,6 +1,25 @@
 //! The embedded portmapper as an RPC [`Program`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
 //! from a [`Registry`].
 //!
+//! Who may change registrations follows rpcbind (`check_access`, `is_localroot`, `map_unset`):
+//! SET and UNSET only from a loopback address and a privileged source port, which only root (or
+//! CAP_NET_BIND_SERVICE) can bind; any local user can send from any other port and claim any
+//! AUTH_SYS uid, so such calls are refused whatever they claim. rpcbind also accepts calls on its
+//! AF_LOCAL socket, where the kernel vouches for the caller's uid; this portmapper has no local
+//! socket. The owner recorded is "superuser", or the AUTH_SYS uid when a privileged caller claims
+//! another one (it acts for that user). An owner may remove its own registrations, the superuser
+//! anyone's but rnfsd's (see [`Registry`]).
+//!
+//! Over UDP, a reply of this portmapper is at most [`UDP_REPLY_MAX`] bytes, ten times the
+//! smallest call, so it is useless for reflecting traffic at a forged source: DUMP and GETADDRLIST
+//! list what fits (rnfsd's own services come first) and end the list there. Over TCP, where the
+//! source address cannot be forged, lists are complete. rpcbind answers UDP DUMP with the whole
+//! list (up to its 8800-byte send buffer); `rpcinfo -p` and `rpcinfo` ask over TCP anyway.
+//!
+//! The dispatcher it is registered with may serve NFS and MOUNT ports too; the portmapper then
+//! answers only on its own port ([`PortmapService::serving_only_port`]), so its registrations
+//! cannot be changed, nor its lists fetched, through port 2049.
+//!
 //! Indirect calls (PMAP CALLIT, RPCBIND CALLIT/BCAST/INDIRECT) answer PROC_UNAVAIL: a small UDP
 //! request that makes the portmapper call another service is a traffic-amplification and
 //! source-hiding vector, and rpcbind disables them for remote callers. The address-translation
@@ -21,14 +40,25 @@ use xdr::portmap::{
 use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr, XdrWrite};
 
-use super::registry::{Registration, Registry, VersionMatch, merge_addr, netid};
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
+use super::registry::{Registration, Registry, SUPERUSER, VersionMatch, merge_addr, netid};
+use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn, Transport};
+
+/// The largest UDP reply: 10 times the smallest call (40 bytes: the call header with AUTH_NONE).
+pub const UDP_REPLY_MAX: usize = 400;
+
+/// Where the kernel's privileged ports end unless `net.ipv4.ip_unprivileged_port_start` says
+/// otherwise.
+const DEFAULT_UNPRIVILEGED_PORT_START: u16 = 1024;
 
 /// The portmapper program over a shared registry.
 #[derive(Debug)]
 pub struct PortmapService {
     registry: Arc<Registry>,
     stats: [VersionStats; 3],
+    /// The local port calls must arrive on, when the dispatcher serves other ports too.
+    port: Option<u16>,
+    /// Source ports below this one can only be bound with privilege.
+    unprivileged_port_start: u16,
 }
 
 /// What RPCBIND v4 GETSTAT reports for one version: calls per procedure and successful
@@ -65,29 +95,107 @@ fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
     Some(ProcInfo { name, drc, run: RunOn::Inline })
 }
 
-/// Only local processes may change registrations, as rpcbind insists; anyone else could
-/// redirect clients of a service to a port they control.
-fn may_modify(ctx: &CallContext) -> bool {
-    let ok = ctx.peer.ip().to_canonical().is_loopback();
-    if !ok {
-        tracing::warn!(peer = %ctx.peer, "portmap: refused SET/UNSET from a non-loopback caller");
-    }
-    ok
+/// The kernel's first unprivileged port in this network namespace (containers often lower it,
+/// down to 0, which leaves no port privileged).
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(DEFAULT_UNPRIVILEGED_PORT_START)
 }
 
-/// The owner rpcbind would record: "superuser" for uid 0, else the uid; "unknown" without
-/// AUTH_SYS.
-fn owner_of(ctx: &CallContext) -> String {
-    match ctx.cred.flavor {
-        AuthFlavor::Sys if ctx.cred.uid == 0 => "superuser".to_string(),
-        AuthFlavor::Sys => ctx.cred.uid.to_string(),
-        _ => "unknown".to_string(),
+/// Fits an XDR linked list into what is left of a UDP reply of at most [`UDP_REPLY_MAX`] bytes
+/// (each element costs its length plus a 4-byte "more" flag, the list a 4-byte end flag). Over
+/// TCP the list is left whole.
+fn fit_list<T: Xdr>(ctx: &CallContext, reply: &BytesMut, mut items: Vec<T>) -> Vec<T> {
+    if ctx.transport != Transport::Udp {
+        return items;
     }
+    let mut room = UDP_REPLY_MAX.saturating_sub(reply.len() + 4);
+    let fits = items
+        .iter()
+        .take_while(|item| match room.checked_sub(4 + item.encoded_len()) {
+            Some(left) => {
+                room = left;
+                true
+            }
+            None => false,
+        })
+        .count();
+    if fits < items.len() {
+        tracing::debug!(peer = %ctx.peer, listed = fits, registered = items.len(),
+            "portmap: UDP list cut to what fits in {UDP_REPLY_MAX} bytes");
+        items.truncate(fits);
+    }
+    items
 }
 
 impl PortmapService {
+    /// A portmapper answering on every port its dispatcher serves (a dispatcher of its own).
     pub fn new(registry: Arc<Registry>) -> Self {
-        PortmapService { registry, stats: Default::default() }
+        PortmapService {
+            registry,
+            stats: Default::default(),
+            port: None,
+            unprivileged_port_start: unprivileged_port_start(),
+        }
+    }
+
+    /// Answers only calls that arrive on local port `port`; on the other ports of a shared
+    /// dispatcher the program is unavailable.
+    pub fn serving_only_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// The owner a SET or UNSET acts as, or why the caller may change nothing: only a loopback
+    /// caller from a privileged port (see the module documentation).
+    fn changer(&self, ctx: &CallContext) -> Option<String> {
+        let why = if !ctx.peer.ip().to_canonical().is_loopback() {
+            "not a local caller"
+        } else if ctx.peer.port() >= self.unprivileged_port_start {
+            "an unprivileged source port, which any local user can send from"
+        } else {
+            return Some(match ctx.cred.flavor {
+                AuthFlavor::Sys if ctx.cred.uid != 0 => ctx.cred.uid.to_string(),
+                _ => SUPERUSER.to_string(),
+            });
+        };
+        tracing::debug!(peer = %ctx.peer, "portmap: SET/UNSET refused: {why}");
+        None
+    }
+
+    /// SET of a caller's registration. A refusal changed nothing, and marks the call refused.
+    fn set(&self, ctx: &CallContext, reg: impl FnOnce(String) -> Option<Registration>) -> bool {
+        let Some(reg) = self.changer(ctx).and_then(reg) else {
+            ctx.refuse();
+            return false;
+        };
+        let (prog, vers) = (reg.prog, reg.vers);
+        match self.registry.set(reg) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!(peer = %ctx.peer, prog, vers, "portmap: SET refused: {why}");
+                ctx.refuse();
+                false
+            }
+        }
+    }
+
+    /// UNSET of registrations the caller may remove. A refusal marks the call refused.
+    fn unset(&self, ctx: &CallContext, prog: u32, vers: u32, netid: Option<&str>) -> bool {
+        let Some(owner) = self.changer(ctx) else {
+            ctx.refuse();
+            return false;
+        };
+        match self.registry.unset(prog, vers, netid, &owner) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::debug!(peer = %ctx.peer, prog, vers, "portmap: UNSET refused: {why}");
+                ctx.refuse();
+                false
+            }
+        }
     }
 
     fn version_stats(&self, vers: u32) -> Option<&VersionStats> {
@@ -116,17 +224,17 @@ impl PortmapService {
             pmap_proc::NULL => Ok(()),
             pmap_proc::SET => {
                 let m = mapping::decode(args)?;
-                let ok = may_modify(ctx)
-                    && match (netid_for(m.prot, false), u16::try_from(m.port)) {
-                        (Some(netid), Ok(port)) => self.registry.set(Registration {
-                            prog: m.prog,
-                            vers: m.vers,
-                            netid: netid.to_string(),
-                            addr: to_uaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
-                            owner: owner_of(ctx),
-                        }),
-                        _ => false,
-                    };
+                let ok = self.set(ctx, |owner| {
+                    let netid = netid_for(m.prot, false)?;
+                    let port = u16::try_from(m.port).ok()?;
+                    Some(Registration {
+                        prog: m.prog,
+                        vers: m.vers,
+                        netid: netid.to_string(),
+                        addr: to_uaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+                        owner,
+                    })
+                });
                 self.count_change(VERSION_PMAP, true, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
@@ -134,7 +242,7 @@ impl PortmapService {
             pmap_proc::UNSET => {
                 // PMAP UNSET ignores prot and port and removes the version on every transport.
                 let m = mapping::decode(args)?;
-                let ok = may_modify(ctx) && self.registry.unset(m.prog, m.vers, None);
+                let ok = self.unset(ctx, m.prog, m.vers, None);
                 self.count_change(VERSION_PMAP, false, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
@@ -159,7 +267,7 @@ impl PortmapService {
                         Some(mapping { prog: r.prog, vers: r.vers, prot, port: u32::from(addr.port()) })
                     })
                     .collect();
-                pmaplist(list).encode(reply);
+                pmaplist(fit_list(ctx, reply, list)).encode(reply);
                 Ok(())
             }
             _ => Err(RpcError::ProcUnavail),
@@ -178,15 +286,16 @@ impl PortmapService {
             rpcb_proc::NULL => Ok(()),
             rpcb_proc::SET => {
                 let a = rpcb::decode(args)?;
-                let ok = may_modify(ctx)
-                    && !a.r_netid.is_empty()
-                    && self.registry.set(Registration {
+                // The owner the caller names is ignored: it is decided by who the caller is.
+                let ok = self.set(ctx, |owner| {
+                    Some(Registration {
                         prog: a.r_prog,
                         vers: a.r_vers,
                         netid: a.r_netid,
                         addr: a.r_addr,
-                        owner: owner_of(ctx),
-                    });
+                        owner,
+                    })
+                });
                 self.count_change(vers, true, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
@@ -194,14 +303,14 @@ impl PortmapService {
             rpcb_proc::UNSET => {
                 let a = rpcb::decode(args)?;
                 let netid = Some(a.r_netid.as_str()).filter(|n| !n.is_empty());
-                let ok = may_modify(ctx) && self.registry.unset(a.r_prog, a.r_vers, netid);
+                let ok = self.unset(ctx, a.r_prog, a.r_vers, netid);
                 self.count_change(vers, false, ok);
                 reply.put_xdr_bool(ok);
                 Ok(())
             }
             rpcb_proc::GETADDRLIST if vers == VERSION_RPCBIND4 => {
                 let a = rpcb::decode(args)?;
-                self.getaddrlist(ctx, &a).encode(reply);
+                rpcb_entry_list(fit_list(ctx, reply, self.getaddrlist(ctx, &a))).encode(reply);
                 Ok(())
             }
             rpcb_proc::GETSTAT if vers == VERSION_RPCBIND4 => {
@@ -231,7 +340,7 @@ impl PortmapService {
                         r_owner: r.owner,
                     })
                     .collect();
-                rpcblist(list).encode(reply);
+                rpcblist(fit_list(ctx, reply, list)).encode(reply);
                 Ok(())
             }
             rpcb_proc::GETTIME => {
@@ -245,9 +354,8 @@ impl PortmapService {
     }
 
     /// GETADDRLIST: every address of exactly this program and version, on every transport.
-    fn getaddrlist(&self, ctx: &CallContext, a: &rpcb) -> rpcb_entry_list {
-        let entries = self
-            .registry
+    fn getaddrlist(&self, ctx: &CallContext, a: &rpcb) -> Vec<rpcb_entry> {
+        self.registry
             .entries()
             .into_iter()
             .filter(|r| r.prog == a.r_prog && r.vers == a.r_vers)
@@ -261,8 +369,7 @@ impl PortmapService {
                     r_nc_proto: proto.to_string(),
                 })
             })
-            .collect();
-        rpcb_entry_list(entries)
+            .collect()
     }
 
     /// GETADDR answers for the netid the client names, or for the transport it asked on when it
@@ -322,6 +429,11 @@ impl Program for PortmapService {
         args: &mut Reader,
         reply: &mut BytesMut,
     ) -> Result<(), RpcError> {
+        if self.port.is_some_and(|p| p != ctx.local.port()) {
+            // Nothing was done: the reply need not be kept by the duplicate-request cache.
+            ctx.refuse();
+            return Err(RpcError::ProgUnavail);
+        }
         if let Some(counter) = self.version_stats(vers).and_then(|s| s.procs.get(proc_ as usize)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -341,13 +453,13 @@ mod tests {
     use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP};
 
     fn ctx(peer: &str) -> CallContext {
-        CallContext {
-            xid: 1,
-            peer: peer.parse().unwrap(),
-            local: "127.0.0.1:111".parse().unwrap(),
-            transport: Transport::Udp,
-            cred: Cred::sys(0, 0, vec![]),
-        }
+        CallContext::new(
+            1,
+            peer.parse().unwrap(),
+            "127.0.0.1:111".parse().unwrap(),
+            Transport::Udp,
+            Cred::sys(0, 0, vec![]),
+        )
     }
 
     fn service() -> PortmapService {
@@ -420,10 +532,44 @@ mod tests {
         let list = pmaplist::from_bytes(&b).unwrap().0;
         assert_eq!(list.len(), 8);
         assert!(list.contains(&mapping { prog: 100005, vers: 1, prot: IPPROTO_UDP, port: 20048 }));
-        let b = call(&s, &ctx("10.0.0.9:5000"), 4, rpcb_proc::DUMP, &[]).unwrap();
+        let mut tcp = ctx("10.0.0.9:5000");
+        tcp.transport = Transport::Tcp;
+        let b = call(&s, &tcp, 4, rpcb_proc::DUMP, &[]).unwrap();
         let list = rpcblist::from_bytes(&b).unwrap().0;
         assert_eq!(list.len(), 9);
         assert!(list.iter().any(|r| r.r_netid == "tcp6" && r.r_addr == "::.8.1" && r.r_owner == "rnfsd"));
+        // Over UDP the list ends where the reply would pass its bound.
+        let b = call(&s, &ctx("10.0.0.9:5000"), 4, rpcb_proc::DUMP, &[]).unwrap();
+        assert!(b.len() <= UDP_REPLY_MAX, "{}", b.len());
+        let udp_list = rpcblist::from_bytes(&b).unwrap().0;
+        assert!(udp_list.len() < 9 && udp_list[..] == list[..udp_list.len()], "{}", udp_list.len());
+    }
+
+    #[test]
+    fn changes_need_a_privileged_loopback_port_whatever_uid_is_claimed() {
+        let s = service();
+        let m = mapping { prog: 300000, vers: 1, prot: IPPROTO_TCP, port: 4000 }.to_bytes();
+        let unprivileged = ctx("127.0.0.1:40000");
+        assert_eq!(&call(&s, &unprivileged, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert!(unprivileged.was_refused());
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
+        let un = mapping { prog: 100003, vers: 3, prot: 0, port: 0 }.to_bytes();
+        assert_eq!(&call(&s, &unprivileged, 2, pmap_proc::UNSET, &un).unwrap()[..], &[0, 0, 0, 0]);
+        // Nor can the superuser remove rnfsd's own registration.
+        assert_eq!(&call(&s, &ctx("127.0.0.1:700"), 2, pmap_proc::UNSET, &un).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(getport(&s, 100003, 3, IPPROTO_TCP), 2049);
+    }
+
+    #[test]
+    fn serving_only_its_port_the_program_is_unavailable_elsewhere() {
+        let s = service().serving_only_port(111);
+        let mut on_nfs_port = ctx("127.0.0.1:700");
+        on_nfs_port.local = "127.0.0.1:2049".parse().unwrap();
+        let un = mapping { prog: 100003, vers: 3, prot: 0, port: 0 }.to_bytes();
+        assert_eq!(call(&s, &on_nfs_port, 2, pmap_proc::UNSET, &un), Err(RpcError::ProgUnavail));
+        assert_eq!(call(&s, &on_nfs_port, 2, pmap_proc::DUMP, &[]), Err(RpcError::ProgUnavail));
+        assert!(on_nfs_port.was_refused());
+        assert_eq!(getport(&s, 100003, 3, IPPROTO_TCP), 2049);
     }
 
     #[test]

@@ -210,6 +210,8 @@ impl Dispatcher {
                     vers: h.vers,
                     proc_: h.proc_,
                     args_sum: self.drc.args_checksum(&args.rest()),
+                    cred_sum: self.drc.cred_checksum(&cred),
+                    privileged_port: peer.port() < 1024,
                 };
                 match self.drc.begin(key, peer.port()) {
                     DrcLookup::Hit(reply) => return (Some(reply), "drc_replay"),
@@ -223,8 +225,8 @@ impl Dispatcher {
             }
         };
 
-        let ctx = CallContext { xid, peer, local, transport, cred };
-        let (reply, status) = match info.run {
+        let ctx = CallContext::new(xid, peer, local, transport, cred);
+        let (reply, status, refused) = match info.run {
             RunOn::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
             RunOn::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
             RunOn::TryInline => {
@@ -235,7 +237,15 @@ impl Dispatcher {
             }
         };
         if let Some(ticket) = ticket {
-            ticket.finish(reply.clone());
+            // A refused call changed nothing, and an RPC error other than SYSTEM_ERR means the
+            // procedure never ran (undecodable arguments, unavailable): neither reply is kept, so
+            // a flood of them takes no room from the calls the cache protects.
+            let executed = status == "success" || status == ErrorKind::SystemErr.as_str();
+            if refused || !executed {
+                ticket.finish_uncached(reply.clone());
+            } else {
+                ticket.finish(reply.clone());
+            }
         }
         (Some(reply), status)
     }
@@ -249,9 +259,10 @@ impl Dispatcher {
         vers: u32,
         proc_: u32,
         mut args: Reader,
-    ) -> (Bytes, &'static str) {
+    ) -> (Bytes, &'static str, bool) {
         let result = catch_panic(ctx.xid, || call_with_reply(program, &ctx, vers, proc_, &mut args));
-        self.finish(ctx.xid, result.and_then(|r| r))
+        let (reply, status) = self.finish(ctx.xid, result.and_then(|r| r));
+        (reply, status, ctx.was_refused())
     }
 
     /// Runs a [`RunOn::TryInline`] procedure here if it can finish without waiting; `None` if it
@@ -263,12 +274,13 @@ impl Dispatcher {
         vers: u32,
         proc_: u32,
         mut args: Reader,
-    ) -> Option<(Bytes, &'static str)> {
+    ) -> Option<(Bytes, &'static str, bool)> {
         let attempt = catch_panic(ctx.xid, || {
             let mut reply = success_reply(ctx.xid);
             program.call_nonblocking(ctx, vers, proc_, &mut args, &mut reply).map(|r| r.map(|()| reply))
         });
-        Some(self.finish(ctx.xid, attempt.transpose()?.and_then(|r| r)))
+        let (reply, status) = self.finish(ctx.xid, attempt.transpose()?.and_then(|r| r));
+        Some((reply, status, ctx.was_refused()))
     }
 
     /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes
@@ -280,7 +292,7 @@ impl Dispatcher {
         vers: u32,
         proc_: u32,
         mut args: Reader,
-    ) -> (Bytes, &'static str) {
+    ) -> (Bytes, &'static str, bool) {
         let xid = ctx.xid;
         let permit =
             self.workers.clone().acquire_owned().await.expect("the worker semaphore is never closed");
@@ -289,21 +301,22 @@ impl Dispatcher {
             // The permit lives as long as the thread is busy, even if this call's future is dropped.
             let _permit = permit;
             let _entered = span.enter();
-            call_with_reply(program.as_ref(), &ctx, vers, proc_, &mut args)
+            (call_with_reply(program.as_ref(), &ctx, vers, proc_, &mut args), ctx.was_refused())
         })
         .await;
-        let result = match joined {
-            Ok(r) => r,
+        let (result, refused) = match joined {
+            Ok((r, refused)) => (r, refused),
             Err(e) => {
                 if e.is_panic() {
                     tracing::error!(xid, "procedure panicked; answering SYSTEM_ERR");
                 } else {
                     tracing::warn!(xid, "procedure was cancelled; answering SYSTEM_ERR");
                 }
-                Err(RpcError::SystemErr)
+                (Err(RpcError::SystemErr), false)
             }
         };
-        self.finish(xid, result)
+        let (reply, status) = self.finish(xid, result);
+        (reply, status, refused)
     }
 
     /// The reply to send for a procedure's outcome, and its status for the counters.

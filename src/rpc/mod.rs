@@ -14,6 +14,7 @@ mod tcp;
 pub mod transport;
 mod udp;
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -39,6 +40,28 @@ pub struct CallContext {
     pub local: SocketAddr,
     pub transport: Transport,
     pub cred: Cred,
+    /// Set through [`CallContext::refuse`].
+    refused: Cell<bool>,
+}
+
+impl CallContext {
+    pub fn new(xid: u32, peer: SocketAddr, local: SocketAddr, transport: Transport, cred: Cred) -> Self {
+        CallContext { xid, peer, local, transport, cred, refused: Cell::new(false) }
+    }
+
+    /// Records that the procedure refused the call before it changed anything (a forged or stale
+    /// handle, a client the export does not list, a `secure` export and an unprivileged port).
+    /// The duplicate-request cache then does not keep the reply: executing a retransmission
+    /// again refuses it again, and a flood of refused calls must not take the cache's room from
+    /// the clients it exists for.
+    pub fn refuse(&self) {
+        self.refused.set(true);
+    }
+
+    /// Whether [`CallContext::refuse`] was called.
+    pub fn was_refused(&self) -> bool {
+        self.refused.get()
+    }
 }
 
 /// Whether a retransmission may simply be executed again (RFC 1813 §4.5 idempotency), which
