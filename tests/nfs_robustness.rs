@@ -67,7 +67,7 @@ fn handles_survive_rename_and_restart() {
 
 #[test]
 fn write_and_commit_share_one_verifier_per_lifetime() {
-    let mut ts = TestServer::rw();
+    let mut ts = TestServer::rw().with_nfs_over_udp();
     let (mut tcp, root) = ts.client();
     let fh = tcp.create_file(&root, "v");
     let mut udp = Client::udp(ts.udp_addr());
@@ -136,7 +136,7 @@ fn drc_replays_non_idempotent_replies() {
 
 #[test]
 fn drc_over_udp() {
-    let ts = TestServer::rw();
+    let ts = TestServer::rw().with_nfs_over_udp();
     std::fs::create_dir(ts.path("gone")).unwrap();
     let (c, root) = ts.client();
     let mut u = Client::udp(ts.udp_addr()).with_cred(c.cred.clone());
@@ -342,4 +342,33 @@ fn secure_exports_refuse_unprivileged_ports() {
     // This test client's source port is above 1023.
     assert_eq!(c.mount(ts.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
     assert_eq!(c.getattr(&root).status(), nfsstat3::NFS3ERR_PERM);
+}
+
+/// NFS over UDP is off by default, as in nfs-utils 2.x (`udp=n`): a READ call with a forged
+/// source would make the server reflect hundreds of times its size at the victim. NFS calls over
+/// UDP answer PROG_UNAVAIL (no data); MOUNT keeps answering over UDP on the same socket.
+#[test]
+fn nfs_over_udp_is_off_by_default_and_mount_still_answers() {
+    let ts = TestServer::rw();
+    std::fs::write(ts.path("big"), vec![b'x'; 32 << 10]).unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "big");
+    let mut u = Client::udp(ts.udp_addr());
+    let read = READ3args { file, offset: 0, count: 32 << 10 }.to_bytes();
+    let prog_unavail = RpcFailure::Accepted(AcceptedStatus::ProgUnavail);
+    assert_eq!(u.call(NFS, 3, procs::READ, &read).map(|b| b.len()), Err(prog_unavail.clone()));
+    assert_eq!(u.call(NFS, 3, procs::NULL, &[]).map(|b| b.len()), Err(prog_unavail));
+    assert_eq!(u.mount(ts.export_path().to_str().unwrap()), Ok(root), "MOUNT over UDP answers");
+}
+
+/// With `--udp`, the same READ over UDP returns the data.
+#[test]
+fn nfs_over_udp_serves_reads_when_enabled() {
+    let ts = TestServer::rw().with_nfs_over_udp();
+    std::fs::write(ts.path("big"), vec![b'x'; 32 << 10]).unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "big");
+    let mut u = Client::udp(ts.udp_addr());
+    let res = u.read(&file, 0, 32 << 10).ok().expect("READ over UDP");
+    assert_eq!(res.data.len(), 32 << 10);
 }
