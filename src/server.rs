@@ -122,7 +122,7 @@ impl MountBackend for ExportsMountBackend {
             if stat == MountStat::ServerFault {
                 tracing::warn!(
                     export = export_index,
-                    subpath = %String::from_utf8_lossy(subpath),
+                    subpath = %crate::logsafe::escaped(subpath),
                     error = %e,
                     "mount: could not make the handle"
                 );
