@@ -372,3 +372,120 @@ fn nfs_over_udp_serves_reads_when_enabled() {
     let res = u.read(&file, 0, 32 << 10).ok().expect("READ over UDP");
     assert_eq!(res.data.len(), 32 << 10);
 }
+
+/// A name over 255 bytes (PATHCONF's name_max) or a symlink target over 4,096 bytes is
+/// NFS3ERR_NAMETOOLONG (RFC 1813 §3.3), answered with the directory's attributes like any other
+/// failure, not GARBAGE_ARGS. Only names no client could mean (longer than a whole path) stay
+/// undecodable.
+#[test]
+fn overlong_names_and_targets_are_nametoolong() {
+    let ts = TestServer::rw();
+    std::fs::write(ts.path("file"), b"x").unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "file");
+    let op = |name: &[u8]| diropargs3 { dir: root.clone(), name: filename3(Bytes::copy_from_slice(name)) };
+    let dir_wcc_present = |w: &wcc_data| w.before.is_some() && w.after.is_some();
+    for len in [256, 1000, 4096] {
+        let long = vec![b'n'; len];
+        let r: LOOKUP3res = c.nfs(procs::LOOKUP, &LOOKUP3args { what: op(&long) });
+        match r {
+            Nfs3Result::Err(s, dir_attributes) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "LOOKUP {len}");
+                assert!(dir_attributes.is_some(), "LOOKUP {len}: the directory's attributes");
+            }
+            Nfs3Result::Ok(_) => panic!("LOOKUP of a {len}-byte name succeeded"),
+        }
+        let creates: [(u32, Bytes); 4] = [
+            (
+                procs::CREATE,
+                CREATE3args { where_: op(&long), how: createhow3::UNCHECKED(sattr3::default()) }.to_bytes(),
+            ),
+            (procs::MKDIR, MKDIR3args { where_: op(&long), attributes: sattr3::default() }.to_bytes()),
+            (
+                procs::SYMLINK,
+                SYMLINK3args {
+                    where_: op(&long),
+                    symlink: symlinkdata3 {
+                        symlink_attributes: sattr3::default(),
+                        symlink_data: nfspath3::from("t"),
+                    },
+                }
+                .to_bytes(),
+            ),
+            (
+                procs::MKNOD,
+                MKNOD3args { where_: op(&long), what: mknoddata3::FIFO(sattr3::default()) }.to_bytes(),
+            ),
+        ];
+        for (proc_, args) in creates {
+            let body = c.call(NFS, 3, proc_, &args).unwrap_or_else(|e| panic!("proc {proc_} {len}: {e:?}"));
+            match CREATE3res::from_bytes(&body).unwrap() {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "proc {proc_} {len}");
+                    assert!(dir_wcc_present(&w), "proc {proc_} {len}: wcc data");
+                }
+                Nfs3Result::Ok(_) => panic!("proc {proc_} created a {len}-byte name"),
+            }
+        }
+        for proc_ in [procs::REMOVE, procs::RMDIR] {
+            let body = c.call(NFS, 3, proc_, &REMOVE3args { object: op(&long) }.to_bytes()).unwrap();
+            match REMOVE3res::from_bytes(&body).unwrap() {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "proc {proc_} {len}");
+                    assert!(dir_wcc_present(&w), "proc {proc_} {len}: wcc data");
+                }
+                Nfs3Result::Ok(_) => panic!("proc {proc_} of a {len}-byte name succeeded"),
+            }
+        }
+        for (from, to) in [(&long[..], &b"file2"[..]), (b"file", &long[..])] {
+            let r: RENAME3res = c.nfs(procs::RENAME, &RENAME3args { from: op(from), to: op(to) });
+            match r {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "RENAME {len}");
+                    assert!(dir_wcc_present(&w.fromdir_wcc) && dir_wcc_present(&w.todir_wcc));
+                }
+                Nfs3Result::Ok(_) => panic!("RENAME with a {len}-byte name succeeded"),
+            }
+        }
+        let r: LINK3res = c.nfs(procs::LINK, &LINK3args { file: file.clone(), link: op(&long) });
+        match r {
+            Nfs3Result::Err(s, w) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "LINK {len}");
+                assert!(w.file_attributes.is_some() && dir_wcc_present(&w.linkdir_wcc));
+            }
+            Nfs3Result::Ok(_) => panic!("LINK to a {len}-byte name succeeded"),
+        }
+    }
+    // A symlink target longer than PATH_MAX.
+    for len in [4096, 5000] {
+        let args = SYMLINK3args {
+            where_: op(b"link"),
+            symlink: symlinkdata3 {
+                symlink_attributes: sattr3::default(),
+                symlink_data: nfspath3::from(vec![b't'; len]),
+            },
+        };
+        let r: SYMLINK3res = c.nfs(procs::SYMLINK, &args);
+        match r {
+            Nfs3Result::Err(s, w) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "SYMLINK target of {len} bytes");
+                assert!(dir_wcc_present(&w));
+            }
+            Nfs3Result::Ok(_) => panic!("SYMLINK to a {len}-byte target succeeded"),
+        }
+    }
+    // 255 bytes is a name; a name with `/` is garbage whatever its length.
+    let longest = vec![b'n'; 255];
+    let r = c.create(&root, std::str::from_utf8(&longest).unwrap(), createhow3::UNCHECKED(sattr3::default()));
+    assert_eq!(r.status(), nfsstat3::NFS3_OK);
+    let mut slashed = vec![b'n'; 300];
+    slashed[10] = b'/';
+    let args = LOOKUP3args { what: op(&slashed) };
+    assert_eq!(c.nfs_rpc_error(procs::LOOKUP, &args), RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    // Longer than a whole path: no name, and the decoder does not take it.
+    let args = LOOKUP3args { what: op(&vec![b'n'; 4097]) };
+    assert_eq!(c.nfs_rpc_error(procs::LOOKUP, &args), RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    let names: Vec<_> =
+        std::fs::read_dir(ts.export_path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only `file` and the 255-byte name: {names:?}");
+}
