@@ -489,3 +489,35 @@ fn overlong_names_and_targets_are_nametoolong() {
         std::fs::read_dir(ts.export_path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names.len(), 2, "only `file` and the 255-byte name: {names:?}");
 }
+
+/// Over UDP no reply is larger than the datagram that caused it unless the program is served
+/// there: a datagram too short to be a call (under 40 bytes) gets no answer at all (it used to get
+/// a 24-byte GARBAGE_ARGS, twice or three times its size, sent to whatever source it claimed).
+#[test]
+fn udp_datagrams_too_short_to_be_calls_get_no_reply() {
+    let ts = TestServer::rw();
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 512];
+    for len in [8usize, 12, 16, 24, 36] {
+        let mut short = vec![0u8; len];
+        short[..4].copy_from_slice(&0x5107_0000u32.to_be_bytes());
+        // xid, CALL (0), rpcvers 2, NFS, 3, ...: a call cut short.
+        if len >= 12 {
+            short[8..12].copy_from_slice(&2u32.to_be_bytes());
+        }
+        if len >= 16 {
+            short[12..16].copy_from_slice(&NFS.to_be_bytes());
+        }
+        u.send_to(&short, ts.udp_addr()).unwrap();
+        assert!(u.recv_from(&mut buf).is_err(), "a {len}-byte datagram was answered");
+    }
+    // A whole call is still answered (MOUNT NULL), in at most its own size when refused (NFS).
+    let mut c = Client::udp(ts.udp_addr());
+    assert!(c.call(MOUNT, 3, 0, &[]).is_ok());
+    let null = call_message(7, NFS, 3, procs::NULL, &xdr::rpc::OpaqueAuth::none(), &[]);
+    assert_eq!(null.len(), 40);
+    u.send_to(&null, ts.udp_addr()).unwrap();
+    let (n, _) = u.recv_from(&mut buf).expect("PROG_UNAVAIL");
+    assert!(n <= null.len(), "{n}-byte reply to a {}-byte call", null.len());
+}

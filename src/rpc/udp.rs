@@ -42,6 +42,11 @@ use super::transport::{MAX_UDP_PAYLOAD, TransportLimits};
 const RECV_BUF: usize = (64 << 10) + 512;
 /// Pause after a failed receive so a persistent socket error cannot spin.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
+/// The smallest RPC call: xid, message type, rpcvers, prog, vers, proc, and two empty
+/// AUTH_NONE opaque_auths (RFC 5531 §9). A shorter datagram is not a call and gets no reply: the
+/// GARBAGE_ARGS a TCP peer would get is 24 bytes, more than such a datagram, and over UDP it
+/// would go to whatever source the datagram claims.
+pub const MIN_CALL_LEN: usize = 40;
 
 /// The largest reply sent over UDP for a [bounded](UdpPolicy::bounded) program. The smallest
 /// possible call (an AUTH_NONE header) is 40 bytes, so nothing reflects more than 12.8 times what
@@ -129,6 +134,11 @@ pub async fn serve_udp_with_policy(
                 continue;
             }
         };
+        if len < MIN_CALL_LEN {
+            tracing::trace!(%peer, len, "UDP datagram too short to be a call; not answered");
+            dispatcher.counters().records_dropped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let datagram = Bytes::copy_from_slice(&buf[..len]);
         let dispatcher = dispatcher.clone();
         let socket = socket.clone();
