@@ -60,7 +60,7 @@ if [[ -s $PIDFILE ]]; then
     kill -KILL "\$pid" 2>/dev/null || true
 fi
 "$RNFSD_BIN" serve --bind 127.0.0.1 --port $NFS_PORT --mount-port $MOUNT_PORT \\
-    --portmap embedded --portmap-port $PMAP_PORT --state-dir "$WORK/state" \\
+    --portmap embedded --portmap-port $PMAP_PORT --state-dir "$WORK/state" --udp \\
     --export "$WORK/export *(rw,no_root_squash,insecure)" \\
     --export "$WORK/restricted 192.0.2.1(rw,insecure)" \\
     --export "$WORK/secure *(rw,no_root_squash,secure)" >>"$LOG" 2>&1 &

@@ -73,6 +73,11 @@ pub struct Config {
     pub nfs_port: u16,
     /// The separate MOUNT port; `None` serves MOUNT only on the NFS port.
     pub mount_port: Option<u16>,
+    /// Whether NFS is served over UDP (`--udp`). Off by default, as in nfs-utils 2.x (`udp=n`):
+    /// anyone can forge a UDP call's source, and a READ reply is hundreds of times its call, so
+    /// the server would reflect floods at a victim. MOUNT and the portmapper answer over UDP
+    /// either way, with bounded replies.
+    pub nfs_over_udp: bool,
     pub portmap: PortmapMode,
     /// Port of the embedded portmapper, and of the rpcbind to register with.
     pub portmap_port: u16,
@@ -90,6 +95,7 @@ impl Config {
             bind: IpAddr::from([127, 0, 0, 1]),
             nfs_port: 0,
             mount_port: None,
+            nfs_over_udp: false,
             portmap: PortmapMode::Off,
             portmap_port: 111,
             state_dir,

@@ -12,10 +12,12 @@
 //! - [`fs`]: the host filesystem backend: file handles, attributes, open files, credentials. Its
 //!   `sys` module is the only place with `unsafe`.
 //! - [`config`] and [`server`]: CLI-independent configuration and the process that serves it.
+//! - [`logsafe`]: how client-supplied bytes are shown in log lines (escaped, quoted).
 #![deny(unsafe_code)]
 
 pub mod config;
 pub mod fs;
+pub mod logsafe;
 pub mod mountd;
 pub mod nfsd;
 pub mod portmap;

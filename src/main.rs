@@ -46,6 +46,10 @@ struct ServeArgs {
     /// Separate MOUNT port (0 = serve MOUNT only on the NFS port).
     #[arg(long, default_value_t = 20048, env = "RNFSD_MOUNT_PORT")]
     mount_port: u16,
+    /// Serve NFS over UDP too (off by default: UDP calls can forge their source, and READ
+    /// replies would reflect floods at it). MOUNT and the portmapper answer over UDP anyway.
+    #[arg(long, env = "RNFSD_UDP", value_parser = clap::builder::BoolishValueParser::new())]
+    udp: bool,
     /// Portmapper: auto (embedded on 111 if free, else register with rpcbind, else warn),
     /// embedded, register, or off.
     #[arg(long, value_enum, default_value_t = PortmapMode::Auto, env = "RNFSD_PORTMAP")]
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         bind: args.bind,
         nfs_port: args.port,
         mount_port: (args.mount_port != 0 && args.mount_port != args.port).then_some(args.mount_port),
+        nfs_over_udp: args.udp,
         portmap: args.portmap,
         portmap_port: args.portmap_port,
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),

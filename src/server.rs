@@ -26,7 +26,9 @@ use crate::portmap::client::RPCBIND_SOCKETS;
 use crate::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget, Service, register_with};
 use crate::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use crate::rpc::stats::StatsSnapshot;
-use crate::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
+use crate::rpc::transport::{
+    BOUNDED_REPLY_MAX, TransportLimits, UdpPolicy, serve_tcp, serve_udp_with_policy,
+};
 use crate::rpc::{Program, Transport};
 
 /// How long shutdown waits for in-flight calls to finish and their replies to flush.
@@ -120,7 +122,7 @@ impl MountBackend for ExportsMountBackend {
             if stat == MountStat::ServerFault {
                 tracing::warn!(
                     export = export_index,
-                    subpath = %String::from_utf8_lossy(subpath),
+                    subpath = %crate::logsafe::escaped(subpath),
                     error = %e,
                     "mount: could not make the handle"
                 );
@@ -199,7 +201,7 @@ impl Server {
             portmap_tcp: portmap_socks.as_ref().map(|p| p.tcp_addr),
             portmap_udp: portmap_socks.as_ref().map(|p| p.udp_addr),
         };
-        let services = services(&addrs);
+        let services = services(&addrs, config.nfs_over_udp);
 
         let mut programs: Vec<Arc<dyn Program>> = vec![nfs.clone(), mount];
         if let Some(pm_tcp) = addrs.portmap_tcp {
@@ -226,12 +228,21 @@ impl Server {
             max_in_flight_per_connection: config.limits.max_inflight_per_connection,
             ..TransportLimits::default()
         };
+        let udp_policy = Arc::new(udp_policy(config.nfs_over_udp));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         for pair in std::iter::once(nfs_socks).chain(mount_socks).chain(portmap_socks) {
             let d = dispatcher.clone();
             tracker.spawn(serve_tcp(pair.tcp, d.clone(), limits, shutdown.clone(), tracker.clone()));
-            tracker.spawn(serve_udp(Arc::new(pair.udp), d, limits, shutdown.clone(), tracker.clone()));
+            let udp = Arc::new(pair.udp);
+            tracker.spawn(serve_udp_with_policy(
+                udp,
+                d,
+                limits,
+                udp_policy.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
         }
         tracker.spawn(sweep_idle_files(nfs.clone(), dispatcher.clone(), shutdown.clone()));
 
@@ -321,7 +332,15 @@ impl Server {
         }
         let _ = writeln!(b, "listening:");
         let a = &self.addrs;
-        let _ = writeln!(b, "  nfs+mount  tcp {}  udp {}", a.nfs_tcp, a.nfs_udp);
+        if self.config.nfs_over_udp {
+            let _ = writeln!(b, "  nfs+mount  tcp {}  udp {}", a.nfs_tcp, a.nfs_udp);
+        } else {
+            let _ = writeln!(
+                b,
+                "  nfs+mount  tcp {}  (udp {}: mount only; NFS over UDP is off, --udp serves it)",
+                a.nfs_tcp, a.nfs_udp
+            );
+        }
         if let (Some(t), Some(u)) = (a.mount_tcp, a.mount_udp) {
             let _ = writeln!(b, "  mount      tcp {t}  udp {u}");
         }
@@ -451,18 +470,32 @@ fn check_handles(exports: &Exports) -> Result<(), String> {
 }
 
 /// What this server registers with a portmapper: NFS v3 on the NFS port, MOUNT v1..=v3 on the
-/// MOUNT port (the NFS port when there is none), each on TCP and UDP.
-fn services(addrs: &BoundAddrs) -> Vec<Service> {
+/// MOUNT port (the NFS port when there is none), each on TCP and UDP, except NFS over UDP when it
+/// is not served.
+fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
     let nfs = addrs.nfs_tcp.port();
     let mount = addrs.mount_tcp.map_or(nfs, |a| a.port());
     let mut v = Vec::new();
     for transport in [Transport::Tcp, Transport::Udp] {
-        v.push((NFS_PROGRAM, NFS_VERSION, transport, nfs));
+        if transport == Transport::Tcp || nfs_over_udp {
+            v.push((NFS_PROGRAM, NFS_VERSION, transport, nfs));
+        }
         for vers in MOUNT_VERSIONS {
             v.push((MOUNT_PROGRAM, vers, transport, mount));
         }
     }
     v
+}
+
+/// What the UDP sockets serve: NFS only when enabled (its READ replies are hundreds of times their
+/// calls, and UDP senders can be forged), with replies as large as a datagram since READ needs
+/// them; MOUNT and the portmapper always, with replies bounded to [`BOUNDED_REPLY_MAX`] bytes.
+fn udp_policy(nfs_over_udp: bool) -> UdpPolicy {
+    UdpPolicy {
+        refused: if nfs_over_udp { Vec::new() } else { vec![NFS_PROGRAM] },
+        bounded: vec![MOUNT_PROGRAM, PMAP_PROGRAM],
+        bounded_reply_max: BOUNDED_REPLY_MAX,
+    }
 }
 
 /// Registers `services` with the first rpcbind that answers: its local socket, then UDP on
@@ -803,12 +836,32 @@ mod tests {
             portmap_tcp: None,
             portmap_udp: None,
         };
-        let s = services(&addrs);
+        let s = services(&addrs, true);
         assert_eq!(s.len(), 8);
         assert!(s.iter().all(|&(_, _, _, port)| port == 2049));
         addrs.mount_tcp = Some(a(20048));
-        let s = services(&addrs);
+        let s = services(&addrs, true);
         assert!(s.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 20048)));
         assert!(s.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
+    }
+
+    #[test]
+    fn nfs_over_udp_is_registered_only_when_served() {
+        let a = SocketAddr::from(([127, 0, 0, 1], 2049));
+        let addrs = BoundAddrs {
+            nfs_tcp: a,
+            nfs_udp: a,
+            mount_tcp: None,
+            mount_udp: None,
+            portmap_tcp: None,
+            portmap_udp: None,
+        };
+        let off = services(&addrs, false);
+        assert!(!off.contains(&(NFS_PROGRAM, 3, Transport::Udp, 2049)), "{off:?}");
+        assert!(off.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
+        assert!(off.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 2049)), "MOUNT stays on UDP");
+        assert!(services(&addrs, true).contains(&(NFS_PROGRAM, 3, Transport::Udp, 2049)));
+        assert_eq!(udp_policy(false).refused, vec![NFS_PROGRAM]);
+        assert!(udp_policy(true).refused.is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! The `rnfsd` binary as an operator meets it: one-line errors with a non-zero exit for a missing
 //! export path, a bad exports line and a port in use; `--check-exports`; and a real start that
-//! prints the banner, answers an RPC NULL call on the NFS port and exits 0 on SIGTERM.
+//! prints the banner, answers an RPC NULL call on the NFS port and exits 0 on SIGTERM; NFS over UDP
+//! only with `--udp` or `RNFSD_UDP`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -135,8 +136,16 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
+        Running::spawn(Command::new(BIN).args(args).env_remove("RNFSD_UDP"))
+    }
+
+    /// [`Running::start`] with one environment variable set for the child.
+    fn start_with_env(args: &[&str], key: &str, value: &str) -> Running {
+        Running::spawn(Command::new(BIN).args(args).env(key, value))
+    }
+
+    fn spawn(command: &mut Command) -> Running {
+        let mut child = command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -355,4 +364,73 @@ fn state_dir_key_is_kept_and_damage_stops_the_start() {
     std::fs::write(&key, &good).unwrap();
     let third = banner_of_a_start(&share, &state);
     assert_eq!(fsid_line(&first), fsid_line(&third), "the restored key serves the same handles");
+}
+
+/// The status of an RPC NULL call for `prog`/`vers` over UDP.
+fn udp_null_status(addr: SocketAddr, prog: u32, vers: u32) -> AcceptedStatus {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let call = CallHeader {
+        xid: 0x5eed_0002,
+        rpcvers: RPC_VERSION,
+        prog,
+        vers,
+        proc_: 0,
+        cred: OpaqueAuth::none(),
+        verf: OpaqueAuth::none(),
+    };
+    let mut msg = BytesMut::new();
+    call.encode(&mut msg);
+    s.send_to(&msg, addr).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf).expect("a UDP reply");
+    match ReplyHeader::from_bytes(&buf[..n]).unwrap().body {
+        ReplyBody::Accepted { status, .. } => status,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// NFS over UDP is off unless `--udp` or `RNFSD_UDP` says otherwise; MOUNT answers over UDP
+/// either way, and the banner says which.
+#[test]
+fn nfs_over_udp_needs_the_udp_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let state = state_dir(tmp.path());
+    for (flag, env, served) in [(None, None, false), (Some("--udp"), None, true), (None, Some("1"), true)] {
+        let mut args = vec![
+            "serve",
+            share.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--mount-port",
+            "0",
+            "--portmap",
+            "off",
+            "--state-dir",
+            &state,
+        ];
+        args.extend(flag);
+        let mut server = match env {
+            Some(v) => Running::start_with_env(&args, "RNFSD_UDP", v),
+            None => Running::start(&args),
+        };
+        let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
+        assert_eq!(listen.contains("NFS over UDP is off"), !served, "{listen}");
+        let addr: SocketAddr = listen
+            .split_whitespace()
+            .skip_while(|w| *w != "tcp")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no tcp address in {listen:?}"))
+            .parse()
+            .unwrap();
+        let nfs = udp_null_status(addr, 100_003, 3);
+        assert_eq!(nfs, if served { AcceptedStatus::Success } else { AcceptedStatus::ProgUnavail });
+        assert_eq!(udp_null_status(addr, 100_005, 3), AcceptedStatus::Success);
+        kill(server.pid(), Signal::SIGTERM).unwrap();
+        server.wait_for_line(|l| l.contains("stopped"));
+    }
 }

@@ -36,7 +36,7 @@ impl Rig {
     }
 
     fn udp() -> Rig {
-        Rig::new(TestServer::rw(), true)
+        Rig::new(TestServer::rw().with_nfs_over_udp(), true)
     }
 
     fn new(ts: TestServer, udp: bool) -> Rig {
@@ -347,7 +347,10 @@ fn occupy_the_worker(ts: &TestServer, file: nfs_fh3, n: u64) -> std::thread::Joi
 /// shows the parked path was taken.
 fn retransmission_during_execution_is_parked_and_answered(udp: bool) {
     let limits = Limits { fs_threads: 1, ..Limits::default() };
-    let ts = TestServer::with_limits("rw,insecure,no_root_squash", limits);
+    let mut ts = TestServer::with_limits("rw,insecure,no_root_squash", limits);
+    if udp {
+        ts = ts.with_nfs_over_udp();
+    }
     let (mut c, root) = ts.client();
     let big = c.create_file(&root, "big");
     let mut parked_seen = false;

@@ -67,7 +67,7 @@ fn handles_survive_rename_and_restart() {
 
 #[test]
 fn write_and_commit_share_one_verifier_per_lifetime() {
-    let mut ts = TestServer::rw();
+    let mut ts = TestServer::rw().with_nfs_over_udp();
     let (mut tcp, root) = ts.client();
     let fh = tcp.create_file(&root, "v");
     let mut udp = Client::udp(ts.udp_addr());
@@ -136,7 +136,7 @@ fn drc_replays_non_idempotent_replies() {
 
 #[test]
 fn drc_over_udp() {
-    let ts = TestServer::rw();
+    let ts = TestServer::rw().with_nfs_over_udp();
     std::fs::create_dir(ts.path("gone")).unwrap();
     let (c, root) = ts.client();
     let mut u = Client::udp(ts.udp_addr()).with_cred(c.cred.clone());
@@ -342,4 +342,182 @@ fn secure_exports_refuse_unprivileged_ports() {
     // This test client's source port is above 1023.
     assert_eq!(c.mount(ts.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
     assert_eq!(c.getattr(&root).status(), nfsstat3::NFS3ERR_PERM);
+}
+
+/// NFS over UDP is off by default, as in nfs-utils 2.x (`udp=n`): a READ call with a forged
+/// source would make the server reflect hundreds of times its size at the victim. NFS calls over
+/// UDP answer PROG_UNAVAIL (no data); MOUNT keeps answering over UDP on the same socket.
+#[test]
+fn nfs_over_udp_is_off_by_default_and_mount_still_answers() {
+    let ts = TestServer::rw();
+    std::fs::write(ts.path("big"), vec![b'x'; 32 << 10]).unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "big");
+    let mut u = Client::udp(ts.udp_addr());
+    let read = READ3args { file, offset: 0, count: 32 << 10 }.to_bytes();
+    let prog_unavail = RpcFailure::Accepted(AcceptedStatus::ProgUnavail);
+    assert_eq!(u.call(NFS, 3, procs::READ, &read).map(|b| b.len()), Err(prog_unavail.clone()));
+    assert_eq!(u.call(NFS, 3, procs::NULL, &[]).map(|b| b.len()), Err(prog_unavail));
+    assert_eq!(u.mount(ts.export_path().to_str().unwrap()), Ok(root), "MOUNT over UDP answers");
+}
+
+/// With `--udp`, the same READ over UDP returns the data.
+#[test]
+fn nfs_over_udp_serves_reads_when_enabled() {
+    let ts = TestServer::rw().with_nfs_over_udp();
+    std::fs::write(ts.path("big"), vec![b'x'; 32 << 10]).unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "big");
+    let mut u = Client::udp(ts.udp_addr());
+    let res = u.read(&file, 0, 32 << 10).ok().expect("READ over UDP");
+    assert_eq!(res.data.len(), 32 << 10);
+}
+
+/// A name over 255 bytes (PATHCONF's name_max) or a symlink target over 4,096 bytes is
+/// NFS3ERR_NAMETOOLONG (RFC 1813 §3.3), answered with the directory's attributes like any other
+/// failure, not GARBAGE_ARGS. Only names no client could mean (longer than a whole path) stay
+/// undecodable.
+#[test]
+fn overlong_names_and_targets_are_nametoolong() {
+    let ts = TestServer::rw();
+    std::fs::write(ts.path("file"), b"x").unwrap();
+    let (mut c, root) = ts.client();
+    let file = c.lookup_fh(&root, "file");
+    let op = |name: &[u8]| diropargs3 { dir: root.clone(), name: filename3(Bytes::copy_from_slice(name)) };
+    let dir_wcc_present = |w: &wcc_data| w.before.is_some() && w.after.is_some();
+    for len in [256, 1000, 4096] {
+        let long = vec![b'n'; len];
+        let r: LOOKUP3res = c.nfs(procs::LOOKUP, &LOOKUP3args { what: op(&long) });
+        match r {
+            Nfs3Result::Err(s, dir_attributes) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "LOOKUP {len}");
+                assert!(dir_attributes.is_some(), "LOOKUP {len}: the directory's attributes");
+            }
+            Nfs3Result::Ok(_) => panic!("LOOKUP of a {len}-byte name succeeded"),
+        }
+        let creates: [(u32, Bytes); 4] = [
+            (
+                procs::CREATE,
+                CREATE3args { where_: op(&long), how: createhow3::UNCHECKED(sattr3::default()) }.to_bytes(),
+            ),
+            (procs::MKDIR, MKDIR3args { where_: op(&long), attributes: sattr3::default() }.to_bytes()),
+            (
+                procs::SYMLINK,
+                SYMLINK3args {
+                    where_: op(&long),
+                    symlink: symlinkdata3 {
+                        symlink_attributes: sattr3::default(),
+                        symlink_data: nfspath3::from("t"),
+                    },
+                }
+                .to_bytes(),
+            ),
+            (
+                procs::MKNOD,
+                MKNOD3args { where_: op(&long), what: mknoddata3::FIFO(sattr3::default()) }.to_bytes(),
+            ),
+        ];
+        for (proc_, args) in creates {
+            let body = c.call(NFS, 3, proc_, &args).unwrap_or_else(|e| panic!("proc {proc_} {len}: {e:?}"));
+            match CREATE3res::from_bytes(&body).unwrap() {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "proc {proc_} {len}");
+                    assert!(dir_wcc_present(&w), "proc {proc_} {len}: wcc data");
+                }
+                Nfs3Result::Ok(_) => panic!("proc {proc_} created a {len}-byte name"),
+            }
+        }
+        for proc_ in [procs::REMOVE, procs::RMDIR] {
+            let body = c.call(NFS, 3, proc_, &REMOVE3args { object: op(&long) }.to_bytes()).unwrap();
+            match REMOVE3res::from_bytes(&body).unwrap() {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "proc {proc_} {len}");
+                    assert!(dir_wcc_present(&w), "proc {proc_} {len}: wcc data");
+                }
+                Nfs3Result::Ok(_) => panic!("proc {proc_} of a {len}-byte name succeeded"),
+            }
+        }
+        for (from, to) in [(&long[..], &b"file2"[..]), (b"file", &long[..])] {
+            let r: RENAME3res = c.nfs(procs::RENAME, &RENAME3args { from: op(from), to: op(to) });
+            match r {
+                Nfs3Result::Err(s, w) => {
+                    assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "RENAME {len}");
+                    assert!(dir_wcc_present(&w.fromdir_wcc) && dir_wcc_present(&w.todir_wcc));
+                }
+                Nfs3Result::Ok(_) => panic!("RENAME with a {len}-byte name succeeded"),
+            }
+        }
+        let r: LINK3res = c.nfs(procs::LINK, &LINK3args { file: file.clone(), link: op(&long) });
+        match r {
+            Nfs3Result::Err(s, w) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "LINK {len}");
+                assert!(w.file_attributes.is_some() && dir_wcc_present(&w.linkdir_wcc));
+            }
+            Nfs3Result::Ok(_) => panic!("LINK to a {len}-byte name succeeded"),
+        }
+    }
+    // A symlink target longer than PATH_MAX.
+    for len in [4096, 5000] {
+        let args = SYMLINK3args {
+            where_: op(b"link"),
+            symlink: symlinkdata3 {
+                symlink_attributes: sattr3::default(),
+                symlink_data: nfspath3::from(vec![b't'; len]),
+            },
+        };
+        let r: SYMLINK3res = c.nfs(procs::SYMLINK, &args);
+        match r {
+            Nfs3Result::Err(s, w) => {
+                assert_eq!(s, nfsstat3::NFS3ERR_NAMETOOLONG, "SYMLINK target of {len} bytes");
+                assert!(dir_wcc_present(&w));
+            }
+            Nfs3Result::Ok(_) => panic!("SYMLINK to a {len}-byte target succeeded"),
+        }
+    }
+    // 255 bytes is a name; a name with `/` is garbage whatever its length.
+    let longest = vec![b'n'; 255];
+    let r = c.create(&root, std::str::from_utf8(&longest).unwrap(), createhow3::UNCHECKED(sattr3::default()));
+    assert_eq!(r.status(), nfsstat3::NFS3_OK);
+    let mut slashed = vec![b'n'; 300];
+    slashed[10] = b'/';
+    let args = LOOKUP3args { what: op(&slashed) };
+    assert_eq!(c.nfs_rpc_error(procs::LOOKUP, &args), RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    // Longer than a whole path: no name, and the decoder does not take it.
+    let args = LOOKUP3args { what: op(&vec![b'n'; 4097]) };
+    assert_eq!(c.nfs_rpc_error(procs::LOOKUP, &args), RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    let names: Vec<_> =
+        std::fs::read_dir(ts.export_path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only `file` and the 255-byte name: {names:?}");
+}
+
+/// Over UDP no reply is larger than the datagram that caused it unless the program is served
+/// there: a datagram too short to be a call (under 40 bytes) gets no answer at all (it used to get
+/// a 24-byte GARBAGE_ARGS, twice or three times its size, sent to whatever source it claimed).
+#[test]
+fn udp_datagrams_too_short_to_be_calls_get_no_reply() {
+    let ts = TestServer::rw();
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 512];
+    for len in [8usize, 12, 16, 24, 36] {
+        let mut short = vec![0u8; len];
+        short[..4].copy_from_slice(&0x5107_0000u32.to_be_bytes());
+        // xid, CALL (0), rpcvers 2, NFS, 3, ...: a call cut short.
+        if len >= 12 {
+            short[8..12].copy_from_slice(&2u32.to_be_bytes());
+        }
+        if len >= 16 {
+            short[12..16].copy_from_slice(&NFS.to_be_bytes());
+        }
+        u.send_to(&short, ts.udp_addr()).unwrap();
+        assert!(u.recv_from(&mut buf).is_err(), "a {len}-byte datagram was answered");
+    }
+    // A whole call is still answered (MOUNT NULL), in at most its own size when refused (NFS).
+    let mut c = Client::udp(ts.udp_addr());
+    assert!(c.call(MOUNT, 3, 0, &[]).is_ok());
+    let null = call_message(7, NFS, 3, procs::NULL, &xdr::rpc::OpaqueAuth::none(), &[]);
+    assert_eq!(null.len(), 40);
+    u.send_to(&null, ts.udp_addr()).unwrap();
+    let (n, _) = u.recv_from(&mut buf).expect("PROG_UNAVAIL");
+    assert!(n <= null.len(), "{n}-byte reply to a {}-byte call", null.len());
 }

@@ -54,7 +54,7 @@ async fn embedded_portmapper_maps_every_service() {
         blocking(move || {
             let c = PmapClient::new(target).with_timeout(Duration::from_secs(5));
             assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
-            assert_eq!(c.getport(100_003, 3, Transport::Udp).unwrap(), nfs_port);
+            assert_eq!(c.getport(100_003, 3, Transport::Udp).unwrap(), 0, "NFS over UDP is off by default");
             for vers in 1..=3 {
                 assert_eq!(c.getport(100_005, vers, Transport::Udp).unwrap(), mount_port);
             }
@@ -121,6 +121,7 @@ async fn register_mode_registers_and_unregisters_at_shutdown() {
     blocking(move || {
         assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
         assert_eq!(c.getport(100_005, 1, Transport::Udp).unwrap(), nfs_port);
+        assert_eq!(c.getport(100_003, 3, Transport::Udp).unwrap(), 0, "NFS over UDP is off by default");
     })
     .await;
     server.shutdown().await;
@@ -177,4 +178,95 @@ async fn unusable_export_and_busy_port_are_start_errors() {
     cfg.nfs_port = port;
     let err = Server::start(cfg).await.err().expect("the port is taken");
     assert_eq!(err.to_string(), format!("port {port} (nfs/tcp) on 127.0.0.1 is in use"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nfs_over_udp_is_mapped_and_announced_only_when_enabled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    for enabled in [false, true] {
+        let mut cfg = config(&share, &tmp.path().join("state"));
+        cfg.nfs_over_udp = enabled;
+        cfg.portmap = PortmapMode::Embedded;
+        cfg.portmap_port = 0;
+        let server = Server::start(cfg).await.unwrap();
+        let a = *server.addrs();
+        let pm = a.portmap_udp.unwrap();
+        let banner = server.banner();
+        assert_eq!(banner.contains("NFS over UDP is off"), !enabled, "{banner}");
+        let nfs_port = a.nfs_tcp.port();
+        blocking(move || {
+            let c = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
+            let mapped = c.getport(100_003, 3, Transport::Udp).unwrap();
+            assert_eq!(mapped, if enabled { nfs_port } else { 0 });
+            assert_eq!(c.getport(100_005, 3, Transport::Udp).unwrap(), nfs_port, "MOUNT stays on UDP");
+            let udp_nfs = c.dump().unwrap().into_iter().filter(|m| m.prog == 100_003 && m.prot == 17).count();
+            assert_eq!(udp_nfs, usize::from(enabled));
+        })
+        .await;
+        server.shutdown().await;
+    }
+}
+
+/// A MOUNT reply over UDP is bounded, so a call with a forged source cannot make the server
+/// reflect a long export list at a victim: an EXPORT list over the bound answers SYSTEM_ERR over
+/// UDP (a reply no larger than the call) and the whole list over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_replies_over_udp_are_bounded() {
+    use bytes::BytesMut;
+    use xdr::rpc::{AcceptedStatus, CallHeader, OpaqueAuth, ReplyBody, ReplyHeader};
+    use xdr::{Reader, Xdr};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut exports = Vec::new();
+    for i in 0..12 {
+        let dir = tmp.path().join(format!("an-export-with-a-rather-long-directory-name-{i:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        exports.push(ExportSpec::shorthand(std::fs::canonicalize(&dir).unwrap()));
+    }
+    let cfg = Config::for_tests(exports, tmp.path().join("state"));
+    let server = Server::start(cfg).await.unwrap();
+    let (tcp, udp) = (server.addrs().nfs_tcp, server.addrs().nfs_udp);
+    let mut call = BytesMut::new();
+    let header = CallHeader {
+        xid: 0x0e0e,
+        rpcvers: 2,
+        prog: 100_005,
+        vers: 3,
+        proc_: xdr::mount::mount_proc::EXPORT,
+        cred: OpaqueAuth::none(),
+        verf: OpaqueAuth::none(),
+    };
+    header.encode(&mut call);
+    let (udp_reply, tcp_reply) = blocking(move || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.send_to(&call, udp).unwrap();
+        let mut buf = vec![0u8; 70_000];
+        let n = s.recv(&mut buf).expect("a UDP reply");
+        buf.truncate(n);
+        let mut t = std::net::TcpStream::connect(tcp).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_all(&mut t, &xdr::rpc::record_marker(call.len(), true)).unwrap();
+        std::io::Write::write_all(&mut t, &call).unwrap();
+        let mut marker = [0u8; 4];
+        std::io::Read::read_exact(&mut t, &mut marker).unwrap();
+        let mut record = vec![0u8; (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize];
+        std::io::Read::read_exact(&mut t, &mut record).unwrap();
+        (buf, record)
+    })
+    .await;
+    let status = |reply: &[u8]| {
+        let mut r = Reader::new(bytes::Bytes::copy_from_slice(reply));
+        match ReplyHeader::decode(&mut r).unwrap().body {
+            ReplyBody::Accepted { status, .. } => (status, r.rest().len()),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(tcp_reply.len() > 1000, "the list is long: {} bytes", tcp_reply.len());
+    assert_eq!(status(&tcp_reply).0, AcceptedStatus::Success);
+    assert!(udp_reply.len() <= 512, "UDP reply of {} bytes", udp_reply.len());
+    assert_eq!(status(&udp_reply), (AcceptedStatus::SystemErr, 0));
+    assert_eq!(server.stats().udp_replies_too_large, 1);
+    server.shutdown().await;
 }

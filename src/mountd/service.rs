@@ -16,6 +16,7 @@ use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr};
 
 use super::exports::ExportSpec;
+use crate::logsafe::escaped;
 use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 
 /// MOUNT v3 status (`mountstat3`).
@@ -115,23 +116,25 @@ impl MountService {
     /// MNT, shared by all versions: the handle of the requested path, or why not.
     fn mount(&self, ctx: &CallContext, path: &dirpath) -> Result<Bytes, MountStat> {
         let shown = String::from_utf8_lossy(path.as_bytes()).into_owned();
+        // The path as the log shows it: the client chose these bytes.
+        let logged = escaped(path.as_bytes());
         let (index, subpath) = self.find_export(path.as_bytes()).inspect_err(|stat| {
-            tracing::info!(client = %ctx.peer, path = %shown, "mount refused: {stat:?} (no such export)")
+            tracing::info!(client = %ctx.peer, path = %logged, "mount refused: {stat:?} (no such export)")
         })?;
         let spec = &self.exports[index];
         let Some(options) = spec.options_for(ctx.peer.ip()) else {
-            tracing::warn!(client = %ctx.peer, path = %shown, export = %spec.path.display(),
+            tracing::warn!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
                 "mount refused: no client rule of the export admits this address");
             return Err(MountStat::Access);
         };
         if options.secure && ctx.peer.port() >= 1024 {
-            tracing::warn!(client = %ctx.peer, path = %shown, export = %spec.path.display(),
+            tracing::warn!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
                 "mount refused: source port {} is not below 1024 and the export is `secure` \
                  (add `insecure` to allow unprivileged clients)", ctx.peer.port());
             return Err(MountStat::Access);
         }
         let handle = self.backend.mount(index, &subpath).inspect_err(
-            |stat| tracing::info!(client = %ctx.peer, path = %shown, "mount failed: {stat:?}"),
+            |stat| tracing::info!(client = %ctx.peer, path = %logged, "mount failed: {stat:?}"),
         )?;
         if handle.len() > FHSIZE3 {
             tracing::error!(len = handle.len(), "mount backend returned a handle over 64 bytes");
@@ -145,7 +148,7 @@ impl MountService {
             }
             mounts.push(MountEntry { client, path: shown.clone() });
         }
-        tracing::info!(client = %ctx.peer, path = %shown, options = %options, "mounted");
+        tracing::info!(client = %ctx.peer, path = %logged, options = %options, "mounted");
         Ok(handle)
     }
 
@@ -360,6 +363,55 @@ mod tests {
                 ok.fhandle.to_vec()
             }
             mountres3::Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    /// A log sink for one test: what the fmt subscriber writes, as text.
+    #[derive(Clone, Default)]
+    struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for LogCapture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs `f` with every log line of this thread captured, and returns the lines.
+    fn captured_log(f: impl FnOnce()) -> String {
+        let capture = LogCapture::default();
+        let sink = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// A newline in a client's MNT path cannot start a log line of its own: refused (unknown
+    /// export, client not listed) and successful mounts all log the path escaped.
+    #[test]
+    fn mnt_paths_cannot_forge_log_lines() {
+        let (s, _) = service();
+        let forged = "rnfsd: mounted /etc by 10.0.0.1";
+        let log = captured_log(|| {
+            let unlisted = format!("/srv/x\n{forged}");
+            assert_eq!(mnt3(&s, "192.168.1.1:700", &unlisted), mountres3::Err(MountStat::Access));
+            let unknown = format!("/nope\n{forged}");
+            assert_eq!(mnt3(&s, "10.1.1.1:700", &unknown), mountres3::Err(MountStat::NoEnt));
+            let below = format!("/srv/data/x\r\n{forged}\x1b[2J\u{202e}");
+            assert!(matches!(mnt3(&s, "10.1.1.1:700", &below), mountres3::Ok(_)));
+        });
+        assert_eq!(log.lines().count(), 3, "one line per call:\n{log}");
+        for line in log.lines() {
+            assert!(!line.trim_start().starts_with("rnfsd:"), "forged line in the log:\n{log}");
+            assert!(line.contains(&format!("\\n{forged}")), "the newline is shown escaped: {line}");
+            assert!(!line.contains('\x1b') && !line.contains('\r') && !line.contains('\u{202e}'), "{line:?}");
         }
     }
 

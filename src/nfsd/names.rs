@@ -42,6 +42,7 @@ pub fn lookup(svc: &NfsService, ctx: &CallContext, args: LOOKUP3args) -> Res<LOO
     let export = &dir.res.export;
     let result = (|| {
         require_dir(&dir.res.attr)?;
+        let name = name.as_ref().map_err(|&s| s)?;
         let child = dir.caller.run(|| {
             svc.exports.lookup(export, dir.res.fd.as_fd(), &dir.res.attr, name.as_bytes()).map_err(st)
         })?;
@@ -96,12 +97,13 @@ fn create_entry(
     let result = (|| {
         dir.caller.check_writable()?;
         require_dir(pre)?;
-        if is_dot(&name) {
+        let name = name.as_ref().map_err(|&s| s)?;
+        if is_dot(name) {
             return Err(nfsstat3::NFS3ERR_EXIST);
         }
-        let fd = make(&dir, &name)?;
+        let fd = make(&dir, name)?;
         svc.listings.forget(export.fsid, pre);
-        Ok(new_entry(svc, export, dir.res.fd.as_fd(), fd.as_fd(), &name))
+        Ok(new_entry(svc, export, dir.res.fd.as_fd(), fd.as_fd(), name))
     })();
     let dir_wcc = wcc(export, Some(pre), dir.res.fd.as_fd());
     Ok(match result {
@@ -214,11 +216,12 @@ pub fn mkdir(svc: &NfsService, ctx: &CallContext, args: MKDIR3args) -> Res<CREAT
 pub fn symlink(svc: &NfsService, ctx: &CallContext, args: SYMLINK3args) -> Res<CREATE3resok, wcc_data> {
     let target = args.symlink.symlink_data.as_bytes();
     let target = match CString::new(target) {
-        Ok(t) if !t.as_bytes().is_empty() => Some(t),
-        _ => None,
+        Ok(t) if t.as_bytes().len() > MAX_PATH => Err(nfsstat3::NFS3ERR_NAMETOOLONG),
+        Ok(t) if !t.as_bytes().is_empty() => Ok(t),
+        _ => Err(nfsstat3::NFS3ERR_INVAL),
     };
     create_entry(svc, ctx, &args.where_, |dir, name| {
-        let target = target.ok_or(nfsstat3::NFS3ERR_INVAL)?;
+        let target = target?;
         let dirfd = dir.res.fd.as_fd();
         let fd = dir.caller.run(|| {
             symlinkat(target.as_c_str(), dirfd, name).map_err(st)?;
@@ -284,6 +287,7 @@ fn remove_entry(
     let result = (|| {
         dir.caller.check_writable()?;
         require_dir(pre)?;
+        let name = name.as_ref().map_err(|&s| s)?;
         match (name.as_bytes(), rmdir) {
             // rmdir(2)'s answers for these names; unlink of them is refused like knfsd does.
             (b".", true) => return Err(nfsstat3::NFS3ERR_INVAL),
@@ -292,7 +296,7 @@ fn remove_entry(
             _ => {}
         }
         let dirfd = dir.res.fd.as_fd();
-        let forget = forget_open_file(svc, export, dirfd, &name);
+        let forget = forget_open_file(svc, export, dirfd, name);
         let flag = if rmdir { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
         dir.caller.run(|| unlinkat(dirfd, name.as_c_str(), flag).map_err(st))?;
         forget();
@@ -341,11 +345,13 @@ pub fn rename(svc: &NfsService, ctx: &CallContext, args: RENAME3args) -> Res<REN
         }
         require_dir(&from.res.attr)?;
         require_dir(&to.res.attr)?;
-        if is_dot(&from_name) || is_dot(&to_name) {
+        let from_name = from_name.as_ref().map_err(|&s| s)?;
+        let to_name = to_name.as_ref().map_err(|&s| s)?;
+        if is_dot(from_name) || is_dot(to_name) {
             return Err(nfsstat3::NFS3ERR_INVAL);
         }
         let (fromfd, tofd) = (from.res.fd.as_fd(), to.res.fd.as_fd());
-        let forget = forget_open_file(svc, &to.res.export, tofd, &to_name);
+        let forget = forget_open_file(svc, &to.res.export, tofd, to_name);
         from.caller.run(|| renameat(fromfd, from_name.as_c_str(), tofd, to_name.as_c_str()).map_err(st))?;
         forget();
         svc.listings.forget(from.res.export.fsid, &from.res.attr);
@@ -390,7 +396,8 @@ pub fn link(svc: &NfsService, ctx: &CallContext, args: LINK3args) -> Res<LINK3re
         if file.res.attr.file_type == FileType::Directory {
             return Err(nfsstat3::NFS3ERR_ISDIR);
         }
-        if is_dot(&name) {
+        let name = name.as_ref().map_err(|&s| s)?;
+        if is_dot(name) {
             return Err(nfsstat3::NFS3ERR_EXIST);
         }
         // linkat(fd, "", AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH, which would skip the caller's

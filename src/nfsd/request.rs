@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::ffi::CString;
 use std::io;
 
-use xdr::nfs3::{filename3, nfs_fh3, nfsstat3};
+use xdr::nfs3::{MAX_NAME, filename3, nfs_fh3, nfsstat3};
 
 use super::NfsService;
 use super::status::nfs_status;
@@ -104,15 +104,19 @@ impl NfsService {
     }
 }
 
-/// Checks a `filename3` the way knfsd's decoder does: a name is one non-empty path component, so
-/// an empty name or one containing `/` or NUL is undecodable (GARBAGE_ARGS). `.` and `..` pass
+/// Checks a `filename3`. A name is one non-empty path component, so an empty name or one
+/// containing `/` or NUL is undecodable: GARBAGE_ARGS, as knfsd's decoder answers. A name longer
+/// than [`MAX_NAME`] is a name, just not one the server serves: the inner `Err` is
+/// NFS3ERR_NAMETOOLONG (RFC 1813 §3.3), which the procedure answers once it has the directory,
+/// so the reply carries the directory's attributes like any other failure. `.` and `..` pass
 /// here; each procedure decides what they mean.
-pub fn component(name: &filename3) -> Result<CString, RpcError> {
+pub fn component(name: &filename3) -> Result<Result<CString, nfsstat3>, RpcError> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes.contains(&b'/') {
         return Err(RpcError::GarbageArgs);
     }
-    CString::new(bytes).map_err(|_| RpcError::GarbageArgs)
+    let name = CString::new(bytes).map_err(|_| RpcError::GarbageArgs)?;
+    Ok(if bytes.len() > MAX_NAME { Err(nfsstat3::NFS3ERR_NAMETOOLONG) } else { Ok(name) })
 }
 
 /// Whether `name` is `.` or `..`, which name no new entry.

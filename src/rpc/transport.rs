@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 pub use super::tcp::serve_tcp;
-pub use super::udp::serve_udp;
+pub use super::udp::{BOUNDED_REPLY_MAX, UdpPolicy, serve_udp, serve_udp_with_policy};
 
 /// The largest UDP payload over IPv4 (65535 − 20-byte IP header − 8-byte UDP header). A reply
 /// that does not fit is not sent: NFS clients over UDP negotiate transfer sizes that fit.

@@ -31,6 +31,8 @@ pub struct TestServer {
     pub options: String,
     /// The server's resource limits (worker threads, DRC bounds...).
     pub limits: Limits,
+    /// Whether NFS is served over UDP (`--udp`); off, as by default.
+    pub nfs_over_udp: bool,
 }
 
 impl TestServer {
@@ -55,8 +57,15 @@ impl TestServer {
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let state = tempfile::tempdir().unwrap();
-        let mut ts =
-            TestServer { runtime, server: None, export, state, options: options.to_string(), limits };
+        let mut ts = TestServer {
+            runtime,
+            server: None,
+            export,
+            state,
+            options: options.to_string(),
+            limits,
+            nfs_over_udp: false,
+        };
         ts.boot();
         ts
     }
@@ -64,6 +73,13 @@ impl TestServer {
     /// The default export: `rw,insecure,no_root_squash`, so tests running as root act as root.
     pub fn rw() -> TestServer {
         TestServer::start("rw,insecure,no_root_squash")
+    }
+
+    /// This server restarted with NFS over UDP enabled (`--udp`).
+    pub fn with_nfs_over_udp(mut self) -> TestServer {
+        self.nfs_over_udp = true;
+        self.restart();
+        self
     }
 
     fn spec(&self) -> ExportSpec {
@@ -74,6 +90,7 @@ impl TestServer {
     fn boot(&mut self) {
         let mut config = Config::for_tests(vec![self.spec()], self.state.path().to_path_buf());
         config.limits = self.limits.clone();
+        config.nfs_over_udp = self.nfs_over_udp;
         let server = self.runtime.block_on(Server::start(config)).expect("server starts");
         self.server = Some(server);
     }

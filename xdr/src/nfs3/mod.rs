@@ -50,13 +50,23 @@ pub const COOKIEVERFSIZE: usize = 8;
 pub const CREATEVERFSIZE: usize = 8;
 /// Size of the WRITE/COMMIT verifier (RFC 1813 §2.4, `NFS3_WRITEVERFSIZE`).
 pub const WRITEVERFSIZE: usize = 8;
-/// Longest `filename3` accepted on the wire. RFC 1813 leaves it unbounded (§2.5); 255 is the
-/// POSIX `NAME_MAX` every Linux filesystem shares, and what PATHCONF reports.
+/// Longest name served. RFC 1813 leaves `filename3` unbounded (§2.5); 255 is the POSIX
+/// `NAME_MAX` every Linux filesystem shares, and what PATHCONF reports. A longer name decodes
+/// (up to [`MAX_NAME_DECODED`]) and the procedure answers NFS3ERR_NAMETOOLONG.
 pub const MAX_NAME: usize = 255;
-/// Longest `nfspath3` (a symlink target) accepted on the wire. RFC 1813 §2.5 leaves it
-/// unbounded; Linux allows targets up to `PATH_MAX` (4096 bytes with the NUL), and knfsd's
-/// `NFS3_MAXPATHLEN` is the same `PATH_MAX`.
+/// Longest symlink target served. RFC 1813 §2.5 leaves `nfspath3` unbounded; Linux allows
+/// targets shorter than `PATH_MAX` (4096 bytes with the NUL), and knfsd's `NFS3_MAXPATHLEN` is the
+/// same `PATH_MAX`. A longer target decodes (up to [`MAX_PATH_DECODED`]) and SYMLINK answers
+/// NFS3ERR_NAMETOOLONG.
 pub const MAX_PATH: usize = 4096;
+/// Longest `filename3` the decoder takes: a name longer than a whole path (`PATH_MAX`) is no name
+/// any client means, and is undecodable (GARBAGE_ARGS). Between [`MAX_NAME`] and this, the
+/// procedures answer NFS3ERR_NAMETOOLONG with the directory's attributes, as RFC 1813 §3.3 has
+/// it. The bound costs nothing: the name is a slice of the received record, never a copy.
+pub const MAX_NAME_DECODED: usize = 4096;
+/// Longest `nfspath3` the decoder takes (a UDP datagram's worth); over [`MAX_PATH`] SYMLINK
+/// answers NFS3ERR_NAMETOOLONG.
+pub const MAX_PATH_DECODED: usize = 65_536;
 /// Largest READ or WRITE payload (the `rtmax`/`wtmax` FSINFO advertises, RFC 1813 §3.3.19), and
 /// so the bound on READ/WRITE opaque data.
 pub const MAX_DATA: usize = 1 << 20;

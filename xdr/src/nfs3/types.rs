@@ -5,7 +5,7 @@ use bytes::BytesMut;
 
 use crate::codec::{Reader, Result, Xdr};
 
-use super::{COOKIEVERFSIZE, CREATEVERFSIZE, FHSIZE, MAX_NAME, MAX_PATH, WRITEVERFSIZE};
+use super::{COOKIEVERFSIZE, CREATEVERFSIZE, FHSIZE, MAX_NAME_DECODED, MAX_PATH_DECODED, WRITEVERFSIZE};
 
 /// `uint64` (RFC 1813 §2.5).
 pub type uint64 = u64;
@@ -36,13 +36,15 @@ pub type createverf3 = [u8; CREATEVERFSIZE];
 pub type writeverf3 = [u8; WRITEVERFSIZE];
 
 crate::xdr_opaque! {
-    /// `filename3` (RFC 1813 §2.5): one path component, at most [`MAX_NAME`] bytes.
-    pub struct filename3(max = MAX_NAME)
+    /// `filename3` (RFC 1813 §2.5): one path component. Names up to [`MAX_NAME_DECODED`] bytes
+    /// decode; the server serves names of at most [`MAX_NAME`](super::MAX_NAME).
+    pub struct filename3(max = MAX_NAME_DECODED)
 }
 
 crate::xdr_opaque! {
-    /// `nfspath3` (RFC 1813 §2.5): a symbolic link's target, at most [`MAX_PATH`] bytes.
-    pub struct nfspath3(max = MAX_PATH)
+    /// `nfspath3` (RFC 1813 §2.5): a symbolic link's target. Targets up to [`MAX_PATH_DECODED`]
+    /// bytes decode; the server serves targets of at most [`MAX_PATH`](super::MAX_PATH).
+    pub struct nfspath3(max = MAX_PATH_DECODED)
 }
 
 crate::xdr_opaque! {
