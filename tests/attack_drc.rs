@@ -36,7 +36,15 @@ fn server_for(rules: &str, limits: Limits) -> TestServer {
     let mut config = Config::for_tests(vec![spec], state.path().to_path_buf());
     config.limits = limits.clone();
     let server = runtime.block_on(Server::start(config)).expect("server starts");
-    TestServer { runtime, server: Some(server), export, state, options: rules.to_string(), limits }
+    TestServer {
+        runtime,
+        server: Some(server),
+        export,
+        state,
+        options: rules.to_string(),
+        limits,
+        nfs_over_udp: false,
+    }
 }
 
 /// A cache small enough that the floods below overflow it many times over in a few seconds.

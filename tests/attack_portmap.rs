@@ -42,6 +42,7 @@ fn server() -> TestServer {
         state,
         options: "rw,insecure".into(),
         limits: Limits::default(),
+        nfs_over_udp: false,
     }
 }
 
