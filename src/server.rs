@@ -26,7 +26,7 @@ use crate::portmap::client::RPCBIND_SOCKETS;
 use crate::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget, Service, register_with};
 use crate::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use crate::rpc::stats::StatsSnapshot;
-use crate::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
+use crate::rpc::transport::{TcpShared, TcpStats, TransportLimits, serve_tcp_shared, serve_udp};
 use crate::rpc::{Program, Transport};
 
 /// How long shutdown waits for in-flight calls to finish and their replies to flush.
@@ -149,6 +149,8 @@ pub struct Server {
     addrs: BoundAddrs,
     dispatcher: Arc<Dispatcher>,
     nfs: Arc<NfsService>,
+    /// The connection table and byte budgets every TCP listener shares.
+    tcp: Arc<TcpShared>,
     config: Config,
     portmap: PortmapOutcome,
     /// Whether the export root handle resolved at startup (it fails without
@@ -220,17 +222,23 @@ impl Server {
             DispatcherConfig { workers: config.limits.fs_threads.max(1), drc: config.limits.drc },
         ));
 
-        let limits = TransportLimits {
-            max_record: config.limits.max_record,
-            max_connections: config.limits.max_connections,
-            max_in_flight_per_connection: config.limits.max_inflight_per_connection,
-            ..TransportLimits::default()
-        };
+        let limits = transport_limits(&config.limits);
+        // Whether some export's client list admits an address, decided once per connection:
+        // an address no export lists can only be refused, and gets a small share (see
+        // rpc::connections). Wildcard rules read the (cached) hosts file.
+        let specs = config.exports.clone();
+        let tcp = TcpShared::new(limits, move |ip| specs.iter().any(|s| s.options_for(ip).is_some()));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         for pair in std::iter::once(nfs_socks).chain(mount_socks).chain(portmap_socks) {
             let d = dispatcher.clone();
-            tracker.spawn(serve_tcp(pair.tcp, d.clone(), limits, shutdown.clone(), tracker.clone()));
+            tracker.spawn(serve_tcp_shared(
+                pair.tcp,
+                d.clone(),
+                tcp.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
             tracker.spawn(serve_udp(Arc::new(pair.udp), d, limits, shutdown.clone(), tracker.clone()));
         }
         tracker.spawn(sweep_idle_files(nfs.clone(), dispatcher.clone(), shutdown.clone()));
@@ -265,7 +273,7 @@ impl Server {
             }
         };
 
-        Ok(Server { addrs, dispatcher, nfs, config, portmap, handle_check, shutdown, tracker })
+        Ok(Server { addrs, dispatcher, nfs, tcp, config, portmap, handle_check, shutdown, tracker })
     }
 
     pub fn addrs(&self) -> &BoundAddrs {
@@ -275,6 +283,12 @@ impl Server {
     /// A copy of the RPC counters (calls per procedure, errors, DRC).
     pub fn stats(&self) -> StatsSnapshot {
         self.dispatcher.stats()
+    }
+
+    /// What the TCP transport holds now: connections per kind, closed connections by cause, and
+    /// the bytes of requests and large replies held.
+    pub fn tcp_stats(&self) -> TcpStats {
+        self.tcp.stats()
     }
 
     pub fn nfs(&self) -> &Arc<NfsService> {
@@ -416,6 +430,25 @@ fn display_host(bind: IpAddr) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".to_string())
+}
+
+/// The transport's limits from the server's.
+fn transport_limits(l: &crate::config::Limits) -> TransportLimits {
+    TransportLimits {
+        max_record: l.max_record,
+        max_connections: l.max_connections,
+        max_connections_per_host: l.max_connections_per_host,
+        max_unlisted_connections: l.max_unlisted_connections,
+        max_unlisted_connections_per_host: l.max_unlisted_connections_per_host,
+        max_unlisted_record: l.max_unlisted_record,
+        record_timeout: l.record_timeout,
+        min_record_rate: l.min_record_rate,
+        max_request_bytes: l.max_request_bytes,
+        max_reply_bytes_per_connection: l.max_reply_bytes_per_connection,
+        max_reply_bytes: l.max_reply_bytes,
+        max_in_flight_per_connection: l.max_inflight_per_connection,
+        ..TransportLimits::default()
+    }
 }
 
 /// Raises the soft limit on open descriptors to the hard limit: every connection, cached handle

@@ -193,6 +193,21 @@ impl Program for NfsService {
         procs::name(proc_).map(|name| ProcInfo { name, drc: drc_class(proc_), run: run_on(proc_) })
     }
 
+    /// READ and the directory reads return up to the count the client asks for (capped at the
+    /// transfer size); everything else has small results.
+    fn reply_bound(&self, _vers: u32, proc_: u32, args: &bytes::Bytes) -> usize {
+        let mut r = Reader::new(args.clone());
+        let count = match proc_ {
+            procs::READ => READ3args::decode(&mut r).map(|a| a.count),
+            procs::READDIR => nfs3::READDIR3args::decode(&mut r).map(|a| a.count),
+            procs::READDIRPLUS => nfs3::READDIRPLUS3args::decode(&mut r).map(|a| a.maxcount),
+            _ => return crate::rpc::SMALL_REPLY_BOUND,
+        };
+        count.map_or(crate::rpc::SMALL_REPLY_BOUND, |c| {
+            c.min(self.max_io) as usize + crate::rpc::SMALL_REPLY_BOUND
+        })
+    }
+
     fn call(
         &self,
         ctx: &CallContext,

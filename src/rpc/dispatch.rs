@@ -96,6 +96,20 @@ impl Dispatcher {
             .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
     }
 
+    /// The most bytes the reply to `record` can take ([`Program::reply_bound`]), for the
+    /// transport to reserve before the call runs. Anything that is not a call to a registered
+    /// program gets an error reply, which is small.
+    pub fn reply_bound(&self, record: &Bytes) -> usize {
+        let mut args = Reader::new(record.clone());
+        match CallHeader::decode(&mut args) {
+            Ok(h) if h.rpcvers == RPC_VERSION => self
+                .programs
+                .get(&h.prog)
+                .map_or(super::SMALL_REPLY_BOUND, |p| p.reply_bound(h.vers, h.proc_, &args.rest())),
+            _ => super::SMALL_REPLY_BOUND,
+        }
+    }
+
     /// Expires duplicate-request cache entries whose time is up and shrinks its tables, for the
     /// periodic sweep: the cache otherwise only expires entries when calls arrive. Returns how
     /// many entries went.

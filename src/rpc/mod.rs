@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod buffers;
+pub mod connections;
 pub mod dispatch;
 pub mod drc;
 pub mod stats;
@@ -21,6 +22,10 @@ use xdr::Reader;
 pub use xdr::rpc::AuthStat;
 
 pub use auth::Cred;
+
+/// What [`Program::reply_bound`] answers for procedures with small results: an RPC header plus
+/// attributes, wcc data or a handle, with room to spare.
+pub const SMALL_REPLY_BOUND: usize = 4096;
 
 /// The transport a call arrived on; also what a portmapper registration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -128,6 +133,14 @@ pub trait Program: Send + Sync + 'static {
         args: &mut Reader,
         reply: &mut BytesMut,
     ) -> Result<(), RpcError>;
+
+    /// The most bytes the reply to this call can take, judged from its argument bytes before it
+    /// runs (knfsd's `pc_xdrressize`), so the transport can reserve room for it and bound the
+    /// replies a connection holds. A reply that turns out larger is still sent; the default suits
+    /// procedures whose results are small.
+    fn reply_bound(&self, _vers: u32, _proc: u32, _args: &bytes::Bytes) -> usize {
+        SMALL_REPLY_BOUND
+    }
 
     /// [`Program::call`] for a [`RunOn::TryInline`] procedure, without waiting for the disk:
     /// `None` means it would have to wait, and the dispatcher then runs `call` on the pool with
