@@ -662,6 +662,26 @@ pub fn caches_line(sizes: &CacheSizes) -> String {
     )
 }
 
+/// What the TCP transport holds and has closed, as one log line, logged on SIGUSR1: open
+/// connections (and how many of unlisted hosts), bytes of requests and large replies held against
+/// their budgets, and connections closed to keep the shares and budgets.
+pub fn tcp_line(s: &TcpStats) -> String {
+    let t = &s.table;
+    format!(
+        "tcp: connections={} unlisted={} request_bytes={} large_reply_bytes={} closed_for_share={} refused={} \
+         closed_stalled_record={} closed_stalled_writer={} record_timeouts={}",
+        t.connections,
+        t.unlisted_connections,
+        s.request_bytes,
+        s.large_reply_bytes,
+        t.evicted_for_share,
+        t.refused,
+        t.evicted_stalled_records,
+        t.evicted_stalled_writers,
+        t.records_timed_out
+    )
+}
+
 /// Where the server's memory is, as one log line: resident size; what the allocator has handed
 /// out, holds free in its heaps and has mapped for large blocks; and the pool of 1 MiB I/O
 /// buffers (free ones kept, and how many were allocated and reused). Logged on SIGUSR1, so an
@@ -728,6 +748,7 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
                     tracing::info!("{}", counters_line(&server.stats()));
                     tracing::info!("{}", memory_line());
                     tracing::info!("{}", caches_line(&server.nfs().cache_sizes()));
+                    tracing::info!("{}", tcp_line(&server.tcp_stats()));
                 }
             }
         };
@@ -744,6 +765,24 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
 mod tests {
     use super::*;
     use crate::mountd::exports::parse_export_line;
+
+    #[test]
+    fn tcp_line_names_every_count() {
+        let shares = crate::rpc::connections::Shares {
+            total: 4,
+            per_host: 2,
+            unlisted_total: 1,
+            unlisted_per_host: 1,
+        };
+        let table = crate::rpc::connections::ConnectionTable::new(shares);
+        let _a = table.admit(IpAddr::from([127, 0, 0, 9]), false);
+        let s = TcpStats { table: table.stats(), request_bytes: 5, large_reply_bytes: 6 };
+        assert_eq!(
+            tcp_line(&s),
+            "tcp: connections=1 unlisted=1 request_bytes=5 large_reply_bytes=6 closed_for_share=0 refused=0 \
+             closed_stalled_record=0 closed_stalled_writer=0 record_timeouts=0"
+        );
+    }
 
     #[test]
     fn caches_line_names_every_cache() {
