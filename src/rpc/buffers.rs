@@ -133,13 +133,20 @@ impl LargeBuffers {
 pub struct ByteBudget {
     limit: usize,
     used: AtomicUsize,
-    /// Woken whenever bytes come back.
+    /// Holders waiting for room; bytes coming back wake them only when there are any, so the
+    /// common case costs no lock.
+    waiting: AtomicUsize,
     released: Notify,
 }
 
 impl ByteBudget {
     pub fn new(limit: usize) -> Arc<ByteBudget> {
-        Arc::new(ByteBudget { limit, used: AtomicUsize::new(0), released: Notify::new() })
+        Arc::new(ByteBudget {
+            limit,
+            used: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            released: Notify::new(),
+        })
     }
 
     /// Bytes held now, over every holder.
@@ -155,7 +162,7 @@ impl ByteBudget {
     /// request larger than the whole budget still runs (alone) instead of waiting forever.
     fn try_take(&self, n: usize) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
                 (used == 0 || used.saturating_add(n) <= self.limit).then(|| used + n)
             })
             .is_ok()
@@ -163,8 +170,10 @@ impl ByteBudget {
 
     fn give(&self, n: usize) {
         if n > 0 {
-            self.used.fetch_sub(n, Ordering::AcqRel);
-            self.released.notify_waiters();
+            self.used.fetch_sub(n, Ordering::SeqCst);
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                self.released.notify_waiters();
+            }
         }
     }
 }
@@ -202,7 +211,14 @@ impl Charge {
 
     /// Holds exactly `target` bytes, waiting for the budget to have room.
     pub async fn resize(&mut self, target: usize) {
+        if self.try_resize(target) {
+            return;
+        }
         let budget = self.budget.clone();
+        // Counted as waiting before looking again, so a release in between is not missed (the
+        // releaser sees the count after giving its bytes back); uncounted however this ends.
+        budget.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&budget);
         loop {
             let released = budget.released.notified();
             tokio::pin!(released);
@@ -224,11 +240,22 @@ impl Charge {
     }
 
     /// Moves what this charge holds beyond `keep` bytes into a new charge, for memory that
-    /// changes hands (a received record goes on to its call).
-    pub fn split_off_beyond(&mut self, keep: usize) -> Charge {
+    /// changes hands (a received record goes on to its call); `None` when there is none.
+    pub fn split_off_beyond(&mut self, keep: usize) -> Option<Charge> {
         let moved = self.bytes.saturating_sub(keep);
+        if moved == 0 {
+            return None;
+        }
         self.bytes -= moved;
-        Charge { budget: self.budget.clone(), bytes: moved }
+        Some(Charge { budget: self.budget.clone(), bytes: moved })
+    }
+}
+
+struct Waiting<'a>(&'a ByteBudget);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -313,7 +340,8 @@ mod tests {
         assert!(!b.try_resize(30), "over the budget");
         assert!(b.try_resize(20));
         assert_eq!(budget.used(), 100);
-        let moved = a.split_off_beyond(50);
+        assert!(a.split_off_beyond(80).is_none());
+        let moved = a.split_off_beyond(50).unwrap();
         assert_eq!((a.bytes(), moved.bytes(), budget.used()), (50, 30, 100));
         let waiter = tokio::spawn(async move {
             b.resize(50).await;

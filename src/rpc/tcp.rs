@@ -210,14 +210,21 @@ struct QueuedReply {
 /// Reply budget reserved for one call: of its connection, and for large replies of the server.
 struct ReplyRoom {
     connection: Charge,
-    server: Charge,
+    /// Only for large replies: small ones stay off the budget every connection shares.
+    server: Option<Charge>,
 }
 
 impl ReplyRoom {
-    /// Holds what the finished reply takes instead of what was reserved.
+    /// Holds what the finished reply takes instead of what was reserved. (A reply larger than
+    /// its call's bound said, which no procedure of this server makes beyond a few KiB, is
+    /// counted on its connection only.)
     fn fit(&mut self, len: usize) {
         self.connection.force_resize(len + 4);
-        self.server.force_resize(if len > LARGE_REPLY { len } else { 0 });
+        if len <= LARGE_REPLY {
+            self.server = None;
+        } else if let Some(server) = &mut self.server {
+            server.force_resize(len);
+        }
     }
 }
 
@@ -317,24 +324,30 @@ impl Connection {
                 let record_bytes = held.split_off_beyond(request_bytes(&buf, &assembler));
                 state.partial_progress(held.bytes() > 0);
 
-                let mut room = ReplyRoom {
-                    connection: Charge::none(&connection_replies),
-                    server: Charge::none(&self.shared.large_replies),
+                let mut room = ReplyRoom { connection: Charge::none(&connection_replies), server: None };
+                // Inline procedures have small results; asking costs a header decode.
+                let inline = self.dispatcher.runs_inline(&record);
+                let bound =
+                    if inline { super::SMALL_REPLY_BOUND } else { self.dispatcher.reply_bound(&record) } + 4;
+                let permit = match self.try_reserve(&mut room, bound, &in_flight) {
+                    Some(p) => p,
+                    None => {
+                        let waited_from = Instant::now();
+                        state.set_paused(true);
+                        let permit = tokio::select! {
+                            biased;
+                            _ = evicted.cancelled() => break 'conn,
+                            _ = self.closing.cancelled() => break 'conn,
+                            p = self.reserve(&mut room, bound, &state, &in_flight) => p,
+                        };
+                        state.set_paused(false);
+                        clock.pause(waited_from.elapsed());
+                        permit
+                    }
                 };
-                let bound = self.dispatcher.reply_bound(&record) + 4;
-                let waited_from = Instant::now();
-                state.set_paused(true);
-                let permit = tokio::select! {
-                    biased;
-                    _ = evicted.cancelled() => break 'conn,
-                    _ = self.closing.cancelled() => break 'conn,
-                    p = self.reserve(&mut room, bound, &state, &in_flight) => p,
-                };
-                state.set_paused(false);
-                clock.pause(waited_from.elapsed());
                 // A quick call runs right here: spawning a task for it would cost more than
                 // the call, and its reply still goes through the writer in order of completion.
-                if self.dispatcher.runs_inline(&record) {
+                if inline {
                     let reply = self.dispatcher.handle(record, peer, local, Transport::Tcp).await;
                     drop(record_bytes);
                     if let Some(recycle) = recycle {
@@ -424,12 +437,8 @@ impl Connection {
                     tracing::debug!(%peer, "connection closed by peer");
                     break;
                 }
-                Ok(Ok(_)) => {
-                    if clock.started.is_none() {
-                        clock.started = Some(Instant::now());
-                    }
-                    state.partial_progress(held.bytes() > 0);
-                }
+                // The clock of a record these bytes begin starts once they are looked at, above.
+                Ok(Ok(_)) => state.partial_progress(held.bytes() > 0),
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "read failed; closing connection");
                     break;
@@ -457,6 +466,20 @@ impl Connection {
         tracing::debug!(%peer, "connection done");
     }
 
+    /// [`Connection::reserve`] when everything is at hand, without waiting (the common case).
+    /// On `None` nothing is held beyond what `room` already had.
+    fn try_reserve(
+        &self,
+        room: &mut ReplyRoom,
+        bound: usize,
+        in_flight: &Arc<Semaphore>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if bound > LARGE_REPLY || !room.connection.try_resize(bound) {
+            return None;
+        }
+        in_flight.clone().try_acquire_owned().ok()
+    }
+
     /// Reserves room for a call's reply (`bound` bytes) and an in-flight permit. While the
     /// server's budget for large replies is spent, closes the connection whose writer has stalled
     /// the longest.
@@ -469,9 +492,10 @@ impl Connection {
     ) -> tokio::sync::OwnedSemaphorePermit {
         room.connection.resize(bound).await;
         if bound > LARGE_REPLY {
+            let server = room.server.insert(Charge::none(&self.shared.large_replies));
             loop {
                 tokio::select! {
-                    _ = room.server.resize(bound) => break,
+                    _ = server.resize(bound) => break,
                     _ = tokio::time::sleep(STALL_CHECK) => {
                         self.shared.table.evict_stalled_writer(state, STALLED);
                     }
