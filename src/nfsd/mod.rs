@@ -195,17 +195,19 @@ impl Program for NfsService {
 
     /// READ and the directory reads return up to the count the client asks for (capped at the
     /// transfer size); everything else has small results.
-    fn reply_bound(&self, _vers: u32, proc_: u32, args: &bytes::Bytes) -> usize {
-        let mut r = Reader::new(args.clone());
-        let count = match proc_ {
-            procs::READ => READ3args::decode(&mut r).map(|a| a.count),
-            procs::READDIR => nfs3::READDIR3args::decode(&mut r).map(|a| a.count),
-            procs::READDIRPLUS => nfs3::READDIRPLUS3args::decode(&mut r).map(|a| a.maxcount),
-            _ => return crate::rpc::SMALL_REPLY_BOUND,
+    fn reply_bound(&self, _vers: u32, proc_: u32, args: &[u8]) -> usize {
+        use crate::rpc::{SMALL_REPLY_BOUND, xdr_padded, xdr_word};
+        // Each starts with the handle (length, bytes); the count follows fixed-size fields.
+        let Some(fh) = xdr_word(args, 0).filter(|&l| l <= nfs3::FHSIZE) else { return SMALL_REPLY_BOUND };
+        let after_fh = 4 + xdr_padded(fh);
+        let count_at = match proc_ {
+            procs::READ => after_fh + 8,                // offset
+            procs::READDIR => after_fh + 8 + 8,         // cookie, cookieverf
+            procs::READDIRPLUS => after_fh + 8 + 8 + 4, // cookie, cookieverf, dircount
+            _ => return SMALL_REPLY_BOUND,
         };
-        count.map_or(crate::rpc::SMALL_REPLY_BOUND, |c| {
-            c.min(self.max_io) as usize + crate::rpc::SMALL_REPLY_BOUND
-        })
+        xdr_word(args, count_at)
+            .map_or(SMALL_REPLY_BOUND, |c| c.min(self.max_io as usize) + SMALL_REPLY_BOUND)
     }
 
     fn call(
