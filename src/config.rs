@@ -39,7 +39,35 @@ pub struct Limits {
     pub max_io: u32,
     /// Largest RPC record accepted on TCP (a WRITE of `max_io` plus headers).
     pub max_record: usize,
+    /// TCP connections served at once, over every port. When it is reached a newcomer still gets
+    /// in: the least recently active connection of the address holding the most is closed.
     pub max_connections: usize,
+    /// TCP connections one client address may hold; its newest connection closes its least
+    /// recently active one beyond it.
+    pub max_connections_per_host: usize,
+    /// TCP connections, in total, of addresses that no export lists: they can only be refused, so
+    /// they get a small share of the connection limit.
+    pub max_unlisted_connections: usize,
+    /// TCP connections one address that no export lists may hold.
+    pub max_unlisted_connections_per_host: usize,
+    /// Largest record accepted from an address that no export lists: enough for NULL, MNT and
+    /// the portmapper, whose answers are all such a host gets.
+    pub max_unlisted_record: usize,
+    /// A record must arrive whole within this time from its first byte, plus one second per
+    /// `min_record_rate` bytes of its size, however often bytes arrive.
+    pub record_timeout: std::time::Duration,
+    /// The slowest rate (bytes per second) a big record may arrive at; see `record_timeout`.
+    pub min_record_rate: usize,
+    /// Bytes of received requests the server holds at once over every connection: partial
+    /// records beyond each connection's first small buffer, and records waiting for or in
+    /// execution. A connection that needs more waits (it is not read); a partial record that has
+    /// stalled is dropped (its connection closed) to make room, oldest first.
+    pub max_request_bytes: usize,
+    /// Bytes of replies one connection may hold (queued for its writer or being produced). At the
+    /// bound the connection's requests are not read until the client reads its replies.
+    pub max_reply_bytes_per_connection: usize,
+    /// Bytes of large replies (READ, READDIR...) held over every connection at once.
+    pub max_reply_bytes: usize,
     /// Requests of one connection executing at once.
     pub max_inflight_per_connection: usize,
     /// Filesystem operations executing at once (the equivalent of knfsd's thread count).
@@ -56,6 +84,15 @@ impl Default for Limits {
             max_io: 1 << 20,
             max_record: (1 << 20) + (64 << 10),
             max_connections: 1024,
+            max_connections_per_host: 64,
+            max_unlisted_connections: 64,
+            max_unlisted_connections_per_host: 4,
+            max_unlisted_record: 8 << 10,
+            record_timeout: std::time::Duration::from_secs(15),
+            min_record_rate: 128 << 10,
+            max_request_bytes: 128 << 20,
+            max_reply_bytes_per_connection: 32 << 20,
+            max_reply_bytes: 256 << 20,
             max_inflight_per_connection: 64,
             fs_threads: 32,
             open_files: 1024,

@@ -63,6 +63,19 @@ struct ServeArgs {
     /// Filesystem operations executing at once.
     #[arg(long, default_value_t = 32)]
     fs_threads: usize,
+    /// TCP connections served at once, over every port. When it is reached, a newcomer closes
+    /// the least recently active connection of the address holding the most.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// TCP connections one client address may hold (raise it for many clients behind one NAT
+    /// address); beyond it, the address's least recently active connection is closed.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_host)]
+    max_connections_per_host: usize,
+    /// Seconds a TCP record may take to arrive from its first byte (plus a second per 128 KiB
+    /// of its size); a record late beyond that closes its connection.
+    #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().record_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    record_timeout: u64,
     /// Only check the exports and print them, then exit.
     #[arg(long)]
     check_exports: bool,
@@ -139,7 +152,13 @@ fn main() -> ExitCode {
         portmap: args.portmap,
         portmap_port: args.portmap_port,
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),
-        limits: Limits { fs_threads: args.fs_threads.max(1), ..Limits::default() },
+        limits: Limits {
+            fs_threads: args.fs_threads.max(1),
+            max_connections: args.max_connections.max(1),
+            max_connections_per_host: args.max_connections_per_host.max(1),
+            record_timeout: std::time::Duration::from_secs(args.record_timeout),
+            ..Limits::default()
+        },
     };
     match rnfsd::server::run_until_signal(config) {
         Ok(()) => ExitCode::SUCCESS,

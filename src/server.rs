@@ -27,7 +27,8 @@ use crate::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget, Servic
 use crate::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use crate::rpc::stats::StatsSnapshot;
 use crate::rpc::transport::{
-    BOUNDED_REPLY_MAX, TransportLimits, UdpPolicy, serve_tcp, serve_udp_with_policy,
+    BOUNDED_REPLY_MAX, TcpShared, TcpStats, TransportLimits, UdpPolicy, serve_tcp_shared,
+    serve_udp_with_policy,
 };
 use crate::rpc::{Program, Transport};
 
@@ -151,6 +152,8 @@ pub struct Server {
     addrs: BoundAddrs,
     dispatcher: Arc<Dispatcher>,
     nfs: Arc<NfsService>,
+    /// The connection table and byte budgets every TCP listener shares.
+    tcp: Arc<TcpShared>,
     config: Config,
     portmap: PortmapOutcome,
     /// Whether the export root handle resolved at startup (it fails without
@@ -222,21 +225,26 @@ impl Server {
             DispatcherConfig { workers: config.limits.fs_threads.max(1), drc: config.limits.drc },
         ));
 
-        let limits = TransportLimits {
-            max_record: config.limits.max_record,
-            max_connections: config.limits.max_connections,
-            max_in_flight_per_connection: config.limits.max_inflight_per_connection,
-            ..TransportLimits::default()
-        };
+        let limits = transport_limits(&config.limits);
+        // Whether some export's client list admits an address, decided once per connection:
+        // an address no export lists can only be refused, and gets a small share (see
+        // rpc::connections). Wildcard rules read the (cached) hosts file.
+        let specs = config.exports.clone();
+        let tcp = TcpShared::new(limits, move |ip| specs.iter().any(|s| s.options_for(ip).is_some()));
         let udp_policy = Arc::new(udp_policy(config.nfs_over_udp));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         for pair in std::iter::once(nfs_socks).chain(mount_socks).chain(portmap_socks) {
             let d = dispatcher.clone();
-            tracker.spawn(serve_tcp(pair.tcp, d.clone(), limits, shutdown.clone(), tracker.clone()));
-            let udp = Arc::new(pair.udp);
+            tracker.spawn(serve_tcp_shared(
+                pair.tcp,
+                d.clone(),
+                tcp.clone(),
+                shutdown.clone(),
+                tracker.clone(),
+            ));
             tracker.spawn(serve_udp_with_policy(
-                udp,
+                Arc::new(pair.udp),
                 d,
                 limits,
                 udp_policy.clone(),
@@ -276,7 +284,7 @@ impl Server {
             }
         };
 
-        Ok(Server { addrs, dispatcher, nfs, config, portmap, handle_check, shutdown, tracker })
+        Ok(Server { addrs, dispatcher, nfs, tcp, config, portmap, handle_check, shutdown, tracker })
     }
 
     pub fn addrs(&self) -> &BoundAddrs {
@@ -286,6 +294,12 @@ impl Server {
     /// A copy of the RPC counters (calls per procedure, errors, DRC).
     pub fn stats(&self) -> StatsSnapshot {
         self.dispatcher.stats()
+    }
+
+    /// What the TCP transport holds now: connections per kind, closed connections by cause, and
+    /// the bytes of requests and large replies held.
+    pub fn tcp_stats(&self) -> TcpStats {
+        self.tcp.stats()
     }
 
     pub fn nfs(&self) -> &Arc<NfsService> {
@@ -435,6 +449,25 @@ fn display_host(bind: IpAddr) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".to_string())
+}
+
+/// The transport's limits from the server's.
+fn transport_limits(l: &crate::config::Limits) -> TransportLimits {
+    TransportLimits {
+        max_record: l.max_record,
+        max_connections: l.max_connections,
+        max_connections_per_host: l.max_connections_per_host,
+        max_unlisted_connections: l.max_unlisted_connections,
+        max_unlisted_connections_per_host: l.max_unlisted_connections_per_host,
+        max_unlisted_record: l.max_unlisted_record,
+        record_timeout: l.record_timeout,
+        min_record_rate: l.min_record_rate,
+        max_request_bytes: l.max_request_bytes,
+        max_reply_bytes_per_connection: l.max_reply_bytes_per_connection,
+        max_reply_bytes: l.max_reply_bytes,
+        max_in_flight_per_connection: l.max_inflight_per_connection,
+        ..TransportLimits::default()
+    }
 }
 
 /// Raises the soft limit on open descriptors to the hard limit: every connection, cached handle
@@ -662,6 +695,26 @@ pub fn caches_line(sizes: &CacheSizes) -> String {
     )
 }
 
+/// What the TCP transport holds and has closed, as one log line, logged on SIGUSR1: open
+/// connections (and how many of unlisted hosts), bytes of requests and large replies held against
+/// their budgets, and connections closed to keep the shares and budgets.
+pub fn tcp_line(s: &TcpStats) -> String {
+    let t = &s.table;
+    format!(
+        "tcp: connections={} unlisted={} request_bytes={} large_reply_bytes={} closed_for_share={} refused={} \
+         closed_stalled_record={} closed_stalled_writer={} record_timeouts={}",
+        t.connections,
+        t.unlisted_connections,
+        s.request_bytes,
+        s.large_reply_bytes,
+        t.evicted_for_share,
+        t.refused,
+        t.evicted_stalled_records,
+        t.evicted_stalled_writers,
+        t.records_timed_out
+    )
+}
+
 /// Where the server's memory is, as one log line: resident size; what the allocator has handed
 /// out, holds free in its heaps and has mapped for large blocks; and the pool of 1 MiB I/O
 /// buffers (free ones kept, and how many were allocated and reused). Logged on SIGUSR1, so an
@@ -728,6 +781,7 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
                     tracing::info!("{}", counters_line(&server.stats()));
                     tracing::info!("{}", memory_line());
                     tracing::info!("{}", caches_line(&server.nfs().cache_sizes()));
+                    tracing::info!("{}", tcp_line(&server.tcp_stats()));
                 }
             }
         };
@@ -744,6 +798,24 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
 mod tests {
     use super::*;
     use crate::mountd::exports::parse_export_line;
+
+    #[test]
+    fn tcp_line_names_every_count() {
+        let shares = crate::rpc::connections::Shares {
+            total: 4,
+            per_host: 2,
+            unlisted_total: 1,
+            unlisted_per_host: 1,
+        };
+        let table = crate::rpc::connections::ConnectionTable::new(shares);
+        let _a = table.admit(IpAddr::from([127, 0, 0, 9]), false);
+        let s = TcpStats { table: table.stats(), request_bytes: 5, large_reply_bytes: 6 };
+        assert_eq!(
+            tcp_line(&s),
+            "tcp: connections=1 unlisted=1 request_bytes=5 large_reply_bytes=6 closed_for_share=0 refused=0 \
+             closed_stalled_record=0 closed_stalled_writer=0 record_timeouts=0"
+        );
+    }
 
     #[test]
     fn caches_line_names_every_cache() {

@@ -193,6 +193,23 @@ impl Program for NfsService {
         procs::name(proc_).map(|name| ProcInfo { name, drc: drc_class(proc_), run: run_on(proc_) })
     }
 
+    /// READ and the directory reads return up to the count the client asks for (capped at the
+    /// transfer size); everything else has small results.
+    fn reply_bound(&self, _vers: u32, proc_: u32, args: &[u8]) -> usize {
+        use crate::rpc::{SMALL_REPLY_BOUND, xdr_padded, xdr_word};
+        // Each starts with the handle (length, bytes); the count follows fixed-size fields.
+        let Some(fh) = xdr_word(args, 0).filter(|&l| l <= nfs3::FHSIZE) else { return SMALL_REPLY_BOUND };
+        let after_fh = 4 + xdr_padded(fh);
+        let count_at = match proc_ {
+            procs::READ => after_fh + 8,                // offset
+            procs::READDIR => after_fh + 8 + 8,         // cookie, cookieverf
+            procs::READDIRPLUS => after_fh + 8 + 8 + 4, // cookie, cookieverf, dircount
+            _ => return SMALL_REPLY_BOUND,
+        };
+        xdr_word(args, count_at)
+            .map_or(SMALL_REPLY_BOUND, |c| c.min(self.max_io as usize) + SMALL_REPLY_BOUND)
+    }
+
     fn call(
         &self,
         ctx: &CallContext,

@@ -1,5 +1,7 @@
 //! Large I/O buffers kept for reuse: READ replies and incoming WRITE records of up to a transfer
-//! (1 MiB) cycle through [`LARGE_BUFFERS`] instead of the allocator.
+//! (1 MiB) cycle through [`LARGE_BUFFERS`] instead of the allocator. And byte budgets
+//! ([`ByteBudget`]): how many bytes of requests and replies the transports may hold at once, so
+//! what peers make the server buffer is bounded in total, not only per connection.
 //!
 //! Each buffer is a block of its own outside the allocator's heaps (the allocator maps blocks of
 //! this size separately, see `fs::sys::tune_malloc`). Reusing one costs no page faults; keeping
@@ -9,10 +11,11 @@
 //! TCP reader returns a record once its call has run. A buffer something else still refers to
 //! (say, a reply the duplicate-request cache keeps) is simply freed later by its last owner.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
+use tokio::sync::Notify;
 
 /// Capacity of a pooled buffer: the largest transfer plus room for the RPC and NFS headers of a
 /// READ reply or a WRITE call (both well under a page).
@@ -124,6 +127,144 @@ impl LargeBuffers {
     }
 }
 
+/// A number of bytes that holders draw from and give back, shared by every connection: the bytes
+/// of requests being received or run, or of replies waiting to be sent. Holders ask before they
+/// grow, and wait (they stop reading their socket) while the budget is spent.
+pub struct ByteBudget {
+    limit: usize,
+    used: AtomicUsize,
+    /// Holders waiting for room; bytes coming back wake them only when there are any, so the
+    /// common case costs no lock.
+    waiting: AtomicUsize,
+    released: Notify,
+}
+
+impl ByteBudget {
+    pub fn new(limit: usize) -> Arc<ByteBudget> {
+        Arc::new(ByteBudget {
+            limit,
+            used: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            released: Notify::new(),
+        })
+    }
+
+    /// Bytes held now, over every holder.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Takes `n` bytes if they fit. A budget nobody holds anything of always gives, so one
+    /// request larger than the whole budget still runs (alone) instead of waiting forever.
+    fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                (used == 0 || used.saturating_add(n) <= self.limit).then(|| used + n)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: usize) {
+        if n > 0 {
+            self.used.fetch_sub(n, Ordering::SeqCst);
+            if self.waiting.load(Ordering::SeqCst) > 0 {
+                self.released.notify_waiters();
+            }
+        }
+    }
+}
+
+/// Bytes held of a [`ByteBudget`]; they go back when it is dropped or shrunk.
+pub struct Charge {
+    budget: Arc<ByteBudget>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Nothing held yet.
+    pub fn none(budget: &Arc<ByteBudget>) -> Charge {
+        Charge { budget: budget.clone(), bytes: 0 }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Holds exactly `target` bytes if the budget has room for the growth (shrinking always
+    /// succeeds). Returns whether it does.
+    pub fn try_resize(&mut self, target: usize) -> bool {
+        if target <= self.bytes {
+            self.budget.give(self.bytes - target);
+            self.bytes = target;
+            return true;
+        }
+        if !self.budget.try_take(target - self.bytes) {
+            return false;
+        }
+        self.bytes = target;
+        true
+    }
+
+    /// Holds exactly `target` bytes, waiting for the budget to have room.
+    pub async fn resize(&mut self, target: usize) {
+        if self.try_resize(target) {
+            return;
+        }
+        let budget = self.budget.clone();
+        // Counted as waiting before looking again, so a release in between is not missed (the
+        // releaser sees the count after giving its bytes back); uncounted however this ends.
+        budget.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&budget);
+        loop {
+            let released = budget.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.try_resize(target) {
+                return;
+            }
+            released.await;
+        }
+    }
+
+    /// Holds exactly `target` bytes, over the budget if need be: for memory that already exists
+    /// (a reply came out larger than was reserved for it). Callers keep the excess small.
+    pub fn force_resize(&mut self, target: usize) {
+        if !self.try_resize(target) {
+            self.budget.used.fetch_add(target - self.bytes, Ordering::AcqRel);
+            self.bytes = target;
+        }
+    }
+
+    /// Moves what this charge holds beyond `keep` bytes into a new charge, for memory that
+    /// changes hands (a received record goes on to its call); `None` when there is none.
+    pub fn split_off_beyond(&mut self, keep: usize) -> Option<Charge> {
+        let moved = self.bytes.saturating_sub(keep);
+        if moved == 0 {
+            return None;
+        }
+        self.bytes -= moved;
+        Some(Charge { budget: self.budget.clone(), bytes: moved })
+    }
+}
+
+struct Waiting<'a>(&'a ByteBudget);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.budget.give(self.bytes);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::{Buf, BufMut};
@@ -188,6 +329,38 @@ mod tests {
         assert_eq!(pool.stats().free, 2);
         assert_eq!(pool.release(), 2);
         assert_eq!(pool.stats().free, 0);
+    }
+
+    #[tokio::test]
+    async fn a_byte_budget_makes_holders_wait_and_gives_back_on_drop() {
+        let budget = ByteBudget::new(100);
+        let mut a = Charge::none(&budget);
+        assert!(a.try_resize(80));
+        let mut b = Charge::none(&budget);
+        assert!(!b.try_resize(30), "over the budget");
+        assert!(b.try_resize(20));
+        assert_eq!(budget.used(), 100);
+        assert!(a.split_off_beyond(80).is_none());
+        let moved = a.split_off_beyond(50).unwrap();
+        assert_eq!((a.bytes(), moved.bytes(), budget.used()), (50, 30, 100));
+        let waiter = tokio::spawn(async move {
+            b.resize(50).await;
+            b
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(moved);
+        let b = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.unwrap().unwrap();
+        assert_eq!((b.bytes(), budget.used()), (50, 100));
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // An empty budget gives even more than its limit, so a huge request runs alone.
+        let mut huge = Charge::none(&budget);
+        assert!(huge.try_resize(500));
+        let mut forced = Charge::none(&budget);
+        forced.force_resize(10);
+        assert_eq!(budget.used(), 510);
     }
 
     #[test]

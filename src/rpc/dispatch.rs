@@ -45,6 +45,9 @@ pub struct Dispatcher {
     stats: RpcStats,
 }
 
+const MSG_CALL_WORD: usize = MSG_CALL as usize;
+const RPC_VERSION_WORD: usize = RPC_VERSION as usize;
+
 /// Size of an accepted SUCCESS reply header with an AUTH_NONE verifier.
 const SUCCESS_HEADER_LEN: usize = 24;
 
@@ -94,6 +97,34 @@ impl Dispatcher {
             .get(&prog)
             .and_then(|p| p.procedure(vers, proc_))
             .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
+    }
+
+    /// The most bytes the reply to `record` can take ([`Program::reply_bound`]), for the
+    /// transport to reserve before the call runs. Anything that is not a call to a registered
+    /// program gets an error reply, which is small.
+    pub fn reply_bound(&self, record: &[u8]) -> usize {
+        use super::{SMALL_REPLY_BOUND, xdr_padded, xdr_word};
+        // xid, CALL, rpcvers, prog, vers, proc, then the credential and the verifier (flavor,
+        // length, body each): read in place, as for `runs_inline`.
+        let word = |at| xdr_word(record, at);
+        let (Some(MSG_CALL_WORD), Some(RPC_VERSION_WORD), Some(prog), Some(vers), Some(proc_)) =
+            (word(4), word(8), word(12), word(16), word(20))
+        else {
+            return SMALL_REPLY_BOUND;
+        };
+        let Some(cred) = word(28).filter(|&l| l <= xdr::rpc::MAX_AUTH_BYTES) else {
+            return SMALL_REPLY_BOUND;
+        };
+        let verf_at = 32 + xdr_padded(cred);
+        let Some(verf) = word(verf_at + 4).filter(|&l| l <= xdr::rpc::MAX_AUTH_BYTES) else {
+            return SMALL_REPLY_BOUND;
+        };
+        let (Some(args), Some(program)) =
+            (record.get(verf_at + 8 + xdr_padded(verf)..), self.programs.get(&(prog as u32)))
+        else {
+            return SMALL_REPLY_BOUND;
+        };
+        program.reply_bound(vers as u32, proc_ as u32, args)
     }
 
     /// Expires duplicate-request cache entries whose time is up and shrinks its tables, for the

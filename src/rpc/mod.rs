@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod buffers;
+pub mod connections;
 pub mod dispatch;
 pub mod drc;
 pub mod stats;
@@ -22,6 +23,21 @@ use xdr::Reader;
 pub use xdr::rpc::AuthStat;
 
 pub use auth::Cred;
+
+/// What [`Program::reply_bound`] answers for procedures with small results: an RPC header plus
+/// attributes, wcc data or a handle, with room to spare.
+pub const SMALL_REPLY_BOUND: usize = 4096;
+
+/// The big-endian XDR word at byte `at` of `b`, if it is there.
+pub(crate) fn xdr_word(b: &[u8], at: usize) -> Option<usize> {
+    let w = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as usize)
+}
+
+/// An XDR opaque of `len` bytes takes this many, padded to a word.
+pub(crate) fn xdr_padded(len: usize) -> usize {
+    len.div_ceil(4) * 4
+}
 
 /// The transport a call arrived on; also what a portmapper registration names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -151,6 +167,15 @@ pub trait Program: Send + Sync + 'static {
         args: &mut Reader,
         reply: &mut BytesMut,
     ) -> Result<(), RpcError>;
+
+    /// The most bytes the reply to this call can take, judged from its argument bytes before it
+    /// runs (knfsd's `pc_xdrressize`), so the transport can reserve room for it and bound the
+    /// replies a connection holds. It runs for every call, so it reads the few words it needs
+    /// in place rather than decoding the arguments. A reply that turns out larger is still sent; the default suits
+    /// procedures whose results are small.
+    fn reply_bound(&self, _vers: u32, _proc: u32, _args: &[u8]) -> usize {
+        SMALL_REPLY_BOUND
+    }
 
     /// [`Program::call`] for a [`RunOn::TryInline`] procedure, without waiting for the disk:
     /// `None` means it would have to wait, and the dispatcher then runs `call` on the pool with

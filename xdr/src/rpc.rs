@@ -326,6 +326,12 @@ impl RecordAssembler {
         RecordAssembler { max_record, partial: BytesMut::new() }
     }
 
+    /// Bytes of earlier fragments of the record being assembled, held here until its last
+    /// fragment arrives.
+    pub fn partial_len(&self) -> usize {
+        self.partial.len()
+    }
+
     /// How many more bytes complete the fragment whose marker starts `src`, if a marker is there
     /// and the fragment is within the cap. A reader may use it to size its next read; it is only a
     /// claim of the peer's.
