@@ -41,9 +41,15 @@ impl TestServer {
 
     /// A server exporting a fresh directory with `*(options)` under the given limits.
     pub fn with_limits(options: &str, limits: Limits) -> TestServer {
+        TestServer::with_export_in(options, limits, &std::env::temp_dir())
+    }
+
+    /// A server exporting a fresh directory made under `parent`: `/dev/shm` for a tmpfs export
+    /// (where calls may run on the async workers), a disk directory for the blocking pool.
+    pub fn with_export_in(options: &str, limits: Limits, parent: &Path) -> TestServer {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let export = tempfile::tempdir().unwrap();
+        let export = tempfile::tempdir_in(parent).unwrap();
         std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
         let state = tempfile::tempdir().unwrap();
         let mut ts =
