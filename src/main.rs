@@ -59,6 +59,10 @@ struct ServeArgs {
     /// Filesystem operations executing at once.
     #[arg(long, default_value_t = 32)]
     fs_threads: usize,
+    /// Of --fs-threads, how many one client address may use at once (default: three quarters,
+    /// at most 8), so one host cannot take them all.
+    #[arg(long)]
+    fs_threads_per_client: Option<usize>,
     /// Only check the exports and print them, then exit.
     #[arg(long)]
     check_exports: bool,
@@ -134,7 +138,11 @@ fn main() -> ExitCode {
         portmap: args.portmap,
         portmap_port: args.portmap_port,
         state_dir: args.state_dir.unwrap_or_else(default_state_dir),
-        limits: Limits { fs_threads: args.fs_threads.max(1), ..Limits::default() },
+        limits: Limits {
+            fs_threads: args.fs_threads.max(1),
+            fs_threads_per_client: args.fs_threads_per_client.map(|n| n.max(1)),
+            ..Limits::default()
+        },
     };
     match rnfsd::server::run_until_signal(config) {
         Ok(()) => ExitCode::SUCCESS,

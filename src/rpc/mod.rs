@@ -9,6 +9,7 @@ pub mod auth;
 pub mod buffers;
 pub mod dispatch;
 pub mod drc;
+mod fair;
 pub mod stats;
 mod tcp;
 pub mod transport;
