@@ -95,7 +95,8 @@ fn run_on(proc_: u32) -> RunOn {
         // Served inline when the data is in the page cache (see data::read_nowait).
         procs::READ => RunOn::TryInline,
         // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk:
-        // directory reads, COMMIT and every change (the procedures the DRC keeps).
+        // small directory reads (see INLINE_LISTING_MAX), COMMIT and every change (the
+        // procedures the DRC keeps).
         procs::READDIR | procs::READDIRPLUS | procs::COMMIT => RunOn::TryInline,
         p if drc_class(p) == DrcClass::NonIdempotent => RunOn::TryInline,
         _ => RunOn::Pool,
