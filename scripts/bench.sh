@@ -4,9 +4,13 @@
 # (rnfsd, ganesha, rnfsd, ...) and the table gives per workload the median and range of each
 # server, the rnfsd/ganesha ratio and the issue's target. Also measured in the same run: a local
 # dd to the same tmpfs (the write target) and loopback TCP throughput (the read target).
+# The fairness-* workloads give the GETATTR latency of a well-behaved client (127.0.0.1) while
+# another address (127.0.0.2) floods 1 MiB READDIRPLUS, READ or WRITE calls.
 #
 # usage: sudo scripts/bench.sh [--rounds N] [--only w1,w2] [--servers rnfsd,ganesha] [--seconds S]
-#                              [--ganesha-attr-expiration SECONDS]
+#                              [--ganesha-attr-expiration SECONDS] [--fs tmpfs|ext4]
+# --fs ext4 exports a loop-mounted ext4 image instead of a tmpfs (a disk filesystem: every
+# change and large read goes to rnfsd's pool).
 # ganesha keeps attributes for Attr_Expiration_Time (60 s unless given), so it may serve them out of
 # date; 0 makes it read them afresh, as rnfsd always does.
 # Needs root (network and mount namespaces). Installs nfs-ganesha-vfs and rpcbind when missing.
@@ -15,7 +19,8 @@ set -euo pipefail
 SELF=$(readlink -f "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
-ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients SERVERS=rnfsd,ganesha SECONDS_PER=3 GANESHA_ATTR_EXPIRATION=
+ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients,fairness-readdirplus,fairness-read,fairness-write
+SERVERS=rnfsd,ganesha SECONDS_PER=3 GANESHA_ATTR_EXPIRATION='' EXPORT_FS=tmpfs
 while [[ $# -gt 0 ]]; do
     case $1 in
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -23,6 +28,7 @@ while [[ $# -gt 0 ]]; do
         --servers) SERVERS=$2; shift 2 ;;
         --seconds) SECONDS_PER=$2; shift 2 ;;
         --ganesha-attr-expiration) GANESHA_ATTR_EXPIRATION=$2; shift 2 ;;
+        --fs) EXPORT_FS=$2; shift 2 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -30,6 +36,7 @@ if [[ -n $GANESHA_ATTR_EXPIRATION && ! $GANESHA_ATTR_EXPIRATION =~ ^(-1|[0-9]+)$
     echo "bench: --ganesha-attr-expiration takes seconds (or -1 for never)" >&2
     exit 2
 fi
+[[ $EXPORT_FS == tmpfs || $EXPORT_FS == ext4 ]] || { echo "bench: --fs takes tmpfs or ext4" >&2; exit 2; }
 [[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace, tmpfs mount)" >&2; exit 1; }
 
 if [[ -z ${BENCH_IN_NETNS:-} ]]; then
@@ -46,7 +53,7 @@ if [[ -z ${BENCH_IN_NETNS:-} ]]; then
     fi
     cargo build --release --quiet -p rnfsd -p rnfsd-bench
     exec env BENCH_SMOKE="${BENCH_SMOKE:-0}" unshare --net --mount --propagation private -- env BENCH_IN_NETNS=1 bash "$SELF" \
-        --rounds "$ROUNDS" --only "$ONLY" --servers "$SERVERS" --seconds "$SECONDS_PER" \
+        --rounds "$ROUNDS" --only "$ONLY" --servers "$SERVERS" --seconds "$SECONDS_PER" --fs "$EXPORT_FS" \
         ${GANESHA_ATTR_EXPIRATION:+--ganesha-attr-expiration "$GANESHA_ATTR_EXPIRATION"}
 fi
 
@@ -58,7 +65,13 @@ chown _rpc /run/rpcbind 2>/dev/null || true
 WORK=$(mktemp -d /tmp/rnfsd-bench.XXXXXX)
 EXPORT=$WORK/export
 mkdir -p "$EXPORT" "$WORK/state"
-mount -t tmpfs -o size=4g bench-export "$EXPORT"
+if [[ $EXPORT_FS == ext4 ]]; then
+    truncate -s 6G "$WORK/ext4.img"
+    mkfs.ext4 -q -F "$WORK/ext4.img"
+    mount -o loop "$WORK/ext4.img" "$EXPORT"
+else
+    mount -t tmpfs -o size=4g bench-export "$EXPORT"
+fi
 chmod 0777 "$EXPORT"
 RESULTS=$WORK/results
 SERVER_PID='' RPCBIND_PID=''
@@ -128,7 +141,7 @@ run_client() { # SERVER ROUND
         sed -n "s/^result /server=$1 round=$2 /p" >>"$RESULTS"
 }
 
-echo "bench: $ROUNDS rounds of $ONLY on tmpfs, loopback in a private network namespace"
+echo "bench: $ROUNDS rounds of $ONLY on $EXPORT_FS, loopback in a private network namespace"
 for round in $(seq "$ROUNDS"); do
     for server in ${SERVERS//,/ }; do
         "start_$server" || { echo "bench: $server did not start" >&2; tail -20 "$WORK/$server.log" >&2; exit 1; }
@@ -173,6 +186,12 @@ table = [
     ("readdirplus", "first_listing_ms", "ms/first listing", False, "-"),
     ("tree", "ops_per_s", "ops/s", True, "> 1 x ganesha"),
     ("clients", "ops_per_s", "ops/s", True, "> 1 x ganesha"),
+    ("fairness-readdirplus", "p50_us", "GETATTR p50 us", False, "-"),
+    ("fairness-readdirplus", "p99_us", "GETATTR p99 us", False, "small factor of alone"),
+    ("fairness-read", "p50_us", "GETATTR p50 us", False, "-"),
+    ("fairness-read", "p99_us", "GETATTR p99 us", False, "small factor of alone"),
+    ("fairness-write", "p50_us", "GETATTR p50 us", False, "-"),
+    ("fairness-write", "p99_us", "GETATTR p99 us", False, "small factor of alone"),
 ]
 def cell(v):
     if not v: return "-"
@@ -189,6 +208,11 @@ for wl, key, unit, _, target in table:
         d = statistics.median(vals("dd", "write", "mib_per_s")); ref = "dd %.0f MiB/s; rnfsd/dd %.2f" % (d, statistics.median(r) / d if r else 0)
     if wl == "read" and vals("tcp", "read", "mib_per_s"):
         t = statistics.median(vals("tcp", "read", "mib_per_s")); ref = "tcp %.0f MiB/s; rnfsd/tcp %.2f" % (t, statistics.median(r) / t if r else 0)
+    if wl.startswith("fairness-"):
+        alone = "alone_" + key
+        a = lambda s: "%.0f" % statistics.median(vals(s, wl, alone)) if vals(s, wl, alone) else "-"
+        f = lambda s: "%.0f" % statistics.median(vals(s, wl, "flood_mib_per_s")) if vals(s, wl, "flood_mib_per_s") else "-"
+        ref = "alone: rnfsd %s, ganesha %s; flood MiB/s: rnfsd %s, ganesha %s" % (a("rnfsd"), a("ganesha"), f("rnfsd"), f("ganesha"))
     cpu = lambda s: "%.2f" % statistics.median(vals(s, wl, "server_cpu_s")) if vals(s, wl, "server_cpu_s") else "-"
     print(f"| {wl} | {unit} | {cell(r)} | {cell(g)} | {ratio} | {ref} | {cpu('rnfsd')} | {cpu('ganesha')} | {target} |")
 # Memory: each server's resident set after the workload and its peak so far (a fresh server per

@@ -72,6 +72,9 @@ pub struct Limits {
     pub max_inflight_per_connection: usize,
     /// Filesystem operations executing at once (the equivalent of knfsd's thread count).
     pub fs_threads: usize,
+    /// Of `fs_threads`, how many one client (peer IP address) may hold at once; `None`: three
+    /// quarters of them, at most 8.
+    pub fs_threads_per_client: Option<usize>,
     /// Open files kept in the open-file cache.
     pub open_files: usize,
     /// Bounds and lifetimes of the duplicate-request cache.
@@ -95,6 +98,7 @@ impl Default for Limits {
             max_reply_bytes: 256 << 20,
             max_inflight_per_connection: 64,
             fs_threads: 32,
+            fs_threads_per_client: None,
             open_files: 1024,
             drc: DrcConfig::default(),
         }

@@ -76,6 +76,10 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().record_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     record_timeout: u64,
+    /// Of --fs-threads, how many one client address may use at once (default: three quarters,
+    /// at most 8), so one host cannot take them all.
+    #[arg(long)]
+    fs_threads_per_client: Option<usize>,
     /// Only check the exports and print them, then exit.
     #[arg(long)]
     check_exports: bool,
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
             max_connections: args.max_connections.max(1),
             max_connections_per_host: args.max_connections_per_host.max(1),
             record_timeout: std::time::Duration::from_secs(args.record_timeout),
+            fs_threads_per_client: args.fs_threads_per_client.map(|n| n.max(1)),
             ..Limits::default()
         },
     };

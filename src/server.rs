@@ -222,7 +222,13 @@ impl Server {
         }
         let dispatcher = Arc::new(Dispatcher::new(
             programs,
-            DispatcherConfig { workers: config.limits.fs_threads.max(1), drc: config.limits.drc },
+            DispatcherConfig {
+                workers: config.limits.fs_threads.max(1),
+                workers_per_client: config.limits.fs_threads_per_client.unwrap_or_else(|| {
+                    crate::rpc::dispatch::default_workers_per_client(config.limits.fs_threads.max(1))
+                }),
+                drc: config.limits.drc,
+            },
         ));
 
         let limits = transport_limits(&config.limits);

@@ -141,5 +141,5 @@ pub fn clients(addr: SocketAddr, c: &mut Conn, top: &nfs_fh3, a: &Setup) -> io::
         "rnfsd-bench: clients: {n} connections, {inflight} calls in flight each, {touched} of {} files touched",
         a.files
     );
-    Ok(Outcome { ops: stats.calls, secs, bytes: 0, stats, listing_ms: None })
+    Ok(Outcome { ops: stats.calls, secs, bytes: 0, stats, listing_ms: None, flood: None })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -64,6 +64,17 @@ pub struct RunStats {
     pub latencies_us: Vec<u32>,
 }
 
+/// A TCP connection to `addr` from `from` (port chosen by the kernel).
+fn connect_bound(addr: SocketAddr, from: IpAddr) -> io::Result<TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(from, 0)))?;
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    Ok(TcpStream::from(fd))
+}
+
 /// A random first xid per connection, as real clients choose theirs. A fixed one would make a
 /// second run's first calls (MKDIR of the same name in the same directory, under the same xid)
 /// look like retransmissions of the first run's to a server's duplicate-request cache, which
@@ -80,7 +91,22 @@ impl Conn {
 
     /// A connection whose replies are at most `buffer` bytes (small, for many connections).
     pub fn connect_with_buffer(addr: SocketAddr, uid: u32, gid: u32, buffer: usize) -> io::Result<Conn> {
-        let stream = TcpStream::connect(addr)?;
+        Self::connect_from(addr, None, uid, gid, buffer)
+    }
+
+    /// A connection from source address `from` (any of 127/8 is local), so a server that tells
+    /// clients apart by address sees it as another host; `None` lets the kernel choose.
+    pub fn connect_from(
+        addr: SocketAddr,
+        from: Option<IpAddr>,
+        uid: u32,
+        gid: u32,
+        buffer: usize,
+    ) -> io::Result<Conn> {
+        let stream = match from {
+            None => TcpStream::connect(addr)?,
+            Some(from) => connect_bound(addr, from)?,
+        };
         stream.set_nodelay(true)?;
         let cred = AuthSysParams {
             stamp: 1,

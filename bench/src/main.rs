@@ -4,6 +4,7 @@
 
 mod clients;
 mod conn;
+mod fairness;
 mod tree;
 
 use std::io;
@@ -67,6 +68,16 @@ struct Args {
     /// Pids whose CPU time (utime + stime) is reported per workload.
     #[arg(long, value_delimiter = ',')]
     server_pid: Vec<u32>,
+    /// Flooding connections of the fairness workloads.
+    #[arg(long, default_value_t = 2)]
+    flood_conns: usize,
+    /// Calls in flight on each flooding connection.
+    #[arg(long, default_value_t = 16)]
+    flood_inflight: usize,
+    /// Source address of the flooding connections (default: 127.0.0.2 when the server is on
+    /// 127.0.0.0/8, so the server sees another host than the well-behaved client).
+    #[arg(long)]
+    flood_from: Option<std::net::IpAddr>,
     /// AUTH_SYS uid and gid.
     #[arg(long, default_value_t = 0)]
     uid: u32,
@@ -87,6 +98,13 @@ enum Workload {
     Tree,
     /// Many connections (`--clients`), each with LOOKUP + GETATTR over `--files` files.
     Clients,
+    /// GETATTR latency of a well-behaved client (1 call in flight) beside another address
+    /// flooding 1 MiB READDIRPLUS calls.
+    FairnessReaddirplus,
+    /// The same beside a flood of 1 MiB READs.
+    FairnessRead,
+    /// The same beside a flood of 1 MiB WRITEs.
+    FairnessWrite,
 }
 
 /// What a workload measured.
@@ -97,6 +115,8 @@ struct Outcome {
     stats: RunStats,
     /// For readdirplus: milliseconds per full listing.
     listing_ms: Option<Listings>,
+    /// For the fairness workloads: the flood, and the well-behaved client alone.
+    flood: Option<fairness::FloodReport>,
 }
 
 /// Times of full listings: the median, and the first (the server has seen none of the entries).
@@ -157,6 +177,13 @@ fn run(args: Args) -> io::Result<()> {
             Workload::Readdirplus => readdirplus(&mut c, &dir, args),
             Workload::Tree => tree::tree(&mut c, &dir, args),
             Workload::Clients => clients::clients(nfs_addr, &mut c, &dir, args),
+            Workload::FairnessReaddirplus => {
+                fairness::fairness(nfs_addr, fairness::Flood::Readdirplus, &mut c, &dir, args)
+            }
+            Workload::FairnessRead => fairness::fairness(nfs_addr, fairness::Flood::Read, &mut c, &dir, args),
+            Workload::FairnessWrite => {
+                fairness::fairness(nfs_addr, fairness::Flood::Write, &mut c, &dir, args)
+            }
         }
         .map_err(|e| io::Error::other(format!("{w:?}: {e}")))?;
         let cpu = cpu_seconds(&args.server_pid).zip(cpu0).map(|(a, b)| a - b);
@@ -172,17 +199,23 @@ fn report(w: Workload, o: &Outcome, cpu: Option<f64>, memory: Option<(u64, u64)>
     let pct = |p: f64| {
         lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0)
     };
-    let name = format!("{w:?}").to_lowercase();
+    let name = w.to_possible_value().map_or_else(|| format!("{w:?}"), |v| v.get_name().to_string());
     let mibs = o.bytes as f64 / MIB as f64 / o.secs;
     let ops = o.ops as f64 / o.secs;
     let cpu_s = cpu.map_or("-".to_string(), |c| format!("{c:.2}"));
     let listing = o.listing_ms.map_or(String::new(), |l| {
         format!(" listing_ms={:.2} first_listing_ms={:.2}", l.median_ms, l.first_ms)
     });
+    let flood = o.flood.map_or(String::new(), |f| {
+        format!(
+            " max_us={} alone_p50_us={} alone_p99_us={} flood_ops_per_s={:.0} flood_mib_per_s={:.1}",
+            f.max_us, f.alone_p50_us, f.alone_p99_us, f.ops_per_s, f.mib_per_s
+        )
+    });
     let rss =
         memory.map_or(String::new(), |(rss, hwm)| format!(" server_rss_kib={rss} server_hwm_kib={hwm}"));
     println!(
-        "result workload={name} ops={} secs={:.3} ops_per_s={ops:.0} mib_per_s={mibs:.1} p50_us={} p99_us={} server_cpu_s={cpu_s}{listing}{rss}",
+        "result workload={name} ops={} secs={:.3} ops_per_s={ops:.0} mib_per_s={mibs:.1} p50_us={} p99_us={} server_cpu_s={cpu_s}{listing}{flood}{rss}",
         o.ops,
         o.secs,
         pct(0.50),
@@ -419,6 +452,7 @@ fn write(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         bytes: a.mib * MIB as u64,
         stats,
         listing_ms: None,
+        flood: None,
     })
 }
 
@@ -491,7 +525,14 @@ fn read(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
             &READ3args { file: fh.clone(), offset: offsets[slot], count: MIB as u32 },
         )))
     })?;
-    Ok(Outcome { ops: stats.calls, secs: t.elapsed().as_secs_f64(), bytes, stats, listing_ms: None })
+    Ok(Outcome {
+        ops: stats.calls,
+        secs: t.elapsed().as_secs_f64(),
+        bytes,
+        stats,
+        listing_ms: None,
+        flood: None,
+    })
 }
 
 fn randread(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
@@ -513,7 +554,14 @@ fn randread(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         offsets[slot] = (xorshift(&mut rng) % blocks) * 4096;
         Ok(Some(Call::nfs(procs::READ, &READ3args { file: fh.clone(), offset: offsets[slot], count: 4096 })))
     })?;
-    Ok(Outcome { ops: stats.calls, secs: t.elapsed().as_secs_f64(), bytes, stats, listing_ms: None })
+    Ok(Outcome {
+        ops: stats.calls,
+        secs: t.elapsed().as_secs_f64(),
+        bytes,
+        stats,
+        listing_ms: None,
+        flood: None,
+    })
 }
 
 /// CREATE, SETATTR (mode) and REMOVE of `files` files, each slot carrying one file through the
@@ -571,7 +619,7 @@ fn create(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
     if !list_names(c, &sub)?.is_empty() {
         return Err(io::Error::other("files left behind after REMOVE"));
     }
-    Ok(Outcome { ops: stats.calls, secs, bytes: 0, stats, listing_ms: None })
+    Ok(Outcome { ops: stats.calls, secs, bytes: 0, stats, listing_ms: None, flood: None })
 }
 
 /// The same call repeated with `inflight` in flight for the configured time.
@@ -594,7 +642,14 @@ fn repeat(
         }
         Ok((Instant::now() < deadline).then(&call))
     })?;
-    Ok(Outcome { ops: stats.calls, secs: t.elapsed().as_secs_f64(), bytes: 0, stats, listing_ms: None })
+    Ok(Outcome {
+        ops: stats.calls,
+        secs: t.elapsed().as_secs_f64(),
+        bytes: 0,
+        stats,
+        listing_ms: None,
+        flood: None,
+    })
 }
 
 fn getattr(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
@@ -632,28 +687,33 @@ fn lookup(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
     )
 }
 
+/// The directory "bigdir" of `entries` empty files, made first (untimed) unless it is there.
+fn big_dir(c: &mut Conn, dir: &nfs_fh3, entries: u64) -> io::Result<nfs_fh3> {
+    if let Some(fh) = lookup_fh(c, dir, "bigdir")?
+        && list_names(c, &fh)?.len() as u64 == entries
+    {
+        return Ok(fh);
+    }
+    let fh = fresh_dir(c, dir, "bigdir")?;
+    let mut next = 0u64;
+    c.pipeline(64, false, |_, _| {
+        if next == entries {
+            return Ok(None);
+        }
+        next += 1;
+        let how = createhow3::UNCHECKED(sattr3::default());
+        Ok(Some(Call::nfs(
+            procs::CREATE,
+            &CREATE3args { where_: dirop(&fh, &format!("entry-{next:06}")), how },
+        )))
+    })?;
+    Ok(fh)
+}
+
 /// Full READDIRPLUS listings (maxcount 64 KiB, dircount 8 KiB, as the Linux client asks) of a
 /// directory of `entries` files, repeated for the configured time.
 fn readdirplus(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
-    let big = match lookup_fh(c, dir, "bigdir")? {
-        Some(fh) if list_names(c, &fh)?.len() as u64 == a.entries => fh,
-        _ => {
-            let fh = fresh_dir(c, dir, "bigdir")?;
-            let mut next = 0u64;
-            c.pipeline(64, false, |_, _| {
-                if next == a.entries {
-                    return Ok(None);
-                }
-                next += 1;
-                let how = createhow3::UNCHECKED(sattr3::default());
-                Ok(Some(Call::nfs(
-                    procs::CREATE,
-                    &CREATE3args { where_: dirop(&fh, &format!("entry-{next:06}")), how },
-                )))
-            })?;
-            fh
-        }
-    };
+    let big = big_dir(c, dir, a.entries)?;
     let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
     let mut listings = Vec::new();
     let mut stats = RunStats::default();
@@ -703,6 +763,7 @@ fn readdirplus(c: &mut Conn, dir: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         bytes: 0,
         stats,
         listing_ms: Some(Listings { median_ms, first_ms }),
+        flood: None,
     })
 }
 

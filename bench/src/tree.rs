@@ -196,7 +196,14 @@ pub fn tree(c: &mut Conn, top: &nfs_fh3, a: &Setup) -> io::Result<Outcome> {
         state[slot] = (k, Stage::Lookup);
         Ok(Some(Call::nfs(procs::LOOKUP, &LOOKUP3args { what: dirop(&dirs[files[k].dir], &files[k].name) })))
     })?;
-    Ok(Outcome { ops: stats.calls, secs: t.elapsed().as_secs_f64(), bytes, stats, listing_ms: None })
+    Ok(Outcome {
+        ops: stats.calls,
+        secs: t.elapsed().as_secs_f64(),
+        bytes,
+        stats,
+        listing_ms: None,
+        flood: None,
+    })
 }
 
 #[cfg(test)]

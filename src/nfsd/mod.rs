@@ -35,6 +35,13 @@ use verifier::WriteVerifier;
 /// Largest data payload offered over UDP.
 const UDP_MAX_IO: u32 = 32 * 1024;
 
+/// Largest READDIR count or READDIRPLUS maxcount served on the async workers of a memory-backed
+/// export. A listing costs a `statx` (READDIRPLUS) per entry, so a 1 MiB one takes tens of
+/// milliseconds of CPU: run on a network worker, a few of them pipelined by one client would
+/// hold up every other client's calls queued behind them. Larger listings go to the pool, where
+/// the kernel shares the CPU between threads and the pool's slots are shared between clients.
+const INLINE_LISTING_MAX: u32 = 8 * 1024;
+
 /// The NFS v3 service over a set of opened exports.
 pub struct NfsService {
     exports: Arc<Exports>,
@@ -88,11 +95,24 @@ fn run_on(proc_: u32) -> RunOn {
         // Served inline when the data is in the page cache (see data::read_nowait).
         procs::READ => RunOn::TryInline,
         // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk:
-        // directory reads, COMMIT and every change (the procedures the DRC keeps).
+        // small directory reads (see INLINE_LISTING_MAX), COMMIT and every change (the
+        // procedures the DRC keeps).
         procs::READDIR | procs::READDIRPLUS | procs::COMMIT => RunOn::TryInline,
         p if drc_class(p) == DrcClass::NonIdempotent => RunOn::TryInline,
         _ => RunOn::Pool,
     }
+}
+
+/// Whether a call is not a listing, or a listing small enough for the async workers (see
+/// [`INLINE_LISTING_MAX`]). Only routes the call: undecodable arguments go to the pool, where the
+/// procedure answers them.
+fn listing_is_small(proc_: u32, args: &Reader) -> bool {
+    let count = match proc_ {
+        procs::READDIR => nfs3::READDIR3args::decode(&mut args.clone()).map(|a| a.count),
+        procs::READDIRPLUS => nfs3::READDIRPLUS3args::decode(&mut args.clone()).map(|a| a.maxcount),
+        _ => return true,
+    };
+    count.is_ok_and(|c| c <= INLINE_LISTING_MAX)
 }
 
 impl NfsService {
@@ -274,6 +294,9 @@ impl Program for NfsService {
                 Ok(a) => data::read_nowait(self, ctx, a, out).map(Ok),
                 Err(e) => Some(Err(e.into())),
             };
+        }
+        if !listing_is_small(proc_, args) {
+            return None;
         }
         // Every other TryInline procedure starts with the handle of the object it works on: on a
         // memory-backed export nothing it does can wait for a disk.

@@ -1,7 +1,8 @@
 //! The dispatcher: turns one received record into at most one reply record. It decodes the call
 //! header, answers every RPC-level error (RFC 5531 §9: RPC_MISMATCH, AUTH_ERROR, PROG_UNAVAIL,
 //! PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR), consults the duplicate-request cache for
-//! non-idempotent procedures, and runs the procedure on the blocking pool under a global bound.
+//! non-idempotent procedures, and runs the procedure inline or on the blocking pool, whose slots
+//! are shared fairly between clients (see [`super::fair`]).
 //! It is transport-agnostic: TCP and UDP hand it records and send what it returns.
 
 use std::collections::HashMap;
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 use xdr::rpc::{AcceptedStatus, CallHeader, MSG_CALL, RPC_VERSION, RejectedReply, ReplyHeader};
 use xdr::{Reader, Xdr};
 
 use super::drc::{Drc, DrcConfig, DrcKey, DrcLookup};
+use super::fair::FairShare;
 use super::stats::{ErrorKind, RpcStats, StatsSnapshot};
 use super::{CallContext, Cred, DrcClass, Program, RpcError, RunOn, Transport};
 
@@ -25,12 +26,19 @@ pub struct DispatcherConfig {
     /// Procedures executing at once on the blocking pool: the equivalent of knfsd's thread count.
     /// Calls beyond it wait for a permit without occupying a thread.
     pub workers: usize,
+    /// Of those, how many one client (peer IP address) may hold at once, so that one host cannot
+    /// take the whole pool.
+    pub workers_per_client: usize,
     pub drc: DrcConfig,
 }
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        DispatcherConfig { workers: 32, drc: DrcConfig::default() }
+        DispatcherConfig {
+            workers: 32,
+            workers_per_client: default_workers_per_client(32),
+            drc: DrcConfig::default(),
+        }
     }
 }
 
@@ -40,13 +48,22 @@ pub struct Dispatcher {
     /// Programs by program number.
     programs: HashMap<u32, Arc<dyn Program>>,
     drc: Drc,
-    /// Permits for executing procedures; held for as long as the blocking closure runs.
-    workers: Arc<Semaphore>,
+    /// Slots for executing procedures on the pool, shared between clients; held for as long as
+    /// the blocking closure runs.
+    workers: Arc<FairShare>,
     stats: RpcStats,
 }
 
 const MSG_CALL_WORD: usize = MSG_CALL as usize;
 const RPC_VERSION_WORD: usize = RPC_VERSION as usize;
+
+/// How many pool slots one client may hold when not configured: three quarters of the pool,
+/// so that others always find a quarter free, and at most 8. Eight calls at once already keep a
+/// disk or both cores of a small machine busy; more only crowd out the network workers and every
+/// other client.
+pub fn default_workers_per_client(workers: usize) -> usize {
+    (workers - workers / 4).clamp(1, 8)
+}
 
 /// Size of an accepted SUCCESS reply header with an AUTH_NONE verifier.
 const SUCCESS_HEADER_LEN: usize = 24;
@@ -69,7 +86,7 @@ impl Dispatcher {
         Dispatcher {
             programs: map,
             drc: Drc::new(config.drc),
-            workers: Arc::new(Semaphore::new(config.workers.max(1))),
+            workers: FairShare::new(config.workers.max(1), config.workers_per_client),
             stats: RpcStats::default(),
         }
     }
@@ -325,8 +342,7 @@ impl Dispatcher {
         mut args: Reader,
     ) -> (Bytes, &'static str, bool) {
         let xid = ctx.xid;
-        let permit =
-            self.workers.clone().acquire_owned().await.expect("the worker semaphore is never closed");
+        let permit = self.workers.acquire(ctx.peer.ip().to_canonical()).await;
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
             // The permit lives as long as the thread is busy, even if this call's future is dropped.

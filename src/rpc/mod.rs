@@ -10,6 +10,7 @@ pub mod buffers;
 pub mod connections;
 pub mod dispatch;
 pub mod drc;
+mod fair;
 pub mod stats;
 mod tcp;
 pub mod transport;

@@ -49,7 +49,13 @@ impl TestServer {
     /// A server exporting a fresh directory made under `parent` (e.g. `/dev/shm`, for the
     /// memory-backed execution paths) with `*(options)`.
     pub fn start_under(parent: &Path, options: &str) -> TestServer {
-        TestServer::in_dir(tempfile::tempdir_in(parent).unwrap(), options, Limits::default())
+        TestServer::with_export_in(options, Limits::default(), parent)
+    }
+
+    /// A server exporting a fresh directory made under `parent`: `/dev/shm` for a tmpfs export
+    /// (where calls may run on the async workers), a disk directory for the blocking pool.
+    pub fn with_export_in(options: &str, limits: Limits, parent: &Path) -> TestServer {
+        TestServer::in_dir(tempfile::tempdir_in(parent).unwrap(), options, limits)
     }
 
     fn in_dir(export: tempfile::TempDir, options: &str, limits: Limits) -> TestServer {
