@@ -5,9 +5,11 @@
 //! with `open_by_handle_at`, and names are looked up with `*at` calls relative to their
 //! directory's descriptor, never by concatenating paths. A name can therefore never reach outside
 //! the directory it is looked up in, symlinks are never followed by the server, and `..` at an
-//! export's root stays at the root.
+//! export's root stays at the root. A directory handle resolves only while its directory is below
+//! the export's root ([`boundary`]), so `..` never leaves an export.
 
 pub mod attr;
+pub mod boundary;
 pub mod clock;
 pub mod cred;
 pub mod files;
@@ -22,6 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
@@ -125,6 +128,9 @@ pub struct Resolved {
     pub kernel: KernelHandle,
     /// Attributes taken right after opening (the pre-operation attributes).
     pub attr: Attr,
+    /// For a directory other than the root: how many `..` steps up the root was found when the
+    /// handle was resolved; 0 for the root and for everything else.
+    pub depth: u32,
 }
 
 /// Why the exports could not be opened at startup.
@@ -151,6 +157,9 @@ struct CachedHandle {
     export: Arc<Export>,
     fd: Arc<OwnedFd>,
     kernel: KernelHandle,
+    /// For a directory other than the root: how many `..` steps up the root was last found
+    /// (see [`boundary`]); 0 for everything else.
+    depth: AtomicU32,
 }
 
 /// Resolved handles kept open. Each holds an `O_PATH` descriptor; the server raises its
@@ -165,6 +174,32 @@ pub struct Exports {
     inode_handles: inode_handles::InodeHandles,
     /// Whether this start made a new handle key (handles from any earlier run are stale).
     pub key_origin: state::KeyOrigin,
+}
+
+/// Whether the object `fd` (attributes `attr`) may be served through `export`: a directory other
+/// than the root must lie below the root ([`boundary`]). `Some` with the directory's depth below
+/// the root (0 for the root and for non-directories), `None` when it is outside. `known_depth`
+/// is the depth found last time, if any.
+///
+/// Other objects are not checked: a file has no single parent to walk up from (hard links), and
+/// nothing can be reached *from* a file, so its handle only ever gives access to the file itself.
+fn within_export(export: &Export, fd: BorrowedFd<'_>, attr: &Attr, known_depth: u32) -> Option<u32> {
+    if attr.file_type != FileType::Directory || export.is_root(attr) {
+        return Some(0);
+    }
+    match boundary::placement(&export.root_attr, fd, attr, known_depth) {
+        Ok(boundary::Placement::Inside(depth)) => Some(depth),
+        Ok(boundary::Placement::Outside) => {
+            tracing::debug!(export = %export.spec.path.display(), ino = attr.ino,
+                "a directory handle of this export names a directory that is no longer below its root");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(export = %export.spec.path.display(), ino = attr.ino,
+                "cannot tell whether a directory is below the export root ({e}); answering STALE");
+            None
+        }
+    }
 }
 
 fn cstring(name: &[u8]) -> io::Result<CString> {
@@ -262,12 +297,25 @@ impl Exports {
         if let Some(cached) = self.handles.get(fh) {
             match attr::stat_fd(cached.fd.as_fd()) {
                 Ok(attr) if attr.nlink > 0 => {
-                    return Ok(Resolved {
-                        export: cached.export.clone(),
-                        fd: cached.fd.clone(),
-                        kernel: cached.kernel.clone(),
-                        attr,
-                    });
+                    let depth = cached.depth.load(Ordering::Relaxed);
+                    match within_export(&cached.export, cached.fd.as_fd(), &attr, depth) {
+                        Some(now) => {
+                            if now != depth {
+                                cached.depth.store(now, Ordering::Relaxed);
+                            }
+                            return Ok(Resolved {
+                                export: cached.export.clone(),
+                                fd: cached.fd.clone(),
+                                kernel: cached.kernel.clone(),
+                                attr,
+                                depth: now,
+                            });
+                        }
+                        None => {
+                            self.handles.remove(fh);
+                            return Err(HandleError::Stale);
+                        }
+                    }
                 }
                 _ => {
                     self.handles.remove(fh);
@@ -291,11 +339,16 @@ impl Exports {
         if attr.nlink == 0 {
             return Err(HandleError::Stale);
         }
+        let depth = within_export(export, fd.as_fd(), &attr, 0).ok_or(HandleError::Stale)?;
         let fd = Arc::new(fd);
-        let cached =
-            Arc::new(CachedHandle { export: export.clone(), fd: fd.clone(), kernel: decoded.kernel.clone() });
+        let cached = Arc::new(CachedHandle {
+            export: export.clone(),
+            fd: fd.clone(),
+            kernel: decoded.kernel.clone(),
+            depth: AtomicU32::new(depth),
+        });
         drop(self.handles.insert(Bytes::copy_from_slice(fh), cached));
-        Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr })
+        Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr, depth })
     }
 
     /// Drops a cached handle (its object was unlinked through this server).
@@ -406,7 +459,8 @@ impl Exports {
     }
 
     /// Looks `name` up in the directory `dir` (an `O_PATH` descriptor) without following a
-    /// final symlink. `..` of the export root is the root itself; `.` is `dir`.
+    /// final symlink. `..` of the export root is the root itself; `.` is `dir`. What `..` of
+    /// another directory gives must pass [`Exports::check_parent`].
     pub fn lookup(
         &self,
         export: &Export,
@@ -421,6 +475,46 @@ impl Exports {
         Ok(fd)
     }
 
+    /// Checks that `parent` (attributes `parent_attr`), which `..` of a directory `child_depth`
+    /// levels below the root gave (0: unknown), is the root or below it: the directory may have
+    /// left the export since its handle was resolved. ESTALE if not. Needs root identity (the
+    /// walk up may pass directories the caller cannot search).
+    pub fn check_parent(
+        &self,
+        export: &Export,
+        parent: BorrowedFd<'_>,
+        parent_attr: &Attr,
+        child_depth: u32,
+    ) -> io::Result<()> {
+        if parent_attr.file_type != FileType::Directory {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        match within_export(export, parent, parent_attr, child_depth.saturating_sub(1)) {
+            Some(_) => Ok(()),
+            None => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+        }
+    }
+
+    /// The handle of `..` of the directory `dir` (`dir_depth` levels below the root), checked
+    /// like [`Exports::check_parent`], if it is still the directory whose attributes `seen` were
+    /// read. For READDIRPLUS, whose caller read `seen` with its own permissions. Root identity.
+    pub fn parent_handle(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        dir_depth: u32,
+        seen: &Attr,
+    ) -> Option<Bytes> {
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_DIRECTORY;
+        let parent = openat(dir, c"..", flags, Mode::empty()).ok()?;
+        let attr = attr::stat_fd(parent.as_fd()).ok()?;
+        if !attr.same_file(seen) {
+            return None;
+        }
+        self.check_parent(export, parent.as_fd(), &attr, dir_depth).ok()?;
+        self.handle_for_fd(export, parent.as_fd(), &attr).ok()
+    }
+
     /// MOUNT: the handle of `subpath` (slash-separated components below the export root; empty for
     /// the root). Each component is looked up with the same rules as LOOKUP, symlinks are not
     /// followed, and the result must be a directory.
@@ -430,6 +524,9 @@ impl Exports {
         for comp in subpath.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
             let cur_attr = attr::stat_fd(cur.as_fd())?;
             cur = self.lookup(export, cur.as_fd(), &cur_attr, comp)?;
+            if comp == b".." {
+                self.check_parent(export, cur.as_fd(), &attr::stat_fd(cur.as_fd())?, 0)?;
+            }
         }
         if attr::stat_fd(cur.as_fd())?.file_type != FileType::Directory {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
@@ -476,6 +573,35 @@ mod tests {
         std::fs::remove_file(dir.path().join("g")).unwrap();
         assert_eq!(exports.resolve(&f_fh).unwrap_err(), HandleError::Stale);
         assert!(exports.mount_handle(0, b"nope").is_err());
+    }
+
+    #[test]
+    fn dotdot_of_a_directory_that_left_after_resolving_is_refused() {
+        if !cred::can_switch() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let root_path = base.path().join("export");
+        std::fs::create_dir_all(root_path.join("a/b")).unwrap();
+        let exports =
+            Exports::open_with_key(&[spec(&root_path)], HandleKey::from_bytes([1; 16]), &|_| None).unwrap();
+        let ex = exports.get(0).unwrap();
+        let b = exports.resolve(&exports.mount_handle(0, b"a/b").unwrap()).unwrap();
+        assert_eq!(b.depth, 2);
+        let up = exports.lookup(ex, b.fd.as_fd(), &b.attr, b"..").unwrap();
+        let up_attr = attr::stat_fd(up.as_fd()).unwrap();
+        exports.check_parent(ex, up.as_fd(), &up_attr, b.depth).unwrap();
+        assert!(exports.parent_handle(ex, b.fd.as_fd(), b.depth, &up_attr).is_some());
+        assert!(exports.mount_handle(0, b"a/b/../..").is_ok());
+        // `b` leaves (with `a`) between its resolution and the lookup of its `..`.
+        std::fs::rename(root_path.join("a"), base.path().join("a")).unwrap();
+        let up = exports.lookup(ex, b.fd.as_fd(), &b.attr, b"..").unwrap();
+        let up_attr = attr::stat_fd(up.as_fd()).unwrap();
+        let err = exports.check_parent(ex, up.as_fd(), &up_attr, b.depth).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+        assert_eq!(exports.parent_handle(ex, b.fd.as_fd(), b.depth, &up_attr), None);
+        // MOUNT's walk down from the root cannot climb out either.
+        assert_eq!(exports.mount_handle(0, b"../..").unwrap(), ex.root_handle);
     }
 
     #[test]
