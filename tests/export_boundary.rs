@@ -227,3 +227,99 @@ fn a_rename_out_of_an_inner_export_leaves_its_handles_no_way_out() {
     assert!(c.getattr(&proj).is_ok());
     assert_eq!(c.lookup_fh(&proj, ".."), inner_root);
 }
+
+/// A bindfs (FUSE) mount of `src` at `mnt`, unmounted when dropped.
+struct Bindfs(std::path::PathBuf);
+
+impl Bindfs {
+    fn mount(src: &Path, mnt: &Path) -> Option<Bindfs> {
+        let ok = std::process::Command::new("bindfs").arg(src).arg(mnt).status().ok()?.success();
+        ok.then(|| Bindfs(mnt.to_path_buf()))
+    }
+}
+
+impl Drop for Bindfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn start(
+    rt: &tokio::runtime::Runtime,
+    export: &Path,
+    state: &Path,
+) -> Result<rnfsd::server::Server, rnfsd::server::StartError> {
+    let line = format!("{} *(rw,insecure,no_root_squash)", export.display());
+    let spec = rnfsd::mountd::exports::parse_export_line(&line, "test").unwrap();
+    rt.block_on(rnfsd::server::Server::start(rnfsd::config::Config::for_tests(
+        vec![spec],
+        state.to_path_buf(),
+    )))
+}
+
+#[test]
+fn fuse_handles_never_resolve_to_another_file_after_a_remount() {
+    if skip_unless_root("fuse_handles_never_resolve_to_another_file_after_a_remount") {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        eprintln!("fuse_handles_never_resolve_to_another_file_after_a_remount: skipped: no /dev/fuse");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (src, mnt, state) = (base.path().join("src"), base.path().join("mnt"), base.path().join("state"));
+    mkdir_777(&src.join("d"));
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(src.join("a"), b"file A").unwrap();
+    std::fs::write(src.join("b"), b"file B").unwrap();
+    let Some(fuse) = Bindfs::mount(&src, &mnt) else {
+        eprintln!(
+            "fuse_handles_never_resolve_to_another_file_after_a_remount: skipped: bindfs is missing or cannot mount"
+        );
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server = match start(&rt, &mnt, &state) {
+        Err(e) => {
+            // No birth time from this FUSE filesystem: its handles cannot be checked, so rnfsd
+            // refuses to export it, saying why.
+            let msg = e.to_string();
+            eprintln!("refused as expected: {msg}");
+            assert!(msg.contains(mnt.to_str().unwrap()), "names the export: {msg}");
+            assert!(msg.contains("FUSE") && msg.contains("birth time"), "says why: {msg}");
+            return;
+        }
+        Ok(server) => server,
+    };
+    // This FUSE filesystem reports birth times: handles are tagged and checked.
+    let mut c = Client::tcp(server.addrs().nfs_tcp);
+    let root = c.mount(mnt.to_str().unwrap()).unwrap();
+    let (a, b, d) = (c.lookup_fh(&root, "a"), c.lookup_fh(&root, "b"), c.lookup_fh(&root, "d"));
+    rt.block_on(server.shutdown());
+    // Mounted again, with the names looked up in another order: node ids change hands.
+    drop(fuse);
+    let _fuse = Bindfs::mount(&src, &mnt).expect("bindfs mounts again");
+    for n in ["d", "b", "a"] {
+        std::fs::symlink_metadata(mnt.join(n)).unwrap();
+    }
+    let server = start(&rt, &mnt, &state).expect("starts again");
+    let mut c = Client::tcp(server.addrs().nfs_tcp);
+    // Each old handle answers STALE or for its own object, never for another.
+    for (what, fh, kind) in [("a", &a, ftype3::NF3REG), ("b", &b, ftype3::NF3REG), ("d", &d, ftype3::NF3DIR)]
+    {
+        if let Some(ok) = c.getattr(fh).ok() {
+            assert_eq!(ok.obj_attributes.type_, kind, "the old handle of {what} names another object");
+        }
+        if let Some(ok) = c.read(fh, 0, 100).ok() {
+            assert_eq!(kind, ftype3::NF3REG, "READ through the old handle of the directory");
+            assert_eq!(ok.data, format!("file {}", what.to_uppercase()).as_bytes(), "old handle of {what}");
+        }
+    }
+    let _ = c.write(&a, 0, b"written through a", stable_how::FILE_SYNC);
+    assert_eq!(std::fs::read(src.join("b")).unwrap(), b"file B", "the old handle of a wrote into b");
+    assert!(src.join("d").is_dir());
+    let root = c.mount(mnt.to_str().unwrap()).unwrap();
+    let fresh = c.lookup_fh(&root, "b");
+    assert!(c.read(&fresh, 0, 100).ok().is_some());
+    rt.block_on(server.shutdown());
+}
