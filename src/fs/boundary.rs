@@ -12,12 +12,17 @@
 //!
 //! The root is identified by device, inode number and mount id; the export keeps it open, so its
 //! inode number cannot be reused by another directory.
+//!
+//! A directory can only leave the root's subtree by a rename (of itself or of a directory between
+//! it and the root). Where the kernel lets rnfsd watch the filesystem ([`RenameWatch`], fanotify,
+//! root only), a directory found inside stays trusted until the next rename anywhere on that
+//! filesystem: the check is then an `ioctl` telling that no rename event is queued.
 
 use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
@@ -114,6 +119,76 @@ pub fn placement(
     walk(root, dir, dir_attr)
 }
 
+/// Counts renames on the watched filesystems: a directory found inside while the count was `g`
+/// is still inside as long as [`RenameWatch::generation`] is `g`.
+///
+/// The kernel queues a rename's event after moving the entry and before the rename returns.
+/// [`RenameWatch::generation`] first asks whether an event is queued and, if one is, counts up
+/// before reading the queue empty; only then does it read the count. So a rename that happened
+/// before the call either is still queued (and is counted now) or was read by a call that counted
+/// it before reading it: either way the count differs from any taken before that rename.
+pub struct RenameWatch {
+    group: Option<OwnedFd>,
+    generation: AtomicU64,
+    /// Held while reading the queue empty; the buffer it is read into.
+    drain: Mutex<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RenameWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenameWatch").field("watching", &self.group.is_some()).finish()
+    }
+}
+
+impl RenameWatch {
+    /// A watch with nothing marked yet; without a fanotify group (not root, or an old kernel)
+    /// it watches nothing and every check takes its `statx`.
+    pub fn new() -> RenameWatch {
+        let group = match sys::rename_notifier() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::info!(
+                    "renames are not watched (fanotify: {e}); directory handles are checked with a statx each"
+                );
+                None
+            }
+        };
+        RenameWatch { group, generation: AtomicU64::new(1), drain: Mutex::new(vec![0; 64 * 1024]) }
+    }
+
+    /// Watches renames on the filesystem of `root`; whether it could.
+    pub fn watch(&self, root: BorrowedFd<'_>) -> bool {
+        let Some(group) = &self.group else { return false };
+        match sys::watch_renames(group.as_fd(), root) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::info!(
+                    "renames on an export's filesystem are not watched (fanotify: {e}); its directory \
+                     handles are checked with a statx each"
+                );
+                false
+            }
+        }
+    }
+
+    /// The rename count now (never 0), or 0 when renames are not watched.
+    pub fn generation(&self) -> u64 {
+        let Some(group) = &self.group else { return 0 };
+        if sys::queued_bytes(group.as_fd()).map_or(true, |n| n > 0) {
+            let mut buf = self.drain.lock().unwrap_or_else(|p| p.into_inner());
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            sys::discard_queued(group.as_fd(), &mut buf);
+        }
+        self.generation.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for RenameWatch {
+    fn default() -> Self {
+        RenameWatch::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +248,32 @@ mod tests {
         // tempdir's drop cannot remove a tree this deep by path on every system; do it by *at.
         drop((cur, up));
         remove_deep(open(base.path()).as_fd(), MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn renames_change_the_generation() {
+        let watch = RenameWatch::new();
+        let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir_in("/dev/shm").unwrap()];
+        for dir in &dirs {
+            if !watch.watch(open(dir.path()).as_fd()) {
+                eprintln!("skipped: renames cannot be watched here (needs root)");
+                return;
+            }
+        }
+        for dir in &dirs {
+            std::fs::create_dir(dir.path().join("x")).unwrap();
+            std::fs::write(dir.path().join("f"), b"").unwrap();
+            let g = watch.generation();
+            assert_ne!(g, 0);
+            assert_eq!(watch.generation(), g, "nothing happened");
+            std::fs::write(dir.path().join("x/new"), b"").unwrap();
+            assert_eq!(watch.generation(), g, "creating is not renaming");
+            std::fs::rename(dir.path().join("x"), dir.path().join("y")).unwrap();
+            let after_dir = watch.generation();
+            assert_ne!(after_dir, g, "a directory renamed");
+            std::fs::rename(dir.path().join("f"), dir.path().join("y/f")).unwrap();
+            assert_ne!(watch.generation(), after_dir, "a file renamed");
+        }
     }
 
     fn remove_deep(dir: BorrowedFd<'_>, levels: u32) {

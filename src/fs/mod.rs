@@ -24,7 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
@@ -55,6 +55,8 @@ pub struct Export {
     pub local_timestamps: bool,
     /// Whether the filesystem's kernel handles can be trusted to name one object for good.
     pub handle_trust: HandleTrust,
+    /// Renames on the export's filesystem are watched ([`boundary::RenameWatch`]).
+    pub renames_watched: bool,
 }
 
 /// Whether a kernel handle of a filesystem names one object for good.
@@ -207,6 +209,8 @@ struct CachedHandle {
     /// For a directory other than the root: how many `..` steps up the root was last found
     /// (see [`boundary`]); 0 for everything else.
     depth: AtomicU32,
+    /// The rename count when the directory was last found below the root (0: not known).
+    verified_at: AtomicU64,
 }
 
 /// Resolved handles kept open. Each holds an `O_PATH` descriptor; the server raises its
@@ -219,6 +223,7 @@ pub struct Exports {
     key: HandleKey,
     handles: clock::ClockCache<Arc<CachedHandle>>,
     inode_handles: inode_handles::InodeHandles,
+    renames: boundary::RenameWatch,
     /// Whether this start made a new handle key (handles from any earlier run are stale).
     pub key_origin: state::KeyOrigin,
 }
@@ -284,6 +289,7 @@ impl Exports {
         trust: Option<HandleTrust>,
     ) -> Result<Exports, OpenExportError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
+        let renames = boundary::RenameWatch::new();
         for (index, spec) in specs.iter().enumerate() {
             let fail = |reason: String| OpenExportError::Export {
                 origin: spec.origin.clone(),
@@ -314,6 +320,7 @@ impl Exports {
                 key.encode(fsid, &kernel, identity.as_ref()).map_err(|e| fail(e.to_string()))?;
             let nowait_reads = NowaitReads::for_root(root.as_fd());
             let local_timestamps = has_local_timestamps(root.as_fd());
+            let renames_watched = renames.watch(root.as_fd());
             exports.push(Arc::new(Export {
                 index,
                 spec: spec.clone(),
@@ -324,6 +331,7 @@ impl Exports {
                 nowait_reads,
                 local_timestamps,
                 handle_trust,
+                renames_watched,
             }));
         }
         Ok(Exports {
@@ -331,6 +339,7 @@ impl Exports {
             key,
             handles: clock::ClockCache::new(HANDLE_CACHE_ENTRIES),
             inode_handles: inode_handles::InodeHandles::new(inode_handles::INODE_HANDLE_ENTRIES),
+            renames,
             key_origin: state::KeyOrigin::Loaded,
         })
     }
@@ -362,27 +371,21 @@ impl Exports {
     pub fn resolve(&self, fh: &[u8]) -> Result<Resolved, HandleError> {
         if let Some(cached) = self.handles.get(fh) {
             match attr::stat_fd(cached.fd.as_fd()) {
-                Ok(attr) if attr.nlink > 0 => {
-                    let depth = cached.depth.load(Ordering::Relaxed);
-                    match within_export(&cached.export, cached.fd.as_fd(), &attr, depth) {
-                        Some(now) => {
-                            if now != depth {
-                                cached.depth.store(now, Ordering::Relaxed);
-                            }
-                            return Ok(Resolved {
-                                export: cached.export.clone(),
-                                fd: cached.fd.clone(),
-                                kernel: cached.kernel.clone(),
-                                attr,
-                                depth: now,
-                            });
-                        }
-                        None => {
-                            self.handles.remove(fh);
-                            return Err(HandleError::Stale);
-                        }
+                Ok(attr) if attr.nlink > 0 => match self.still_within(&cached, &attr) {
+                    Some(now) => {
+                        return Ok(Resolved {
+                            export: cached.export.clone(),
+                            fd: cached.fd.clone(),
+                            kernel: cached.kernel.clone(),
+                            attr,
+                            depth: now,
+                        });
                     }
-                }
+                    None => {
+                        self.handles.remove(fh);
+                        return Err(HandleError::Stale);
+                    }
+                },
                 _ => {
                     self.handles.remove(fh);
                     return Err(HandleError::Stale);
@@ -414,6 +417,7 @@ impl Exports {
         if !same_object {
             return Err(HandleError::Stale);
         }
+        let renames = self.rename_generation(export, &attr);
         let depth = within_export(export, fd.as_fd(), &attr, 0).ok_or(HandleError::Stale)?;
         let fd = Arc::new(fd);
         let cached = Arc::new(CachedHandle {
@@ -421,9 +425,33 @@ impl Exports {
             fd: fd.clone(),
             kernel: decoded.kernel.clone(),
             depth: AtomicU32::new(depth),
+            verified_at: AtomicU64::new(renames),
         });
         drop(self.handles.insert(Bytes::copy_from_slice(fh), cached));
         Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr, depth })
+    }
+
+    /// The rename count to check a directory against (0: not watched, or not a directory that
+    /// needs the check). Taken before the check it goes with.
+    fn rename_generation(&self, export: &Export, attr: &Attr) -> u64 {
+        let checked = attr.file_type == FileType::Directory && !export.is_root(attr);
+        if checked && export.renames_watched { self.renames.generation() } else { 0 }
+    }
+
+    /// [`within_export`] for a cached handle whose object has attributes `attr`: skipped for a
+    /// directory found inside when no rename has happened since, else checked and recorded.
+    fn still_within(&self, cached: &CachedHandle, attr: &Attr) -> Option<u32> {
+        let renames = self.rename_generation(&cached.export, attr);
+        let depth = cached.depth.load(Ordering::Relaxed);
+        if renames != 0 && depth > 0 && cached.verified_at.load(Ordering::SeqCst) == renames {
+            return Some(depth);
+        }
+        let now = within_export(&cached.export, cached.fd.as_fd(), attr, depth)?;
+        if now != depth {
+            cached.depth.store(now, Ordering::Relaxed);
+        }
+        cached.verified_at.store(renames, Ordering::SeqCst);
+        Some(now)
     }
 
     /// Drops a cached handle (its object was unlinked through this server).
