@@ -460,8 +460,11 @@ impl Exports {
     }
 
     /// Drops cached handles whose object has no links left (removed by someone else), so their
-    /// space is freed; returns how many. Run periodically.
+    /// space is freed; returns how many. Run periodically. Also reads the rename events queued
+    /// since the last directory check, so a server that gets no requests does not keep up to a
+    /// full queue of them in the kernel.
     pub fn sweep_unlinked_handles(&self) -> usize {
+        self.renames.generation();
         let gone: Vec<Bytes> = self
             .handles
             .values()
