@@ -32,7 +32,8 @@ fn server_for(rules: &str, limits: Limits) -> TestServer {
     let export = tempfile::tempdir().unwrap();
     std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let state = tempfile::tempdir().unwrap();
-    let spec = parse_export_line(&format!("{} {rules}", export.path().display()), "test").unwrap();
+    let line = format!("{} {rules}", export.path().display());
+    let spec = parse_export_line(&line, "test").unwrap();
     let mut config = Config::for_tests(vec![spec], state.path().to_path_buf());
     config.limits = limits.clone();
     let server = runtime.block_on(Server::start(config)).expect("server starts");
@@ -44,6 +45,7 @@ fn server_for(rules: &str, limits: Limits) -> TestServer {
         options: rules.to_string(),
         limits,
         nfs_over_udp: false,
+        export_lines: vec![line],
     }
 }
 

@@ -43,6 +43,7 @@ fn server() -> TestServer {
         options: "rw,insecure".into(),
         limits: Limits::default(),
         nfs_over_udp: false,
+        export_lines: Vec::new(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The NFS file handle format and its MAC.
 //!
-//! A handle is at most 64 bytes (NFS3_FHSIZE):
+//! A handle is at most 64 bytes (NFS3_FHSIZE), in one of two kinds:
 //!
 //! ```text
-//! [format u8 = 1 | kind u8 = 1 (kernel) | export fsid u64 | kernel handle type u32 | kernel handle bytes | MAC 8]
+//! kernel: [format u8 = 1 | kind u8 = 1 | export fsid u64 | kernel handle type u32 | kernel handle bytes | MAC 8]
+//! tagged: [format u8 = 1 | kind u8 = 2 | export fsid u64 | kernel handle type u32 | identity 21 | kernel handle bytes | MAC 8]
 //! ```
 //!
 //! The body of a *kernel* handle is what `name_to_handle_at` returned, which carries the inode and
@@ -11,6 +12,12 @@
 //! reused inode number gives ESTALE rather than another file. The MAC (SipHash-2-4 keyed by a
 //! secret persisted in the state directory) stops a client from forging a handle for an inode
 //! outside the export, which `open_by_handle_at` would otherwise happily open.
+//!
+//! A *tagged* handle is for filesystems whose kernel handles may name another object later: a
+//! FUSE handle is a node id with generation 0, and node ids are handed out afresh when the FUSE
+//! filesystem is mounted again. It also carries the [`ObjectIdentity`] of the object it was made
+//! for (file type, inode number, birth time), under the MAC, and resolution compares it with the
+//! `statx` it takes anyway: a handle never resolves to another object.
 
 use std::hash::Hasher;
 use std::io::{self, Read};
@@ -19,16 +26,24 @@ use std::path::Path;
 use bytes::{BufMut, Bytes, BytesMut};
 use siphasher::sip::SipHasher24;
 
+use super::attr::{Attr, FileType, Timestamp};
 use super::sys::KernelHandle;
 
 /// Largest handle NFS v3 allows (RFC 1813 §2.5, NFS3_FHSIZE).
 pub const MAX_HANDLE: usize = 64;
 const FORMAT_V1: u8 = 1;
 const KIND_KERNEL: u8 = 1;
+const KIND_TAGGED: u8 = 2;
 const HEADER: usize = 1 + 1 + 8 + 4;
 const MAC_LEN: usize = 8;
+/// The identity in a tagged handle: type (with a birth-time flag), inode, birth time.
+const IDENTITY_LEN: usize = 1 + 8 + 8 + 4;
 /// Room left for the kernel's handle bytes.
 pub const MAX_KERNEL_BYTES: usize = MAX_HANDLE - HEADER - MAC_LEN;
+/// Room left for the kernel's handle bytes in a tagged handle.
+pub const MAX_TAGGED_KERNEL_BYTES: usize = MAX_KERNEL_BYTES - IDENTITY_LEN;
+/// Set in the identity's type byte when a birth time follows.
+const HAS_BTIME: u8 = 0x80;
 
 /// Why a handle from the wire is not usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +61,71 @@ pub enum HandleError {
 pub struct DecodedHandle {
     pub fsid: u64,
     pub kernel: KernelHandle,
+    /// What the object was when a tagged handle was made; `None` for a kernel handle.
+    pub identity: Option<ObjectIdentity>,
+}
+
+/// What names one object for good: its type, its inode number and, where the filesystem keeps
+/// one, its birth time (a reused inode number comes with a new birth time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectIdentity {
+    pub file_type: FileType,
+    pub ino: u64,
+    pub btime: Option<Timestamp>,
+}
+
+impl ObjectIdentity {
+    pub fn of(attr: &Attr) -> ObjectIdentity {
+        ObjectIdentity { file_type: attr.file_type, ino: attr.ino, btime: attr.btime }
+    }
+
+    /// Whether `attr` describes the object this identity was taken from.
+    pub fn matches(&self, attr: &Attr) -> bool {
+        *self == ObjectIdentity::of(attr)
+    }
+
+    fn type_code(t: FileType) -> u8 {
+        match t {
+            FileType::Regular => 1,
+            FileType::Directory => 2,
+            FileType::BlockDevice => 3,
+            FileType::CharDevice => 4,
+            FileType::Symlink => 5,
+            FileType::Socket => 6,
+            FileType::Fifo => 7,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<FileType> {
+        Some(match code {
+            1 => FileType::Regular,
+            2 => FileType::Directory,
+            3 => FileType::BlockDevice,
+            4 => FileType::CharDevice,
+            5 => FileType::Symlink,
+            6 => FileType::Socket,
+            7 => FileType::Fifo,
+            _ => return None,
+        })
+    }
+
+    fn put(&self, w: &mut BytesMut) {
+        let flag = if self.btime.is_some() { HAS_BTIME } else { 0 };
+        w.put_u8(Self::type_code(self.file_type) | flag);
+        w.put_u64(self.ino);
+        let t = self.btime.unwrap_or_default();
+        w.put_i64(t.seconds);
+        w.put_u32(t.nanos);
+    }
+
+    fn parse(b: &[u8]) -> Option<ObjectIdentity> {
+        let file_type = Self::from_code(b[0] & !HAS_BTIME)?;
+        let ino = u64::from_be_bytes(b[1..9].try_into().ok()?);
+        let seconds = i64::from_be_bytes(b[9..17].try_into().ok()?);
+        let nanos = u32::from_be_bytes(b[17..21].try_into().ok()?);
+        let btime = (b[0] & HAS_BTIME != 0).then_some(Timestamp { seconds, nanos });
+        Some(ObjectIdentity { file_type, ino, btime })
+    }
 }
 
 /// The secret that authenticates handles. It lives in `STATE_DIR/handle.key` (see
@@ -94,19 +174,29 @@ impl HandleKey {
         h.finish()
     }
 
-    /// Builds the wire handle for a kernel handle in the export `fsid`.
-    pub fn encode(&self, fsid: u64, kernel: &KernelHandle) -> io::Result<Bytes> {
-        if kernel.bytes.len() > MAX_KERNEL_BYTES {
+    /// Builds the wire handle for a kernel handle in the export `fsid`: a kernel handle, or a
+    /// tagged one when `identity` is given.
+    pub fn encode(
+        &self,
+        fsid: u64,
+        kernel: &KernelHandle,
+        identity: Option<&ObjectIdentity>,
+    ) -> io::Result<Bytes> {
+        let room = if identity.is_some() { MAX_TAGGED_KERNEL_BYTES } else { MAX_KERNEL_BYTES };
+        if kernel.bytes.len() > room {
             return Err(io::Error::other(format!(
-                "kernel file handle of {} bytes does not fit in an NFS v3 handle (at most {MAX_KERNEL_BYTES})",
+                "kernel file handle of {} bytes does not fit in an NFS v3 handle (at most {room})",
                 kernel.bytes.len()
             )));
         }
-        let mut w = BytesMut::with_capacity(HEADER + kernel.bytes.len() + MAC_LEN);
+        let mut w = BytesMut::with_capacity(MAX_HANDLE);
         w.put_u8(FORMAT_V1);
-        w.put_u8(KIND_KERNEL);
+        w.put_u8(if identity.is_some() { KIND_TAGGED } else { KIND_KERNEL });
         w.put_u64(fsid);
         w.put_u32(kernel.handle_type as u32);
+        if let Some(id) = identity {
+            id.put(&mut w);
+        }
         w.put_slice(&kernel.bytes);
         let mac = self.mac(&w);
         w.put_slice(&mac);
@@ -115,17 +205,31 @@ impl HandleKey {
 
     /// Parses and authenticates a wire handle.
     pub fn decode(&self, fh: &[u8]) -> Result<DecodedHandle, HandleError> {
-        if fh.len() < HEADER + MAC_LEN || fh.len() > MAX_HANDLE || fh[0] != FORMAT_V1 || fh[1] != KIND_KERNEL
-        {
+        if fh.len() < HEADER + MAC_LEN || fh.len() > MAX_HANDLE || fh[0] != FORMAT_V1 {
             return Err(HandleError::Bad);
         }
+        let tagged = match fh[1] {
+            KIND_KERNEL => false,
+            KIND_TAGGED if fh.len() >= HEADER + IDENTITY_LEN + MAC_LEN => true,
+            _ => return Err(HandleError::Bad),
+        };
         let (body, mac) = fh.split_at(fh.len() - MAC_LEN);
         if !constant_time_eq(&self.mac(body), mac) {
             return Err(HandleError::Bad);
         }
         let fsid = u64::from_be_bytes(body[2..10].try_into().expect("8 bytes"));
         let handle_type = u32::from_be_bytes(body[10..14].try_into().expect("4 bytes")) as i32;
-        Ok(DecodedHandle { fsid, kernel: KernelHandle { handle_type, bytes: body[HEADER..].to_vec() } })
+        let (identity, kernel_bytes) = if tagged {
+            let id = ObjectIdentity::parse(&body[HEADER..HEADER + IDENTITY_LEN]).ok_or(HandleError::Bad)?;
+            (Some(id), &body[HEADER + IDENTITY_LEN..])
+        } else {
+            (None, &body[HEADER..])
+        };
+        Ok(DecodedHandle {
+            fsid,
+            kernel: KernelHandle { handle_type, bytes: kernel_bytes.to_vec() },
+            identity,
+        })
     }
 }
 
@@ -156,18 +260,57 @@ mod tests {
         KernelHandle { handle_type: 1, bytes: vec![1, 2, 3, 4, 5, 6, 7, 8] }
     }
 
+    fn identity(btime: Option<Timestamp>) -> ObjectIdentity {
+        ObjectIdentity { file_type: FileType::Directory, ino: 0x0102_0304_0506_0708, btime }
+    }
+
     #[test]
     fn round_trip() {
         let k = HandleKey::from_bytes([7; 16]);
-        let fh = k.encode(42, &kh()).unwrap();
+        let fh = k.encode(42, &kh(), None).unwrap();
         assert!(fh.len() <= MAX_HANDLE);
-        assert_eq!(k.decode(&fh).unwrap(), DecodedHandle { fsid: 42, kernel: kh() });
+        assert_eq!(k.decode(&fh).unwrap(), DecodedHandle { fsid: 42, kernel: kh(), identity: None });
+        for btime in [None, Some(Timestamp { seconds: -5, nanos: 999_999_999 })] {
+            let id = identity(btime);
+            let fh = k.encode(42, &kh(), Some(&id)).unwrap();
+            assert_eq!(fh.len(), 14 + 21 + 8 + 8);
+            assert_eq!(k.decode(&fh).unwrap(), DecodedHandle { fsid: 42, kernel: kh(), identity: Some(id) });
+        }
+        // The kernel handle FUSE makes (node id and generation, 12 bytes) fits in a tagged handle.
+        let fuse = KernelHandle { handle_type: 0x81, bytes: vec![0; 12] };
+        assert!(k.encode(1, &fuse, Some(&identity(None))).unwrap().len() <= MAX_HANDLE);
+        let long = KernelHandle { handle_type: 1, bytes: vec![0; MAX_TAGGED_KERNEL_BYTES + 1] };
+        assert!(k.encode(1, &long, Some(&identity(None))).is_err());
+        assert!(k.encode(1, &long, None).is_ok());
+    }
+
+    #[test]
+    fn identities_match_only_the_same_object() {
+        let mut a = Attr::for_tests(FileType::Regular, 5);
+        a.btime = Some(Timestamp { seconds: 10, nanos: 1 });
+        let id = ObjectIdentity::of(&a);
+        assert!(id.matches(&a));
+        let other_ino = Attr { ino: 6, ..a.clone() };
+        let other_type = Attr { file_type: FileType::Directory, ..a.clone() };
+        let reborn = Attr { btime: Some(Timestamp { seconds: 10, nanos: 2 }), ..a.clone() };
+        let no_btime = Attr { btime: None, ..a.clone() };
+        for (what, b) in
+            [("inode", other_ino), ("type", other_type), ("birth", reborn), ("no birth", no_btime)]
+        {
+            assert!(!id.matches(&b), "{what}");
+        }
     }
 
     #[test]
     fn forged_or_truncated_handles_are_bad() {
         let k = HandleKey::from_bytes([7; 16]);
-        let fh = k.encode(42, &kh()).unwrap();
+        let fh = k.encode(42, &kh(), None).unwrap();
+        let tagged = k.encode(42, &kh(), Some(&identity(None))).unwrap();
+        for i in 0..tagged.len() {
+            let mut f = tagged.to_vec();
+            f[i] ^= 1;
+            assert_eq!(k.decode(&f), Err(HandleError::Bad), "flipped byte {i} of a tagged handle");
+        }
         for i in 0..fh.len() {
             let mut f = fh.to_vec();
             f[i] ^= 1;

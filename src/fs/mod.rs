@@ -5,9 +5,11 @@
 //! with `open_by_handle_at`, and names are looked up with `*at` calls relative to their
 //! directory's descriptor, never by concatenating paths. A name can therefore never reach outside
 //! the directory it is looked up in, symlinks are never followed by the server, and `..` at an
-//! export's root stays at the root.
+//! export's root stays at the root. A directory handle resolves only while its directory is below
+//! the export's root ([`boundary`]), so `..` never leaves an export.
 
 pub mod attr;
+pub mod boundary;
 pub mod clock;
 pub mod cred;
 pub mod files;
@@ -22,6 +24,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
@@ -29,7 +32,7 @@ use nix::sys::stat::Mode;
 
 use crate::mountd::exports::ExportSpec;
 pub use attr::{Attr, FileType, Timestamp};
-pub use handle::{HandleError, HandleKey};
+pub use handle::{HandleError, HandleKey, ObjectIdentity};
 pub use sys::KernelHandle;
 
 /// An export opened for serving.
@@ -50,6 +53,55 @@ pub struct Export {
     /// The filesystem's timestamps come from this machine's clock (it is not a network or FUSE
     /// filesystem), which the directory-listing cache's rule for settled directories needs.
     pub local_timestamps: bool,
+    /// Whether the filesystem's kernel handles can be trusted to name one object for good.
+    pub handle_trust: HandleTrust,
+    /// Renames on the export's filesystem are watched ([`boundary::RenameWatch`]).
+    pub renames_watched: bool,
+}
+
+/// Whether a kernel handle of a filesystem names one object for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleTrust {
+    /// The kernel handle carries the inode's generation (ext4, xfs, btrfs, tmpfs...): once the
+    /// object is gone it opens nothing, never another object. Handles are kernel handles.
+    Kernel,
+    /// The kernel handle may name another object later (FUSE node ids are handed out afresh
+    /// when the filesystem is mounted again; other filesystems are not known to do better), so
+    /// handles are tagged with the object's identity and resolution checks it.
+    Tagged,
+}
+
+/// Filesystems whose kernel handles carry a generation number (or, for overlayfs and NFS, the
+/// handles of filesystems that do), by `statfs` magic.
+const GENERATION_IN_HANDLES: [i64; 9] = [
+    0xef53,      // ext2, ext3, ext4
+    0x5846_5342, // xfs
+    0x9123_683e, // btrfs
+    0x0102_1994, // tmpfs
+    0xf2f5_2010, // f2fs
+    0x2fc1_2fc1, // zfs
+    0xca45_1a4e, // bcachefs
+    0x794c_7630, // overlayfs
+    0x6969,      // NFS
+];
+const FUSE_MAGIC: i64 = 0x6573_5546;
+
+/// How far the kernel handles of the filesystem of `root` (whose attributes are `root_attr`) can
+/// be trusted, or why the export cannot be served.
+fn handle_trust(root: BorrowedFd<'_>, root_attr: &Attr) -> Result<HandleTrust, String> {
+    let magic = nix::sys::statfs::fstatfs(root).map_err(|e| format!("statfs: {e}"))?.filesystem_type().0;
+    if GENERATION_IN_HANDLES.contains(&magic) {
+        return Ok(HandleTrust::Kernel);
+    }
+    if magic == FUSE_MAGIC && root_attr.btime.is_none() {
+        return Err("it is a FUSE filesystem that reports no birth time (statx STATX_BTIME): its \
+                    kernel file handles are node ids with generation 0, which name other files \
+                    once the FUSE filesystem is mounted again or its inodes are evicted, and \
+                    without a birth time rnfsd cannot tell that a handle now names another file; \
+                    export the directory the FUSE filesystem serves instead"
+            .into());
+    }
+    Ok(HandleTrust::Tagged)
 }
 
 /// Whether the filesystem of `root` stamps its files with this machine's clock. Network
@@ -125,6 +177,9 @@ pub struct Resolved {
     pub kernel: KernelHandle,
     /// Attributes taken right after opening (the pre-operation attributes).
     pub attr: Attr,
+    /// For a directory other than the root: how many `..` steps up the root was found when the
+    /// handle was resolved; 0 for the root and for everything else.
+    pub depth: u32,
 }
 
 /// Why the exports could not be opened at startup.
@@ -151,6 +206,11 @@ struct CachedHandle {
     export: Arc<Export>,
     fd: Arc<OwnedFd>,
     kernel: KernelHandle,
+    /// For a directory other than the root: how many `..` steps up the root was last found
+    /// (see [`boundary`]); 0 for everything else.
+    depth: AtomicU32,
+    /// The rename count when the directory was last found below the root (0: not known).
+    verified_at: AtomicU64,
 }
 
 /// Resolved handles kept open. Each holds an `O_PATH` descriptor; the server raises its
@@ -163,8 +223,35 @@ pub struct Exports {
     key: HandleKey,
     handles: clock::ClockCache<Arc<CachedHandle>>,
     inode_handles: inode_handles::InodeHandles,
+    renames: boundary::RenameWatch,
     /// Whether this start made a new handle key (handles from any earlier run are stale).
     pub key_origin: state::KeyOrigin,
+}
+
+/// Whether the object `fd` (attributes `attr`) may be served through `export`: a directory other
+/// than the root must lie below the root ([`boundary`]). `Some` with the directory's depth below
+/// the root (0 for the root and for non-directories), `None` when it is outside. `known_depth`
+/// is the depth found last time, if any.
+///
+/// Other objects are not checked: a file has no single parent to walk up from (hard links), and
+/// nothing can be reached *from* a file, so its handle only ever gives access to the file itself.
+fn within_export(export: &Export, fd: BorrowedFd<'_>, attr: &Attr, known_depth: u32) -> Option<u32> {
+    if attr.file_type != FileType::Directory || export.is_root(attr) {
+        return Some(0);
+    }
+    match boundary::placement(&export.root_attr, fd, attr, known_depth) {
+        Ok(boundary::Placement::Inside(depth)) => Some(depth),
+        Ok(boundary::Placement::Outside) => {
+            tracing::debug!(export = %export.spec.path.display(), ino = attr.ino,
+                "a directory handle of this export names a directory that is no longer below its root");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(export = %export.spec.path.display(), ino = attr.ino,
+                "cannot tell whether a directory is below the export root ({e}); answering STALE");
+            None
+        }
+    }
 }
 
 fn cstring(name: &[u8]) -> io::Result<CString> {
@@ -191,7 +278,18 @@ impl Exports {
         key: HandleKey,
         recorded: &dyn Fn(&Path) -> Option<u64>,
     ) -> Result<Exports, OpenExportError> {
+        Self::open_trusting(specs, key, recorded, None)
+    }
+
+    /// [`Exports::open_with_key`], with every export's handle trust forced to `trust` if given.
+    fn open_trusting(
+        specs: &[ExportSpec],
+        key: HandleKey,
+        recorded: &dyn Fn(&Path) -> Option<u64>,
+        trust: Option<HandleTrust>,
+    ) -> Result<Exports, OpenExportError> {
         let mut exports: Vec<Arc<Export>> = Vec::new();
+        let renames = boundary::RenameWatch::new();
         for (index, spec) in specs.iter().enumerate() {
             let fail = |reason: String| OpenExportError::Export {
                 origin: spec.origin.clone(),
@@ -213,9 +311,16 @@ impl Exports {
                 sys::name_to_handle_at(root.as_fd(), c"", libc::AT_EMPTY_PATH).map_err(|e| {
                     fail(format!("the filesystem does not support file handles (name_to_handle_at: {e})"))
                 })?;
-            let root_handle = key.encode(fsid, &kernel).map_err(|e| fail(e.to_string()))?;
+            let handle_trust = match trust {
+                Some(t) => t,
+                None => handle_trust(root.as_fd(), &root_attr).map_err(fail)?,
+            };
+            let identity = (handle_trust == HandleTrust::Tagged).then(|| ObjectIdentity::of(&root_attr));
+            let root_handle =
+                key.encode(fsid, &kernel, identity.as_ref()).map_err(|e| fail(e.to_string()))?;
             let nowait_reads = NowaitReads::for_root(root.as_fd());
             let local_timestamps = has_local_timestamps(root.as_fd());
+            let renames_watched = renames.watch(root.as_fd());
             exports.push(Arc::new(Export {
                 index,
                 spec: spec.clone(),
@@ -225,6 +330,8 @@ impl Exports {
                 root_handle,
                 nowait_reads,
                 local_timestamps,
+                handle_trust,
+                renames_watched,
             }));
         }
         Ok(Exports {
@@ -232,6 +339,7 @@ impl Exports {
             key,
             handles: clock::ClockCache::new(HANDLE_CACHE_ENTRIES),
             inode_handles: inode_handles::InodeHandles::new(inode_handles::INODE_HANDLE_ENTRIES),
+            renames,
             key_origin: state::KeyOrigin::Loaded,
         })
     }
@@ -252,7 +360,9 @@ impl Exports {
     }
 
     /// Decodes, authenticates and opens a wire handle. Must run with the thread at root identity
-    /// (`open_by_handle_at` needs CAP_DAC_READ_SEARCH) unless the handle is cached.
+    /// (`open_by_handle_at` needs CAP_DAC_READ_SEARCH) unless the handle is cached. A tagged
+    /// handle resolves only to the object its identity describes, and a directory only while it
+    /// is below the export root.
     ///
     /// A cached handle was authenticated when it was cached (the cache is keyed by the exact
     /// bytes), so a hit only takes fresh attributes. Either way an object whose last link is gone
@@ -261,14 +371,21 @@ impl Exports {
     pub fn resolve(&self, fh: &[u8]) -> Result<Resolved, HandleError> {
         if let Some(cached) = self.handles.get(fh) {
             match attr::stat_fd(cached.fd.as_fd()) {
-                Ok(attr) if attr.nlink > 0 => {
-                    return Ok(Resolved {
-                        export: cached.export.clone(),
-                        fd: cached.fd.clone(),
-                        kernel: cached.kernel.clone(),
-                        attr,
-                    });
-                }
+                Ok(attr) if attr.nlink > 0 => match self.still_within(&cached, &attr) {
+                    Some(now) => {
+                        return Ok(Resolved {
+                            export: cached.export.clone(),
+                            fd: cached.fd.clone(),
+                            kernel: cached.kernel.clone(),
+                            attr,
+                            depth: now,
+                        });
+                    }
+                    None => {
+                        self.handles.remove(fh);
+                        return Err(HandleError::Stale);
+                    }
+                },
                 _ => {
                     self.handles.remove(fh);
                     return Err(HandleError::Stale);
@@ -291,11 +408,50 @@ impl Exports {
         if attr.nlink == 0 {
             return Err(HandleError::Stale);
         }
+        // The kernel handle may now name another object than the one the handle was made for.
+        let same_object = match (&decoded.identity, export.handle_trust) {
+            (Some(identity), _) => identity.matches(&attr),
+            (None, HandleTrust::Kernel) => true,
+            (None, HandleTrust::Tagged) => false,
+        };
+        if !same_object {
+            return Err(HandleError::Stale);
+        }
+        let renames = self.rename_generation(export, &attr);
+        let depth = within_export(export, fd.as_fd(), &attr, 0).ok_or(HandleError::Stale)?;
         let fd = Arc::new(fd);
-        let cached =
-            Arc::new(CachedHandle { export: export.clone(), fd: fd.clone(), kernel: decoded.kernel.clone() });
+        let cached = Arc::new(CachedHandle {
+            export: export.clone(),
+            fd: fd.clone(),
+            kernel: decoded.kernel.clone(),
+            depth: AtomicU32::new(depth),
+            verified_at: AtomicU64::new(renames),
+        });
         drop(self.handles.insert(Bytes::copy_from_slice(fh), cached));
-        Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr })
+        Ok(Resolved { export: export.clone(), fd, kernel: decoded.kernel, attr, depth })
+    }
+
+    /// The rename count to check a directory against (0: not watched, or not a directory that
+    /// needs the check). Taken before the check it goes with.
+    fn rename_generation(&self, export: &Export, attr: &Attr) -> u64 {
+        let checked = attr.file_type == FileType::Directory && !export.is_root(attr);
+        if checked && export.renames_watched { self.renames.generation() } else { 0 }
+    }
+
+    /// [`within_export`] for a cached handle whose object has attributes `attr`: skipped for a
+    /// directory found inside when no rename has happened since, else checked and recorded.
+    fn still_within(&self, cached: &CachedHandle, attr: &Attr) -> Option<u32> {
+        let renames = self.rename_generation(&cached.export, attr);
+        let depth = cached.depth.load(Ordering::Relaxed);
+        if renames != 0 && depth > 0 && cached.verified_at.load(Ordering::SeqCst) == renames {
+            return Some(depth);
+        }
+        let now = within_export(&cached.export, cached.fd.as_fd(), attr, depth)?;
+        if now != depth {
+            cached.depth.store(now, Ordering::Relaxed);
+        }
+        cached.verified_at.store(renames, Ordering::SeqCst);
+        Some(now)
     }
 
     /// Drops a cached handle (its object was unlinked through this server).
@@ -304,8 +460,11 @@ impl Exports {
     }
 
     /// Drops cached handles whose object has no links left (removed by someone else), so their
-    /// space is freed; returns how many. Run periodically.
+    /// space is freed; returns how many. Run periodically. Also reads the rename events queued
+    /// since the last directory check, so a server that gets no requests does not keep up to a
+    /// full queue of them in the kernel.
     pub fn sweep_unlinked_handles(&self) -> usize {
+        self.renames.generation();
         let gone: Vec<Bytes> = self
             .handles
             .values()
@@ -340,7 +499,7 @@ impl Exports {
         if let Some(handle) = self.cached_handle(export, attr, inode_handles::Provenance::Descriptor) {
             return Ok(handle);
         }
-        let handle = self.handle_of(export, fd)?;
+        let handle = self.handle_at_with(export, fd, c"", libc::AT_EMPTY_PATH, Some(attr))?;
         self.inode_handles.remember(export.fsid, attr, &handle, inode_handles::Provenance::Descriptor);
         Ok(handle)
     }
@@ -368,7 +527,7 @@ impl Exports {
         name: &CStr,
         attr: &Attr,
     ) -> io::Result<Bytes> {
-        let handle = self.handle_at(export, dir, name, 0)?;
+        let handle = self.handle_at_with(export, dir, name, 0, Some(attr))?;
         self.inode_handles.remember(export.fsid, attr, &handle, inode_handles::Provenance::Name);
         Ok(handle)
     }
@@ -392,21 +551,55 @@ impl Exports {
         name: &CStr,
         flags: i32,
     ) -> io::Result<Bytes> {
+        self.handle_at_with(export, dir, name, flags, None)
+    }
+
+    /// [`Exports::handle_at`], where `attr` (if known) are the object's attributes. A tagged
+    /// handle takes the object's identity from them, or from a `statx` by the same name (if the
+    /// name was replaced in between, the handle names two objects and resolves to neither).
+    fn handle_at_with(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        flags: i32,
+        attr: Option<&Attr>,
+    ) -> io::Result<Bytes> {
         let (kernel, mount_id) = sys::name_to_handle_at(dir, name, flags)?;
         if mount_id as u64 != export.root_attr.mount_id {
             return Err(io::Error::from_raw_os_error(libc::EXDEV));
         }
-        self.key.encode(export.fsid, &kernel)
+        let identity = match (export.handle_trust, attr) {
+            (HandleTrust::Kernel, _) => None,
+            (HandleTrust::Tagged, Some(a)) => Some(ObjectIdentity::of(a)),
+            (HandleTrust::Tagged, None) => {
+                let follow = if flags & libc::AT_SYMLINK_FOLLOW != 0 { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+                let stx = sys::statx(dir, name, (flags & libc::AT_EMPTY_PATH) | follow)?;
+                Some(ObjectIdentity::of(&Attr::from_statx(&stx)))
+            }
+        };
+        self.key.encode(export.fsid, &kernel, identity.as_ref())
     }
 
     /// Opens the object for a resolved handle again with other flags (for reading or writing
     /// data). Root identity required, like [`Exports::resolve`].
+    ///
+    /// Where kernel handles are not trusted ([`HandleTrust::Tagged`]), the object opened is
+    /// checked to be the resolved one (ESTALE if not), as resolution does.
     pub fn reopen(&self, resolved: &Resolved, flags: i32) -> io::Result<OwnedFd> {
-        sys::open_by_handle_at(resolved.export.root.as_fd(), &resolved.kernel, flags | libc::O_NOFOLLOW)
+        let fd =
+            sys::open_by_handle_at(resolved.export.root.as_fd(), &resolved.kernel, flags | libc::O_NOFOLLOW)?;
+        if resolved.export.handle_trust == HandleTrust::Tagged
+            && !ObjectIdentity::of(&resolved.attr).matches(&attr::stat_fd(fd.as_fd())?)
+        {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        Ok(fd)
     }
 
     /// Looks `name` up in the directory `dir` (an `O_PATH` descriptor) without following a
-    /// final symlink. `..` of the export root is the root itself; `.` is `dir`.
+    /// final symlink. `..` of the export root is the root itself; `.` is `dir`. What `..` of
+    /// another directory gives must pass [`Exports::check_parent`].
     pub fn lookup(
         &self,
         export: &Export,
@@ -421,6 +614,46 @@ impl Exports {
         Ok(fd)
     }
 
+    /// Checks that `parent` (attributes `parent_attr`), which `..` of a directory `child_depth`
+    /// levels below the root gave (0: unknown), is the root or below it: the directory may have
+    /// left the export since its handle was resolved. ESTALE if not. Needs root identity (the
+    /// walk up may pass directories the caller cannot search).
+    pub fn check_parent(
+        &self,
+        export: &Export,
+        parent: BorrowedFd<'_>,
+        parent_attr: &Attr,
+        child_depth: u32,
+    ) -> io::Result<()> {
+        if parent_attr.file_type != FileType::Directory {
+            return Err(io::Error::from_raw_os_error(libc::ESTALE));
+        }
+        match within_export(export, parent, parent_attr, child_depth.saturating_sub(1)) {
+            Some(_) => Ok(()),
+            None => Err(io::Error::from_raw_os_error(libc::ESTALE)),
+        }
+    }
+
+    /// The handle of `..` of the directory `dir` (`dir_depth` levels below the root), checked
+    /// like [`Exports::check_parent`], if it is still the directory whose attributes `seen` were
+    /// read. For READDIRPLUS, whose caller read `seen` with its own permissions. Root identity.
+    pub fn parent_handle(
+        &self,
+        export: &Export,
+        dir: BorrowedFd<'_>,
+        dir_depth: u32,
+        seen: &Attr,
+    ) -> Option<Bytes> {
+        let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_DIRECTORY;
+        let parent = openat(dir, c"..", flags, Mode::empty()).ok()?;
+        let attr = attr::stat_fd(parent.as_fd()).ok()?;
+        if !attr.same_file(seen) {
+            return None;
+        }
+        self.check_parent(export, parent.as_fd(), &attr, dir_depth).ok()?;
+        self.handle_for_fd(export, parent.as_fd(), &attr).ok()
+    }
+
     /// MOUNT: the handle of `subpath` (slash-separated components below the export root; empty for
     /// the root). Each component is looked up with the same rules as LOOKUP, symlinks are not
     /// followed, and the result must be a directory.
@@ -430,6 +663,9 @@ impl Exports {
         for comp in subpath.split(|&b| b == b'/').filter(|c| !c.is_empty() && *c != b".") {
             let cur_attr = attr::stat_fd(cur.as_fd())?;
             cur = self.lookup(export, cur.as_fd(), &cur_attr, comp)?;
+            if comp == b".." {
+                self.check_parent(export, cur.as_fd(), &attr::stat_fd(cur.as_fd())?, 0)?;
+            }
         }
         if attr::stat_fd(cur.as_fd())?.file_type != FileType::Directory {
             return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
@@ -476,6 +712,181 @@ mod tests {
         std::fs::remove_file(dir.path().join("g")).unwrap();
         assert_eq!(exports.resolve(&f_fh).unwrap_err(), HandleError::Stale);
         assert!(exports.mount_handle(0, b"nope").is_err());
+    }
+
+    #[test]
+    fn dotdot_of_a_directory_that_left_after_resolving_is_refused() {
+        if !cred::can_switch() {
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let root_path = base.path().join("export");
+        std::fs::create_dir_all(root_path.join("a/b")).unwrap();
+        let exports =
+            Exports::open_with_key(&[spec(&root_path)], HandleKey::from_bytes([1; 16]), &|_| None).unwrap();
+        let ex = exports.get(0).unwrap();
+        let b = exports.resolve(&exports.mount_handle(0, b"a/b").unwrap()).unwrap();
+        assert_eq!(b.depth, 2);
+        let up = exports.lookup(ex, b.fd.as_fd(), &b.attr, b"..").unwrap();
+        let up_attr = attr::stat_fd(up.as_fd()).unwrap();
+        exports.check_parent(ex, up.as_fd(), &up_attr, b.depth).unwrap();
+        assert!(exports.parent_handle(ex, b.fd.as_fd(), b.depth, &up_attr).is_some());
+        assert!(exports.mount_handle(0, b"a/b/../..").is_ok());
+        // `b` leaves (with `a`) between its resolution and the lookup of its `..`.
+        std::fs::rename(root_path.join("a"), base.path().join("a")).unwrap();
+        let up = exports.lookup(ex, b.fd.as_fd(), &b.attr, b"..").unwrap();
+        let up_attr = attr::stat_fd(up.as_fd()).unwrap();
+        let err = exports.check_parent(ex, up.as_fd(), &up_attr, b.depth).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+        assert_eq!(exports.parent_handle(ex, b.fd.as_fd(), b.depth, &up_attr), None);
+        // MOUNT's walk down from the root cannot climb out either.
+        assert_eq!(exports.mount_handle(0, b"../..").unwrap(), ex.root_handle);
+    }
+
+    /// A handle whose kernel part is `kernel_of`'s and whose identity is `identity_of`'s: what a
+    /// tagged handle looks like once its kernel handle names another object.
+    fn swapped(key: &HandleKey, kernel_of: &[u8], identity_of: &[u8]) -> Bytes {
+        let k = key.decode(kernel_of).unwrap();
+        let id = key.decode(identity_of).unwrap().identity.unwrap();
+        key.encode(k.fsid, &k.kernel, Some(&id)).unwrap()
+    }
+
+    #[test]
+    fn tagged_handles_resolve_only_to_the_object_they_were_made_for() {
+        if !cred::can_switch() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), b"A").unwrap();
+        std::fs::write(dir.path().join("b"), b"B").unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        let key = HandleKey::from_bytes([3; 16]);
+        let specs = [spec(dir.path())];
+        let exports =
+            Exports::open_trusting(&specs, key.clone(), &|_| None, Some(HandleTrust::Tagged)).unwrap();
+        let ex = exports.get(0).unwrap();
+        let root = exports.resolve(&ex.root_handle).unwrap();
+        let h = |name: &CStr| exports.handle_at(ex, root.fd.as_fd(), name, 0).unwrap();
+        let (a, b, d) = (h(c"a"), h(c"b"), h(c"d"));
+        assert_eq!(a[1], 2, "a tagged handle");
+        assert_eq!(exports.resolve(&a).unwrap().attr.size, 1);
+        assert!(exports.resolve(&d).is_ok());
+        // The same handle however it is made.
+        let a_fd = exports.lookup(ex, root.fd.as_fd(), &root.attr, b"a").unwrap();
+        let a_attr = attr::stat_fd(a_fd.as_fd()).unwrap();
+        assert_eq!(exports.handle_of(ex, a_fd.as_fd()).unwrap(), a);
+        assert_eq!(exports.handle_for_fd(ex, a_fd.as_fd(), &a_attr).unwrap(), a);
+        // A kernel handle that now names another file, or a directory, or a directory's that
+        // names a file: STALE.
+        for (what, fh) in [
+            ("file B's kernel handle tagged as file A", swapped(&key, &b, &a)),
+            ("directory's kernel handle tagged as file A", swapped(&key, &d, &a)),
+            ("file A's kernel handle tagged as the directory", swapped(&key, &a, &d)),
+        ] {
+            assert_eq!(exports.resolve(&fh).unwrap_err(), HandleError::Stale, "{what}");
+        }
+        // An untagged handle of an export whose kernel handles are not trusted is stale.
+        let untagged = key.encode(ex.fsid, &key.decode(&a).unwrap().kernel, None).unwrap();
+        assert_eq!(exports.resolve(&untagged).unwrap_err(), HandleError::Stale);
+        // Opening again for data checks the object too.
+        let mut resolved_b = exports.resolve(&b).unwrap();
+        assert!(exports.reopen(&resolved_b, libc::O_RDONLY).is_ok());
+        resolved_b.kernel = key.decode(&a).unwrap().kernel;
+        let err = exports.reopen(&resolved_b, libc::O_RDONLY).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+        // Trusted kernel handles are as before, and still resolve after an upgrade.
+        let plain = Exports::open_with_key(&specs, key.clone(), &|_| None).unwrap();
+        let pex = plain.get(0).unwrap();
+        assert_eq!(pex.handle_trust, HandleTrust::Kernel, "tmpfs and the usual disk filesystems");
+        assert_eq!(pex.root_handle[1], 1);
+        assert!(plain.resolve(&untagged).is_ok());
+    }
+
+    /// A bindfs (FUSE) mount of `src` at `mnt`, unmounted when dropped.
+    struct Bindfs(std::path::PathBuf);
+
+    impl Bindfs {
+        fn mount(src: &Path, mnt: &Path) -> Option<Bindfs> {
+            let ok = std::process::Command::new("bindfs").arg(src).arg(mnt).status().ok()?.success();
+            ok.then(|| Bindfs(mnt.to_path_buf()))
+        }
+    }
+
+    impl Drop for Bindfs {
+        fn drop(&mut self) {
+            // Lazily if still in use (a test that failed while a server held it open).
+            let umount =
+                |args: &[&str]| std::process::Command::new("umount").args(args).arg(&self.0).status();
+            if !umount(&[]).is_ok_and(|s| s.success()) {
+                let _ = umount(&["-l"]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_bindfs_remount_gives_old_kernel_handles_to_other_files_and_tags_catch_it() {
+        if !cred::can_switch() || !Path::new("/dev/fuse").exists() {
+            eprintln!("skipped: needs root and /dev/fuse");
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let (src, mnt) = (base.path().join("src"), base.path().join("mnt"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::create_dir(&mnt).unwrap();
+        std::fs::write(src.join("a"), b"file A").unwrap();
+        std::fs::write(src.join("b"), b"file B").unwrap();
+        let Some(fuse) = Bindfs::mount(&src, &mnt) else {
+            eprintln!("skipped: bindfs is not installed or cannot mount");
+            return;
+        };
+        let key = HandleKey::from_bytes([4; 16]);
+        let specs = [spec(&mnt)];
+        let old = {
+            // Refused as it is (no birth time on FUSE here), so forced to tagged handles.
+            let refused = Exports::open_with_key(&specs, key.clone(), &|_| None);
+            if let Err(e) = &refused {
+                assert!(e.to_string().contains("FUSE"), "{e}");
+            }
+            let exports =
+                Exports::open_trusting(&specs, key.clone(), &|_| None, Some(HandleTrust::Tagged)).unwrap();
+            let ex = exports.get(0).unwrap();
+            let root = exports.resolve(&ex.root_handle).unwrap();
+            let names = [c"a", c"b", c"d"];
+            names.map(|n| exports.handle_at(ex, root.fd.as_fd(), n, 0).unwrap())
+        };
+        // Mounted again, with the names looked up in another order: node ids change hands.
+        drop(fuse);
+        let _fuse = Bindfs::mount(&src, &mnt).expect("bindfs mounts again");
+        for n in ["d", "b", "a"] {
+            std::fs::symlink_metadata(mnt.join(n)).unwrap();
+        }
+        let exports =
+            Exports::open_trusting(&specs, key.clone(), &|_| None, Some(HandleTrust::Tagged)).unwrap();
+        let ex = exports.get(0).unwrap();
+        let mut wrong = 0;
+        for fh in &old {
+            // What the kernel handle alone opens now...
+            let kernel = key.decode(fh).unwrap().kernel;
+            let opened = sys::open_by_handle_at(ex.root.as_fd(), &kernel, libc::O_PATH).ok();
+            let was = key.decode(fh).unwrap().identity.unwrap();
+            if opened.is_some_and(|f| !was.matches(&attr::stat_fd(f.as_fd()).unwrap())) {
+                wrong += 1;
+                // ...is never what the tagged handle resolves to.
+                assert_eq!(exports.resolve(fh).unwrap_err(), HandleError::Stale);
+            }
+        }
+        assert!(wrong > 0, "the remount gave no node id to another file; the test shows nothing");
+        // Fresh lookups work.
+        let root = exports.resolve(&ex.root_handle).unwrap();
+        let a = exports.lookup(ex, root.fd.as_fd(), &root.attr, b"a").unwrap();
+        let a = exports.resolve(&exports.handle_of(ex, a.as_fd()).unwrap()).unwrap();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::fs::File::from(exports.reopen(&a, libc::O_RDONLY).unwrap()),
+            &mut data,
+        )
+        .unwrap();
+        assert_eq!(data, b"file A");
     }
 
     #[test]

@@ -496,3 +496,51 @@ pub fn pread_append(
     }
     Ok(done)
 }
+
+// Rename notification for the export boundary (fs::boundary): a fanotify group reporting every
+// rename on the filesystems of the exports, so directory handles need no re-check while none
+// happened.
+
+/// A fanotify group (non-blocking) for [`watch_renames`]. Needs CAP_SYS_ADMIN.
+pub fn rename_notifier() -> io::Result<OwnedFd> {
+    let flags = libc::FAN_CLASS_NOTIF | libc::FAN_REPORT_FID | libc::FAN_NONBLOCK | libc::FAN_CLOEXEC;
+    // SAFETY: plain integer arguments.
+    let fd = cvt(unsafe { libc::fanotify_init(flags, libc::O_RDONLY as libc::c_uint) })?;
+    // SAFETY: the kernel just returned this descriptor to us; nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds the whole filesystem `fs_of` lies on to `group`: every rename of a file or directory
+/// on it, through any mount, queues an event (`FAN_MOVE_SELF`, with `FAN_ONDIR`).
+pub fn watch_renames(group: BorrowedFd<'_>, fs_of: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a null path makes the mark apply to `fs_of` itself; the rest are integers.
+    cvt(unsafe {
+        libc::fanotify_mark(
+            group.as_raw_fd(),
+            libc::FAN_MARK_ADD | libc::FAN_MARK_FILESYSTEM,
+            libc::FAN_MOVE_SELF | libc::FAN_ONDIR,
+            fs_of.as_raw_fd(),
+            std::ptr::null(),
+        )
+    })?;
+    Ok(())
+}
+
+/// Bytes of events queued on `fd` (`FIONREAD`).
+pub fn queued_bytes(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the valid pointer.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) })?;
+    Ok(n.max(0) as usize)
+}
+
+/// Reads and discards what is queued on the non-blocking `fd`, using `buf`.
+pub fn discard_queued(fd: BorrowedFd<'_>, buf: &mut [u8]) {
+    loop {
+        // SAFETY: `buf` is writable for `buf.len()` bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return;
+        }
+    }
+}

@@ -47,6 +47,10 @@ pub fn lookup(svc: &NfsService, ctx: &CallContext, args: LOOKUP3args) -> Res<LOO
             svc.exports.lookup(export, dir.res.fd.as_fd(), &dir.res.attr, name.as_bytes()).map_err(st)
         })?;
         let attr = stat(child.as_fd())?;
+        // The directory may have left the export since it was resolved: its `..` must not.
+        if name.as_bytes() == b".." {
+            svc.exports.check_parent(export, child.as_fd(), &attr, dir.res.depth).map_err(st)?;
+        }
         // A filesystem mounted inside the export is not part of it (no `crossmnt`).
         let handle =
             svc.exports.handle_for_fd(export, child.as_fd(), &attr).map_err(|e| match e.raw_os_error() {

@@ -241,7 +241,8 @@ struct EntryDetails {
 }
 
 /// Handle and attributes of one entry for READDIRPLUS, looked up as the caller without
-/// following symlinks. `.` is the directory itself, `..` of the export root is the root, and an
+/// following symlinks. `.` is the directory itself, `..` of the export root is the root, `..` of
+/// another directory gets its attributes only (see [`dotdot_handle`]), and an
 /// entry that vanished or lies on another filesystem gets neither. The handle is the one the
 /// listing cache knows for the entry's inode, if any. Otherwise, with `cache`, it comes from the
 /// inode-handle cache when it can and is remembered there when it could not, counted in `misses`.
@@ -267,6 +268,10 @@ fn entry_details(
     }
     let cname = listed.entry.c_name();
     let Ok(attr) = stat_at(dirfd, cname) else { return EntryDetails::default() };
+    if name == b".." {
+        // Its handle is taken by `dotdot_handle`, at root identity.
+        return EntryDetails { attr: Some(attr), handle: None, learned: None };
+    }
     if let ListedHandle::Known(known) = &listed.handle
         && known.fits(&attr)
     {
@@ -291,6 +296,28 @@ fn entry_details(
     match handle {
         Ok(h) => EntryDetails { attr: Some(attr), handle: Some(h), learned: None },
         Err(_) => EntryDetails::default(),
+    }
+}
+
+/// Fills in the handle of `..` of a directory other than the root, which the caller's lookups
+/// left out: the directory may have left the export since it was resolved, so its parent is
+/// checked to be inside, which takes root identity (the walk up may pass directories the caller
+/// cannot search). Outside, the entry is listed without attributes or handle.
+fn dotdot_handle(svc: &NfsService, obj: &Object, raw: &[ListedEntry], details: &mut [EntryDetails]) {
+    if obj.res.export.is_root(&obj.res.attr) {
+        return;
+    }
+    for (e, d) in raw.iter().zip(details.iter_mut()) {
+        if e.entry.name() != b".." {
+            continue;
+        }
+        let handle = d.attr.as_ref().and_then(|seen| {
+            svc.exports.parent_handle(&obj.res.export, obj.res.fd.as_fd(), obj.res.depth, seen)
+        });
+        if handle.is_none() {
+            *d = EntryDetails::default();
+        }
+        d.handle = handle;
     }
 }
 
@@ -385,6 +412,7 @@ pub fn readdirplus(
         // The inode-handle cache pays off from a directory's second listing on.
         let cache = svc.exports.was_listed(export, &obj.res.attr);
         let mut details = entries_details(svc, &obj, obj.res.fd.as_fd(), &raw, cache)?;
+        dotdot_handle(svc, &obj, &raw, &mut details);
         let learned: Vec<(u64, KnownHandle)> = raw
             .iter()
             .zip(details.iter_mut())

@@ -33,6 +33,8 @@ pub struct TestServer {
     pub limits: Limits,
     /// Whether NFS is served over UDP (`--udp`); off, as by default.
     pub nfs_over_udp: bool,
+    /// Whole exports(5) lines to serve instead of `{export} *(options)`, when not empty.
+    pub export_lines: Vec<String>,
 }
 
 impl TestServer {
@@ -71,6 +73,26 @@ impl TestServer {
             options: options.to_string(),
             limits,
             nfs_over_udp: false,
+            export_lines: Vec::new(),
+        };
+        ts.boot();
+        ts
+    }
+
+    /// A server with the given exports(5) `lines` (several exports, or exports below `base`).
+    /// `base` is kept as [`TestServer::export`] so it lives as long as the server.
+    pub fn with_export_lines(base: tempfile::TempDir, lines: &[String]) -> TestServer {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let mut ts = TestServer {
+            runtime,
+            server: None,
+            export: base,
+            state: tempfile::tempdir().unwrap(),
+            options: String::new(),
+            limits: Limits::default(),
+            nfs_over_udp: false,
+            export_lines: lines.to_vec(),
         };
         ts.boot();
         ts
@@ -88,13 +110,16 @@ impl TestServer {
         self
     }
 
-    fn spec(&self) -> ExportSpec {
+    fn specs(&self) -> Vec<ExportSpec> {
+        if !self.export_lines.is_empty() {
+            return self.export_lines.iter().map(|l| parse_export_line(l, "test").unwrap()).collect();
+        }
         let line = format!("{} *({})", self.export.path().display(), self.options);
-        parse_export_line(&line, "test").unwrap()
+        vec![parse_export_line(&line, "test").unwrap()]
     }
 
     fn boot(&mut self) {
-        let mut config = Config::for_tests(vec![self.spec()], self.state.path().to_path_buf());
+        let mut config = Config::for_tests(self.specs(), self.state.path().to_path_buf());
         config.limits = self.limits.clone();
         config.nfs_over_udp = self.nfs_over_udp;
         let server = self.runtime.block_on(Server::start(config)).expect("server starts");
