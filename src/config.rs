@@ -87,7 +87,7 @@ impl Default for Limits {
             max_io: 1 << 20,
             max_record: (1 << 20) + (64 << 10),
             max_connections: 1024,
-            max_connections_per_host: 64,
+            max_connections_per_host: 128,
             max_unlisted_connections: 64,
             max_unlisted_connections_per_host: 4,
             max_unlisted_record: 8 << 10,

@@ -57,7 +57,7 @@ impl Default for TransportLimits {
         TransportLimits {
             max_record: (1 << 20) + (64 << 10),
             max_connections: 1024,
-            max_connections_per_host: 64,
+            max_connections_per_host: 128,
             max_unlisted_connections: 64,
             max_unlisted_connections_per_host: 4,
             max_unlisted_record: 8 << 10,
