@@ -76,6 +76,15 @@ struct ServeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = Limits::default().record_timeout.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
     record_timeout: u64,
+    /// MiB of received requests held at once over every connection (partial records beyond each
+    /// connection's first 128 KiB, and records until their call has run).
+    #[arg(long, value_name = "MIB", default_value_t = (Limits::default().max_request_bytes >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    max_request_memory: u64,
+    /// MiB of large replies (over 64 KiB: READ, READDIR...) held at once over every connection.
+    #[arg(long, value_name = "MIB", default_value_t = (Limits::default().max_reply_bytes >> 20) as u64,
+          value_parser = clap::value_parser!(u64).range(16..=1 << 20))]
+    max_reply_memory: u64,
     /// Of --fs-threads, how many one client address may use at once (default: three quarters,
     /// at most 8), so one host cannot take them all.
     #[arg(long)]
@@ -161,6 +170,8 @@ fn main() -> ExitCode {
             max_connections: args.max_connections.max(1),
             max_connections_per_host: args.max_connections_per_host.max(1),
             record_timeout: std::time::Duration::from_secs(args.record_timeout),
+            max_request_bytes: (args.max_request_memory as usize) << 20,
+            max_reply_bytes: (args.max_reply_memory as usize) << 20,
             fs_threads_per_client: args.fs_threads_per_client.map(|n| n.max(1)),
             ..Limits::default()
         },

@@ -434,3 +434,20 @@ fn nfs_over_udp_needs_the_udp_flag() {
         server.wait_for_line(|l| l.contains("stopped"));
     }
 }
+
+#[test]
+fn limit_flags_out_of_range_are_refused_naming_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().display().to_string();
+    for (flag, value) in [
+        ("--max-request-memory", "1"),
+        ("--max-reply-memory", "0"),
+        ("--record-timeout", "0"),
+        ("--max-request-memory", "lots"),
+    ] {
+        let out =
+            rnfsd(&["serve", &share, "--portmap", "off", "--state-dir", &state_dir(tmp.path()), flag, value]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {:?}", out.status);
+        assert!(stderr_of(&out).contains(flag), "{flag} {value}: {}", stderr_of(&out));
+    }
+}
