@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test of rnfsd: formatting, lints, the Rust test suites, then a release build and the
+# Runs every test of rnfsd: formatting, lints, the Rust test suites, a fuzzing smoke run
+# (scripts/fuzz.sh, FUZZ_SECONDS per target, default 10), then a release build and the
 # interoperability checks with real NFS clients (scripts/interop.sh), the conformance suite
 # (scripts/conformance.sh), as root a bench smoke run and the writeback-error checks
 # (scripts/writeback-faults.sh), and the kernel-client scenarios in a qemu guest (scripts/vm).
@@ -61,6 +62,9 @@ if [[ ${SKIP_INTEROP:-0} == 1 ]]; then
     section "interop skipped (SKIP_INTEROP=1)"
     exit 0
 fi
+
+section "scripts/fuzz.sh (every fuzz target, ${FUZZ_SECONDS:-10} s each)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} timeout 900 bash scripts/fuzz.sh
 
 section "cargo build --release -p rnfsd -p rnfsd-faultproxy -p rnfsd-bench"
 timeout 1800 cargo build --release -p rnfsd -p rnfsd-faultproxy -p rnfsd-bench

@@ -112,8 +112,9 @@ fn bind_hint(port: u16, e: &io::Error) -> &'static str {
 }
 
 /// The MOUNT backend over the opened exports: MNT's handle for a path below an export root.
-struct ExportsMountBackend {
-    exports: Arc<Exports>,
+/// Public so that an in-process server (the fuzz targets) wires MOUNT exactly as [`Server::start`].
+pub struct ExportsMountBackend {
+    pub exports: Arc<Exports>,
 }
 
 impl MountBackend for ExportsMountBackend {

@@ -266,12 +266,25 @@ pub struct ExportsError {
 /// Host names are resolved now; an unresolvable one is an error. A path exported twice is an
 /// error.
 pub fn parse_exports(text: &str, origin_file: &str) -> Result<Vec<ExportSpec>, ExportsError> {
+    parse_exports_with(text, origin_file, &resolve_host)
+}
+
+/// Resolves a client host name to its addresses; [`parse_exports_with`] takes one so that
+/// callers which must not reach DNS (the fuzz targets) supply their own.
+pub type ResolveHost<'a> = &'a dyn Fn(&str) -> Result<Vec<IpAddr>, String>;
+
+/// [`parse_exports`] with host names resolved by `resolve` instead of the system resolver.
+pub fn parse_exports_with(
+    text: &str,
+    origin_file: &str,
+    resolve: ResolveHost,
+) -> Result<Vec<ExportSpec>, ExportsError> {
     let mut out: Vec<ExportSpec> = Vec::new();
     for (line_no, logical) in logical_lines(text) {
         let err =
             |message: String| ExportsError { origin: origin_file.to_string(), line: Some(line_no), message };
         let origin = format!("{origin_file}:{line_no}");
-        let Some(spec) = parse_logical(&logical, &origin).map_err(err)? else { continue };
+        let Some(spec) = parse_logical(&logical, &origin, resolve).map_err(err)? else { continue };
         if let Some(prev) = out.iter().find(|s| s.path == spec.path) {
             return Err(err(format!("{} is already exported at {}", spec.path.display(), prev.origin)));
         }
@@ -283,9 +296,18 @@ pub fn parse_exports(text: &str, origin_file: &str) -> Result<Vec<ExportSpec>, E
 /// Parses one export given on the command line (`--export 'PATH CLIENT(OPTS) ...'`), same syntax
 /// as a line of the file. `origin` names it in errors (e.g. "--export").
 pub fn parse_export_line(line: &str, origin: &str) -> Result<ExportSpec, ExportsError> {
+    parse_export_line_with(line, origin, &resolve_host)
+}
+
+/// [`parse_export_line`] with host names resolved by `resolve` instead of the system resolver.
+pub fn parse_export_line_with(
+    line: &str,
+    origin: &str,
+    resolve: ResolveHost,
+) -> Result<ExportSpec, ExportsError> {
     let err = |message: String| ExportsError { origin: origin.to_string(), line: None, message };
     let joined: String = logical_lines(line).into_iter().map(|(_, l)| l).collect::<Vec<_>>().join(" ");
-    parse_logical(&joined, origin).map_err(err)?.ok_or_else(|| err("empty export".to_string()))
+    parse_logical(&joined, origin, resolve).map_err(err)?.ok_or_else(|| err("empty export".to_string()))
 }
 
 /// Joins `\`-continued lines and drops comments. Each logical line carries the number of the
@@ -476,7 +498,7 @@ fn parse_fsid(v: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_client(text: &str) -> Result<ClientMatch, String> {
+fn parse_client(text: &str, resolve: ResolveHost) -> Result<ClientMatch, String> {
     if text.is_empty() || text == "*" {
         return Ok(ClientMatch::Any);
     }
@@ -519,10 +541,8 @@ fn parse_client(text: &str) -> Result<ClientMatch, String> {
         return Err(format!("bad client {text:?}"));
     }
     let mut addrs: Vec<IpAddr> = Vec::new();
-    let resolved =
-        (text, 0u16).to_socket_addrs().map_err(|e| format!("cannot resolve host {text:?}: {e}"))?;
-    for a in resolved {
-        let ip = a.ip().to_canonical();
+    for ip in resolve(text)? {
+        let ip = ip.to_canonical();
         if !addrs.contains(&ip) {
             addrs.push(ip);
         }
@@ -531,6 +551,13 @@ fn parse_client(text: &str) -> Result<ClientMatch, String> {
         return Err(format!("host {text:?} has no address"));
     }
     Ok(ClientMatch::Addrs(addrs))
+}
+
+/// The system resolver (hosts file, then DNS) for client host names.
+fn resolve_host(name: &str) -> Result<Vec<IpAddr>, String> {
+    let resolved =
+        (name, 0u16).to_socket_addrs().map_err(|e| format!("cannot resolve host {name:?}: {e}"))?;
+    Ok(resolved.map(|a| a.ip()).collect())
 }
 
 /// An IPv4 or IPv6 address, IPv6 optionally in brackets; IPv4-mapped IPv6 is taken as IPv4.
@@ -560,7 +587,7 @@ fn normalize_path(raw: &str) -> Result<PathBuf, String> {
 }
 
 /// Parses one logical line; `Ok(None)` for a blank line.
-fn parse_logical(line: &str, origin: &str) -> Result<Option<ExportSpec>, String> {
+fn parse_logical(line: &str, origin: &str, resolve: ResolveHost) -> Result<Option<ExportSpec>, String> {
     let tokens = tokenize(line)?;
     let Some((path_tok, rest)) = tokens.split_first() else { return Ok(None) };
     if path_tok.starts_with('(') || path_tok.starts_with('-') {
@@ -606,7 +633,7 @@ fn parse_logical(line: &str, origin: &str) -> Result<Option<ExportSpec>, String>
             }
             fsid = Some(f);
         }
-        let matcher = parse_client(client)?;
+        let matcher = parse_client(client, resolve)?;
         let text = if client.is_empty() { "*".to_string() } else { client.to_string() };
         clients.push(ClientRule { text, matcher, options });
         previous_bare = if opts.is_none() { Some(client) } else { None };

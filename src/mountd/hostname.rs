@@ -65,21 +65,35 @@ pub fn names_in_hosts(text: &str, ip: IpAddr) -> Vec<String> {
 /// exports(5) wildcard matching: `*` matches any run of characters and `?` one character, neither
 /// crossing a `.` (so `*.example.com` does not match `a.b.example.com`); case-insensitive.
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => {
-                // Try every split of the current label, shortest first.
-                let label_end = n.iter().position(|&c| c == b'.').unwrap_or(n.len());
-                (0..=label_end).any(|k| go(rest, &n[k..]))
+    // One pass over the pattern, keeping the set of name prefixes it can have matched so far:
+    // O(pattern × name) time, where trying every split of every `*` was exponential in the stars.
+    let name = name.as_bytes();
+    let mut reached = vec![false; name.len() + 1];
+    reached[0] = true;
+    for &p in pattern.as_bytes() {
+        let mut next = vec![false; name.len() + 1];
+        match p {
+            b'*' => {
+                // Prefix i is reached if some reached prefix j <= i leaves a dot-free run j..i.
+                let mut in_run = false;
+                for i in 0..=name.len() {
+                    in_run |= reached[i];
+                    next[i] = in_run;
+                    if name.get(i) == Some(&b'.') {
+                        in_run = false;
+                    }
+                }
             }
-            Some((b'?', rest)) => matches!(n.split_first(), Some((c, nr)) if *c != b'.' && go(rest, nr)),
-            Some((c, rest)) => {
-                matches!(n.split_first(), Some((d, nr)) if c.eq_ignore_ascii_case(d) && go(rest, nr))
+            _ => {
+                for i in 0..name.len() {
+                    let fits = if p == b'?' { name[i] != b'.' } else { p.eq_ignore_ascii_case(&name[i]) };
+                    next[i + 1] = reached[i] && fits;
+                }
             }
         }
+        reached = next;
     }
-    go(pattern.as_bytes(), name.as_bytes())
+    reached[name.len()]
 }
 
 #[cfg(test)]
@@ -98,6 +112,23 @@ mod tests {
         assert!(wildcard_match("*", "localhost"));
         assert!(!wildcard_match("*", "a.b"));
         assert!(wildcard_match("a*b*c", "aXXbYc"));
+    }
+
+    /// Found by the exports_parse fuzz target: matching backtracked over every split of every
+    /// `*`, so a pattern with many stars took exponential time (a 100-star pattern ran for over
+    /// 10 s), and it runs for each request of a client only a wildcard rule admits.
+    #[test]
+    fn many_stars_match_in_polynomial_time() {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pattern = format!("{}s", "*".repeat(100));
+            let name = "a".repeat(60);
+            done_tx
+                .send((wildcard_match(&pattern, &name), wildcard_match(&pattern, &format!("{name}s"))))
+                .unwrap();
+        });
+        let outcome = done.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(outcome, Ok((false, true)), "wildcard_match did not finish within 10 s");
     }
 
     #[test]

@@ -88,9 +88,16 @@ crate::xdr_linked_list! {
 }
 
 /// Decodes an XDR `string<max>`. Netids, universal addresses and owners are ASCII in practice;
-/// other bytes are replaced (U+FFFD), so such a string simply matches no registration.
+/// each byte that is not part of valid UTF-8 is replaced by `?`, so such a string simply matches
+/// no registration, and stays as long as it was on the wire (within `max` when re-encoded).
 fn string(r: &mut Reader, field: &'static str, max: usize) -> Result<String> {
-    Ok(String::from_utf8_lossy(&r.opaque(field, max)?).into_owned())
+    let bytes = r.opaque(field, max)?;
+    let mut s = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        s.push_str(chunk.valid());
+        s.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    Ok(s)
 }
 
 /// `rpcb` (RFC 1833 §2.2): a registration in RPCBIND v3/v4, and the argument of SET, UNSET,
@@ -385,7 +392,25 @@ mod tests {
         w.put_opaque(&[0xff, 0xfe]);
         w.put_opaque(b"");
         w.put_opaque(b"");
-        assert_eq!(rpcb::from_bytes(&w).unwrap().r_netid, "\u{fffd}\u{fffd}");
+        assert_eq!(rpcb::from_bytes(&w).unwrap().r_netid, "??");
+    }
+
+    /// Found by the portmap_args fuzz target: a string of bytes that are not UTF-8 must decode to
+    /// a string no longer than its wire form, or a registration stored from it (RPCBIND SET)
+    /// re-encodes past its bound (a 1,024-byte address became 3,072 bytes of U+FFFD) and every
+    /// DUMP reply that lists it is undecodable.
+    #[test]
+    fn non_utf8_strings_keep_their_length() {
+        let mut w = BytesMut::new();
+        w.put_u32(100_005);
+        w.put_u32(3);
+        w.put_opaque(b"tcp");
+        w.put_opaque(&[0xf9; MAX_UADDR]);
+        w.put_opaque(b"");
+        let decoded = rpcb::from_bytes(&w).unwrap();
+        assert_eq!(decoded.r_addr.len(), MAX_UADDR);
+        let again = rpcb::from_bytes(&decoded.to_bytes()).unwrap();
+        assert_eq!(again, decoded);
     }
 
     #[test]
