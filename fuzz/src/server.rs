@@ -100,7 +100,7 @@ impl Harness {
         let programs: Vec<Arc<dyn Program>> = vec![nfs, mount, Arc::new(PortmapService::new(registry))];
         let dispatcher = Arc::new(Dispatcher::new(
             programs,
-            DispatcherConfig { workers: limits.fs_threads, drc: limits.drc },
+            DispatcherConfig { workers: limits.fs_threads, drc: limits.drc, ..DispatcherConfig::default() },
         ));
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let mut h = Harness { runtime, dispatcher, rw, ro, handles: Vec::new(), records: 0 };
