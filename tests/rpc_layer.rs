@@ -39,8 +39,10 @@ const PANIC: u32 = 4;
 const DENY: u32 = 5;
 /// u32 n → opaque of n bytes.
 const BIG: u32 = 6;
+/// → the nice value of the thread that ran it, as an i32.
+const NICE: u32 = 7;
 
-/// The test program: versions 1 and 2, procedures 0..=6.
+/// The test program: versions 1 and 2, procedures 0..=7.
 #[derive(Default)]
 struct TestProgram {
     counter: AtomicU64,
@@ -66,6 +68,7 @@ impl Program for TestProgram {
             PANIC => ("panic", DrcClass::Idempotent),
             DENY => ("deny", DrcClass::Idempotent),
             BIG => ("big", DrcClass::Idempotent),
+            NICE => ("nice", DrcClass::Idempotent),
             _ => return None,
         };
         let run = if vers == 2 { RunOn::Inline } else { RunOn::Pool };
@@ -106,6 +109,10 @@ impl Program for TestProgram {
                 let n = args.u32()?;
                 args.finish()?;
                 reply.put_opaque(&vec![7u8; n as usize]);
+            }
+            NICE => {
+                args.finish()?;
+                reply.put_i32(rnfsd::fs::sys::thread_nice().expect("getpriority of this thread"));
             }
             _ => return Err(RpcError::ProcUnavail),
         }
@@ -431,6 +438,33 @@ async fn pipelined_requests_reply_in_completion_order() {
     xids.sort_unstable();
     assert_eq!(xids, (10..18).collect::<Vec<_>>());
     assert!(t.elapsed() < Duration::from_millis(2400), "took {:?}", t.elapsed());
+    server.stop().await;
+}
+
+/// The pool's threads run below the async workers, so that a client keeping them busy with large
+/// READs and WRITEs does not take the cores from the workers that answer everyone's GETATTRs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_threads_run_at_a_lower_priority_than_the_network_workers() {
+    let server = start(TransportLimits::default()).await;
+    let mut c = Client::connect(server.tcp).await;
+    let nice_of = |reply: Vec<u8>| {
+        let (h, mut r) = parse(&reply);
+        assert_eq!(accepted_status(&h), AcceptedStatus::Success);
+        r.i32().unwrap()
+    };
+    let inline = nice_of(c.call(&call_with(1, 2, PROG, 2, NICE, auth_sys(), &[])).await);
+    let worker = tokio::spawn(async { rnfsd::fs::sys::thread_nice().unwrap() }).await.unwrap();
+    assert_eq!(inline, worker, "an inline procedure runs on a network worker, at its priority");
+    let expected = (worker + rnfsd::rpc::dispatch::POOL_NICE_INCREMENT).min(19);
+    // Several calls at once, so that they run on several pool threads, each lowered.
+    for xid in 10..18 {
+        c.send(&call(xid, NICE, &[])).await;
+    }
+    for _ in 10..18 {
+        assert_eq!(nice_of(c.recv().await.unwrap()), expected, "a pool thread's nice value");
+    }
+    let after = tokio::spawn(async { rnfsd::fs::sys::thread_nice().unwrap() }).await.unwrap();
+    assert_eq!(after, worker, "the network workers keep their priority");
     server.stop().await;
 }
 

@@ -1,5 +1,5 @@
 //! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
-//! `statx`, per-thread credentials and capabilities, `getdents64`, `faccessat2` and `sync_file_range` (plus glibc's
+//! `statx`, per-thread credentials and capabilities, `getdents64`, `faccessat2`, `sync_file_range` and per-thread nice values (plus glibc's
 //! `mallopt`, `malloc_trim` and `mallinfo2`, the allocator's tuning and statistics calls). This is the
 //! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
 #![allow(unsafe_code)]
@@ -355,6 +355,31 @@ pub fn sync_file_range(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<
     Ok(())
 }
 
+/// Raises the calling thread's nice value by `increment` (at most to 19, the lowest priority),
+/// leaving the process's other threads as they are: on Linux the nice value belongs to each
+/// thread, and `setpriority(PRIO_PROCESS, tid)` sets that one thread's. Raising it needs no
+/// privilege; lowering it again would (CAP_SYS_NICE or RLIMIT_NICE).
+pub fn lower_thread_priority(increment: i32) -> io::Result<()> {
+    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+    let nice = thread_nice()?;
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    cvt(unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, (nice + increment.max(0)).min(19)) })?;
+    Ok(())
+}
+
+/// The calling thread's nice value (-20 to 19).
+pub fn thread_nice() -> io::Result<i32> {
+    let tid = nix::unistd::gettid().as_raw() as libc::id_t;
+    // getpriority returns -1 both for an error and for nice -1: only errno tells them apart.
+    nix::errno::Errno::clear();
+    // SAFETY: getpriority takes plain integers and touches no memory of ours.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) };
+    if nice == -1 && nix::errno::Errno::last_raw() != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(nice)
+}
+
 /// The effective uid of the process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
@@ -365,6 +390,20 @@ pub fn effective_uid() -> u32 {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn lowering_a_threads_priority_leaves_the_others() {
+        let before = thread_nice().unwrap();
+        let lowered = std::thread::spawn(|| {
+            let own = thread_nice().unwrap();
+            lower_thread_priority(3).unwrap();
+            (own, thread_nice().unwrap())
+        })
+        .join()
+        .unwrap();
+        assert_eq!(lowered, (before, (before + 3).min(19)));
+        assert_eq!(thread_nice().unwrap(), before, "the calling thread keeps its nice value");
+    }
 
     #[test]
     fn handle_round_trip_and_stat() {
