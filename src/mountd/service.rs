@@ -366,13 +366,21 @@ mod tests {
         }
     }
 
-    /// A log sink for one test: what the fmt subscriber writes, as text.
-    #[derive(Clone, Default)]
-    struct LogCapture(Arc<Mutex<Vec<u8>>>);
+    thread_local! {
+        /// The buffer of the test running on this thread while it captures its log lines.
+        static CAPTURE: std::cell::RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { std::cell::RefCell::new(None) };
+    }
 
-    impl std::io::Write for LogCapture {
+    /// Where the process-wide test subscriber writes: the capturing thread's buffer, or nowhere.
+    struct ThreadCapture;
+
+    impl std::io::Write for ThreadCapture {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            CAPTURE.with(|c| {
+                if let Some(sink) = c.borrow().as_ref() {
+                    sink.lock().unwrap().extend_from_slice(buf);
+                }
+            });
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -381,16 +389,31 @@ mod tests {
     }
 
     /// Runs `f` with every log line of this thread captured, and returns the lines.
+    ///
+    /// The subscriber is global, not a thread's scoped default: tracing caches each callsite's
+    /// interest process-wide, and a callsite first reached by another test's thread while a
+    /// scoped subscriber was being registered could stay disabled for every thread (seen in CI:
+    /// the successful mount's line was missing).
     fn captured_log(f: impl FnOnce()) -> String {
-        let capture = LogCapture::default();
-        let sink = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::TRACE)
-            .finish();
-        tracing::subscriber::with_default(subscriber, f);
-        String::from_utf8(capture.0.lock().unwrap().clone()).unwrap()
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(|| ThreadCapture)
+                .with_ansi(false)
+                .with_max_level(tracing::Level::TRACE)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the unit tests");
+        });
+        // A callsite another thread was registering while the subscriber was installed may have
+        // cached "never" from the state before; recompute every callsite's interest now.
+        tracing::callsite::rebuild_interest_cache();
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        CAPTURE.with(|c| *c.borrow_mut() = Some(buffer.clone()));
+        f();
+        CAPTURE.with(|c| *c.borrow_mut() = None);
+        let text = buffer.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
     }
 
     /// A newline in a client's MNT path cannot start a log line of its own: refused (unknown
