@@ -127,10 +127,15 @@ struct Share {
     bytes: usize,
 }
 
+/// The tables' hasher: foldhash with a per-process random seed. Every lookup of a call hashes
+/// its key several times, and SipHash made the DRC a seventh of a CREATE's cost; the key's
+/// checksums are already SipHash under a secret key, so a client cannot aim at a bucket.
+type FastHash = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct DrcState {
-    entries: HashMap<DrcKey, Entry>,
-    shares: HashMap<IpAddr, Share>,
+    entries: HashMap<DrcKey, Entry, FastHash>,
+    shares: HashMap<IpAddr, Share, FastHash>,
     /// (bytes held, client) of every share, to find the largest client.
     by_bytes: BTreeSet<(usize, IpAddr)>,
     next_seq: u64,
@@ -275,11 +280,13 @@ impl Drc {
     fn begin_at(&self, key: DrcKey, port: u16, now: Instant) -> DrcLookup<'_> {
         let mut st = self.lock();
         self.count_expired(st.expire_client(key.client, now, self.config.ttl));
-        if let Some(e) = st.entries.get(&key) {
-            match &e.state {
+        let seq = st.next_seq;
+        let slot = match st.entries.entry(key) {
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
+            std::collections::hash_map::Entry::Occupied(e) => match &e.get().state {
                 EntryState::Done(reply) => {
                     self.counters.hits.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(xid = key.xid, client = %key.client, port, original_port = e.port, "drc hit, replaying");
+                    tracing::debug!(xid = key.xid, client = %key.client, port, original_port = e.get().port, "drc hit, replaying");
                     return DrcLookup::Hit(reply.clone());
                 }
                 EntryState::InProgress(tx) => {
@@ -287,13 +294,12 @@ impl Drc {
                     tracing::debug!(xid = key.xid, client = %key.client, port, "drc: original in progress, parking duplicate");
                     return DrcLookup::InProgress(DrcWait { drc: self, rx: tx.subscribe() });
                 }
-            }
-        }
+            },
+        };
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
-        let seq = st.next_seq;
-        st.next_seq += 1;
         let (tx, _) = watch::channel(None);
-        st.entries.insert(key, Entry { seq, port, charge: ENTRY_CHARGE, state: EntryState::InProgress(tx) });
+        slot.insert(Entry { seq, port, charge: ENTRY_CHARGE, state: EntryState::InProgress(tx) });
+        st.next_seq += 1;
         st.shares.entry(key.client).or_default().order.push_back((seq, now, key));
         st.account(key.client, 1, ENTRY_CHARGE as isize);
         self.enforce_client_bounds(&mut st, key.client);
