@@ -301,6 +301,10 @@ impl Connection {
         // Request budget for what `buf` and the assembler hold beyond the uncounted buffer.
         let mut held = Charge::none(&self.shared.requests);
         let mut clock = RecordClock::default();
+        // Waiting on a token registers a waiter under its lock; these two are registered once
+        // for the connection rather than at every read.
+        let mut evicted_wait = std::pin::pin!(evicted.cancelled());
+        let mut closing_wait = std::pin::pin!(self.closing.cancelled());
         'conn: loop {
             loop {
                 let record = match assembler.next_record(&mut buf) {
@@ -336,8 +340,8 @@ impl Connection {
                         state.set_paused(true);
                         let permit = tokio::select! {
                             biased;
-                            _ = evicted.cancelled() => break 'conn,
-                            _ = self.closing.cancelled() => break 'conn,
+                            _ = &mut evicted_wait => break 'conn,
+                            _ = &mut closing_wait => break 'conn,
                             p = self.reserve(&mut room, bound, &state, &in_flight) => p,
                         };
                         state.set_paused(false);
@@ -400,8 +404,8 @@ impl Connection {
                 state.set_paused(true);
                 tokio::select! {
                     biased;
-                    _ = evicted.cancelled() => break,
-                    _ = self.closing.cancelled() => break,
+                    _ = &mut evicted_wait => break,
+                    _ = &mut closing_wait => break,
                     _ = self.reserve_request_bytes(&mut held, needed, &state) => {}
                 }
                 state.set_paused(false);
@@ -428,8 +432,8 @@ impl Connection {
             let mut room = (&mut buf).limit(limit);
             let read = tokio::select! {
                 biased;
-                _ = evicted.cancelled() => break,
-                _ = self.closing.cancelled() => break,
+                _ = &mut evicted_wait => break,
+                _ = &mut closing_wait => break,
                 r = tokio::time::timeout(wait, rd.read_buf(&mut room)) => r,
             };
             match read {
@@ -538,12 +542,13 @@ async fn write_replies(
     peer: SocketAddr,
 ) {
     let evicted = state.evicted().clone();
+    let mut evicted_wait = std::pin::pin!(evicted.cancelled());
     let mut batch = ReplyBatch::default();
     let mut rooms = Vec::new();
     loop {
         let queued = tokio::select! {
             biased;
-            _ = evicted.cancelled() => return,
+            _ = &mut evicted_wait => return,
             q = rx.recv() => q,
         };
         let Some(first) = queued else { break };
@@ -561,7 +566,7 @@ async fn write_replies(
         state.writer_progress(true);
         let written = tokio::select! {
             biased;
-            _ = evicted.cancelled() => return,
+            _ = &mut evicted_wait => return,
             r = tokio::time::timeout(write_timeout, batch.write_all(&mut wr, &state)) => r,
         };
         state.writer_progress(false);
