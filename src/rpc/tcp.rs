@@ -527,6 +527,9 @@ impl Connection {
 const MAX_BATCH_REPLIES: usize = 64;
 /// Stop gathering once this many bytes are queued for one `writev`.
 const MAX_BATCH_BYTES: usize = 2 << 20;
+/// Most bytes one `writev` is offered, and written between two yields of the writer: a batch of
+/// 1 MiB READ replies is copied in slices, so no worker thread is held for milliseconds.
+const WRITE_SLICE: usize = 512 << 10;
 
 /// Sends each reply as a single-fragment record. Every reply that is ready when the writer wakes
 /// goes out in one vectored write (marker and body as separate slices, bodies not copied), so a
@@ -609,20 +612,33 @@ impl ReplyBatch {
     }
 
     async fn write_all(&mut self, wr: &mut OwnedWriteHalf, state: &ConnState) -> io::Result<()> {
+        let mut since_yield = 0;
         while !self.parts.is_empty() {
             let sent = self.front_sent;
-            let slices: Vec<io::IoSlice<'_>> = self
-                .parts
-                .iter()
-                .enumerate()
-                .map(|(i, b)| io::IoSlice::new(if i == 0 { &b[sent..] } else { b }))
-                .collect();
+            let mut slices: Vec<io::IoSlice<'_>> = Vec::with_capacity(self.parts.len());
+            let mut offered = 0;
+            for (i, part) in self.parts.iter().enumerate() {
+                let part = if i == 0 { &part[sent..] } else { &part[..] };
+                let take = part.len().min(WRITE_SLICE - offered);
+                slices.push(io::IoSlice::new(&part[..take]));
+                offered += take;
+                if offered == WRITE_SLICE {
+                    break;
+                }
+            }
             let mut written = wr.write_vectored(&slices).await?;
             drop(slices);
             if written == 0 {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             state.writer_progress(true);
+            // Copying a slice into the socket takes tens of microseconds; between slices the
+            // worker thread goes back to its queue, where other connections' calls wait.
+            since_yield += written;
+            if since_yield >= WRITE_SLICE && !self.parts.is_empty() {
+                since_yield = 0;
+                tokio::task::yield_now().await;
+            }
             while written > 0 {
                 let front = self.parts.front().expect("written bytes come from queued parts");
                 let left = front.len() - self.front_sent;
