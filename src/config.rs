@@ -4,8 +4,16 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::mountd::exports::ExportSpec;
+use crate::exports::ExportSpec;
 use crate::rpc::drc::DrcConfig;
+use crate::rpc::transport::TransportLimits;
+
+/// The NFS port clients assume (RFC 1813 leaves it to the portmapper; everyone uses 2049).
+pub const DEFAULT_NFS_PORT: u16 = 2049;
+/// The MOUNT port nfs-utils' rpc.mountd uses, so firewall rules written for knfsd fit.
+pub const DEFAULT_MOUNT_PORT: u16 = 20048;
+/// The portmapper's well-known port.
+pub const DEFAULT_PORTMAP_PORT: u16 = xdr::portmap::PMAP_PORT;
 
 /// How the server makes itself known to portmapper clients (`rpcinfo`, `showmount`, `mount`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,21 +90,23 @@ pub struct Limits {
 }
 
 impl Default for Limits {
+    /// The transports' bounds are [`TransportLimits::default`]'s, so each default is written once.
     fn default() -> Self {
+        let transport = TransportLimits::default();
         Limits {
             max_io: 1 << 20,
-            max_record: (1 << 20) + (64 << 10),
-            max_connections: 1024,
-            max_connections_per_host: 128,
-            max_unlisted_connections: 64,
-            max_unlisted_connections_per_host: 4,
-            max_unlisted_record: 8 << 10,
-            record_timeout: std::time::Duration::from_secs(15),
-            min_record_rate: 128 << 10,
-            max_request_bytes: 128 << 20,
-            max_reply_bytes_per_connection: 32 << 20,
-            max_reply_bytes: 256 << 20,
-            max_inflight_per_connection: 64,
+            max_record: transport.max_record,
+            max_connections: transport.max_connections,
+            max_connections_per_host: transport.max_connections_per_host,
+            max_unlisted_connections: transport.max_unlisted_connections,
+            max_unlisted_connections_per_host: transport.max_unlisted_connections_per_host,
+            max_unlisted_record: transport.max_unlisted_record,
+            record_timeout: transport.record_timeout,
+            min_record_rate: transport.min_record_rate,
+            max_request_bytes: transport.max_request_bytes,
+            max_reply_bytes_per_connection: transport.max_reply_bytes_per_connection,
+            max_reply_bytes: transport.max_reply_bytes,
+            max_inflight_per_connection: transport.max_in_flight_per_connection,
             fs_threads: 32,
             fs_threads_per_client: None,
             open_files: 1024,
@@ -105,7 +115,7 @@ impl Default for Limits {
     }
 }
 
-/// Everything `server::run` needs.
+/// Everything [`Server::start`](crate::server::Server::start) needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub exports: Vec<ExportSpec>,
@@ -138,7 +148,7 @@ impl Config {
             mount_port: None,
             nfs_over_udp: false,
             portmap: PortmapMode::Off,
-            portmap_port: 111,
+            portmap_port: DEFAULT_PORTMAP_PORT,
             state_dir,
             limits: Limits::default(),
         }

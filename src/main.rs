@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use rnfsd::config::{Config, Limits, PortmapMode, default_state_dir};
-use rnfsd::mountd::exports::{ExportSpec, parse_export_line, parse_exports};
+use rnfsd::config::{
+    Config, DEFAULT_MOUNT_PORT, DEFAULT_NFS_PORT, DEFAULT_PORTMAP_PORT, Limits, PortmapMode,
+    default_state_dir,
+};
+use rnfsd::exports::{ExportSpec, parse_export_line, parse_exports};
 
 #[derive(Parser, Debug)]
 #[command(name = "rnfsd", version, about = "A userspace NFSv3 server")]
@@ -41,10 +44,10 @@ struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0", env = "RNFSD_BIND")]
     bind: IpAddr,
     /// NFS port (MOUNT is served on it too).
-    #[arg(long, default_value_t = 2049, env = "RNFSD_PORT")]
+    #[arg(long, default_value_t = DEFAULT_NFS_PORT, env = "RNFSD_PORT")]
     port: u16,
     /// Separate MOUNT port (0 = serve MOUNT only on the NFS port).
-    #[arg(long, default_value_t = 20048, env = "RNFSD_MOUNT_PORT")]
+    #[arg(long, default_value_t = DEFAULT_MOUNT_PORT, env = "RNFSD_MOUNT_PORT")]
     mount_port: u16,
     /// Serve NFS over UDP too (off by default: UDP calls can forge their source, and READ
     /// replies would reflect floods at it). MOUNT and the portmapper answer over UDP anyway.
@@ -55,13 +58,13 @@ struct ServeArgs {
     #[arg(long, value_enum, default_value_t = PortmapMode::Auto, env = "RNFSD_PORTMAP")]
     portmap: PortmapMode,
     /// Port of the portmapper (embedded, or the rpcbind to register with).
-    #[arg(long, default_value_t = 111, hide = true)]
+    #[arg(long, default_value_t = DEFAULT_PORTMAP_PORT, hide = true)]
     portmap_port: u16,
     /// Directory for state that must survive restarts (the file handle key).
     #[arg(long, env = "RNFSD_STATE_DIR")]
     state_dir: Option<PathBuf>,
     /// Filesystem operations executing at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = Limits::default().fs_threads)]
     fs_threads: usize,
     /// TCP connections served at once, over every port. When it is reached, a newcomer closes
     /// the least recently active connection of the address holding the most.
@@ -152,7 +155,7 @@ fn main() -> ExitCode {
     };
     if args.check_exports {
         for e in &exports {
-            println!("{}", rnfsd::server::describe_export(e));
+            println!("{}", rnfsd::exports::describe_export(e));
         }
         return ExitCode::SUCCESS;
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use rnfsd::config::{Config, Limits};
-use rnfsd::mountd::exports::parse_export_line;
+use rnfsd::exports::parse_export_line;
 use rnfsd::rpc::drc::DrcConfig;
 use rnfsd::server::Server;
 use xdr::Xdr;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use rnfsd::config::{Config, Limits, PortmapMode};
-use rnfsd::mountd::exports::parse_export_line;
+use rnfsd::exports::parse_export_line;
 use rnfsd::server::Server;
 use xdr::Xdr;
 use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP, mapping, pmap_proc, pmaplist, rpcb, rpcb_proc, rpcblist};

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::{auth_sys, call_message, parse_reply};
 use rnfsd::config::{Config, Limits};
-use rnfsd::mountd::exports::parse_export_line;
+use rnfsd::exports::parse_export_line;
 use rnfsd::server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};

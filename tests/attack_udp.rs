@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rnfsd::config::Config;
-use rnfsd::mountd::exports::ExportSpec;
+use rnfsd::exports::ExportSpec;
 use rnfsd::server::Server;
 use xdr::Xdr;
 use xdr::rpc::{CallHeader, OpaqueAuth};

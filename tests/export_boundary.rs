@@ -254,7 +254,7 @@ fn start(
     state: &Path,
 ) -> Result<rnfsd::server::Server, rnfsd::server::StartError> {
     let line = format!("{} *(rw,insecure,no_root_squash)", export.display());
-    let spec = rnfsd::mountd::exports::parse_export_line(&line, "test").unwrap();
+    let spec = rnfsd::exports::parse_export_line(&line, "test").unwrap();
     rt.block_on(rnfsd::server::Server::start(rnfsd::config::Config::for_tests(
         vec![spec],
         state.to_path_buf(),

@@ -321,7 +321,7 @@ fn clients_outside_the_export_list_are_refused() {
     let mut ts2 = ts;
     ts2.options = String::new();
     let line = format!("{} 10.0.0.0/8(rw,insecure)", ts2.export_path().display());
-    let spec = rnfsd::mountd::exports::parse_export_line(&line, "test").unwrap();
+    let spec = rnfsd::exports::parse_export_line(&line, "test").unwrap();
     let config = rnfsd::config::Config::for_tests(vec![spec], ts2.state.path().to_path_buf());
     let server = ts2.runtime.block_on(rnfsd::server::Server::start(config)).unwrap();
     let mut c = Client::tcp(server.addrs().nfs_tcp);

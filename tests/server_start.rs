@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use rnfsd::config::{Config, PortmapMode};
-use rnfsd::mountd::exports::ExportSpec;
+use rnfsd::exports::ExportSpec;
 use rnfsd::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget};
 use rnfsd::rpc::Transport;
 use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};

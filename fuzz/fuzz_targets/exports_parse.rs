@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use libfuzzer_sys::fuzz_target;
-use rnfsd::mountd::exports::{ExportSpec, parse_export_line_with, parse_exports_with};
+use rnfsd::exports::{ExportSpec, parse_export_line_with, parse_exports_with};
 
 /// Names ending in `.invalid` (RFC 6761) do not resolve; any other name has one documentation
 /// address derived from its length, and `dual` names an IPv6 address too.
@@ -41,7 +41,7 @@ fn check(spec: &ExportSpec) {
     for peer in PEERS {
         let _ = spec.options_for_named(peer, &["host.example", "dual.example"]);
     }
-    let _ = rnfsd::server::describe_export(spec);
+    let _ = rnfsd::exports::describe_export(spec);
 }
 
 fuzz_target!(|data: &[u8]| {

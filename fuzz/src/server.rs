@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rnfsd::config::Limits;
+use rnfsd::exports::{ExportSpec, parse_export_line};
 use rnfsd::fs::Exports;
-use rnfsd::mountd::exports::parse_export_line;
-use rnfsd::mountd::{ExportSpec, MountService};
+use rnfsd::mountd::MountService;
 use rnfsd::nfsd::NfsService;
 use rnfsd::portmap::{PortmapService, Registry};
 use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 
-use crate::mountd::exports::ExportSpec;
+use crate::exports::ExportSpec;
 pub use attr::{Attr, FileType, Timestamp};
 pub use handle::{HandleError, HandleKey, ObjectIdentity};
 pub use sys::KernelHandle;
@@ -677,7 +677,7 @@ impl Exports {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mountd::exports::ExportSpec;
+    use crate::exports::ExportSpec;
 
     fn spec(path: &Path) -> ExportSpec {
         ExportSpec { path: path.to_path_buf(), fsid: None, clients: Vec::new(), origin: "test".into() }

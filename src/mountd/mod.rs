@@ -1,12 +1,9 @@
-//! The MOUNT program (v1 and v3): hands out export root handles, keeps the informational mount
-//! list, and owns the exports configuration and client matching ([`exports`]).
+//! The MOUNT program (v1 and v3): hands out export root handles and keeps the informational mount
+//! list. The exports it answers from are [`crate::exports`]; [`status`] maps host errors to the
+//! MOUNT status codes.
 
-pub mod exports;
-pub mod hostname;
 pub mod service;
+pub mod status;
 
-pub use exports::{
-    ClientMatch, ClientRule, ExportOptions, ExportSpec, ExportsError, Squash, parse_export_line,
-    parse_exports,
-};
 pub use service::{MountBackend, MountEntry, MountService, MountStat};
+pub use status::mount_status;

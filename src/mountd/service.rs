@@ -15,7 +15,7 @@ use xdr::mount::{
 use xdr::rpc::AuthFlavor;
 use xdr::{Reader, Xdr};
 
-use super::exports::ExportSpec;
+use crate::exports::ExportSpec;
 use crate::logsafe::escaped;
 use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
 
@@ -300,7 +300,7 @@ impl Program for MountService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mountd::exports::parse_exports;
+    use crate::exports::parse_exports;
     use crate::rpc::{Cred, Transport};
     use xdr::mount::{exports, mountlist, mountres3, name};
 

@@ -10,9 +10,9 @@ use xdr::nfs3::{MAX_NAME, filename3, nfs_fh3, nfsstat3};
 
 use super::NfsService;
 use super::status::nfs_status;
+use crate::exports::ExportOptions;
 use crate::fs::Resolved;
 use crate::fs::cred::{Identity, with_identity};
-use crate::mountd::exports::ExportOptions;
 use crate::rpc::{CallContext, RpcError};
 
 thread_local! {

@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use xdr::portmap::{
-    IPPROTO_TCP, IPPROTO_UDP, PMAP_PORT, PROGRAM, VERSION_PMAP, mapping, pmap_proc, pmaplist,
-};
+use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP, PROGRAM, VERSION_PMAP, mapping, pmap_proc, pmaplist};
 use xdr::rpc::{
     AcceptedStatus, AuthSysParams, CallHeader, OpaqueAuth, RPC_VERSION, RecordAssembler, ReplyBody,
     ReplyHeader, record_marker,
@@ -305,30 +303,24 @@ fn parse_reply(record: Bytes, xid: u32) -> io::Result<Bytes> {
     }
 }
 
-/// The places a system rpcbind may be reached, in the order registration tries them.
-pub fn system_targets() -> Vec<RpcbindTarget> {
+/// The places a system rpcbind may be reached, in the order registration tries them: its local
+/// sockets, then UDP on loopback `port` (the standard 111 unless configured otherwise).
+pub fn system_targets(port: u16) -> Vec<RpcbindTarget> {
     let mut v: Vec<RpcbindTarget> =
         RPCBIND_SOCKETS.iter().map(|p| RpcbindTarget::Local(PathBuf::from(p))).collect();
-    v.push(RpcbindTarget::Udp((Ipv4Addr::LOCALHOST, PMAP_PORT).into()));
+    v.push(RpcbindTarget::Udp((Ipv4Addr::LOCALHOST, port).into()));
     v
 }
 
-/// Registers `services` with the first system rpcbind that answers (see [`system_targets`]).
-pub fn register_with_system(services: &[Service]) -> io::Result<()> {
-    with_first_reachable(|c| register_with(c, services))
-}
-
-/// Removes the registrations of `services` from the first system rpcbind that answers.
-pub fn unregister_from_system(services: &[Service]) -> io::Result<()> {
-    with_first_reachable(|c| unregister_with(c, services))
-}
-
-fn with_first_reachable(f: impl Fn(&PmapClient) -> io::Result<()>) -> io::Result<()> {
+/// Registers `services` with the first system rpcbind that answers (see [`system_targets`]) and
+/// returns where, so the same rpcbind is told to forget them at shutdown. When none answers, the
+/// error lists every place tried and why it failed.
+pub fn register_with_system(port: u16, services: &[Service]) -> io::Result<RpcbindTarget> {
     let mut errors = Vec::new();
-    for target in system_targets() {
+    for target in system_targets(port) {
         let client = PmapClient::new(target);
         match client.null() {
-            Ok(()) => return f(&client),
+            Ok(()) => return register_with(&client, services).map(|()| client.target().clone()),
             Err(e) => errors.push(format!("{}: {e}", client.target())),
         }
     }

@@ -12,8 +12,7 @@ pub mod registry;
 pub mod service;
 
 pub use client::{
-    PmapClient, RpcbindTarget, Service, register_with, register_with_system, system_targets,
-    unregister_from_system, unregister_with,
+    PmapClient, RpcbindTarget, Service, register_with, register_with_system, system_targets, unregister_with,
 };
 pub use registry::{Registration, Registry, VersionMatch};
 pub use service::PortmapService;

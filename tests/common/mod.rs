@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rnfsd::config::{Config, Limits};
-use rnfsd::mountd::exports::{ExportSpec, parse_export_line};
+use rnfsd::exports::{ExportSpec, parse_export_line};
 use rnfsd::server::Server;
 use xdr::nfs3::*;
 use xdr::rpc::{

@@ -2,9 +2,9 @@
 //!
 //! The standard library has no reverse resolver, and `getnameinfo` would need `unsafe`, which the
 //! crate confines to `fs::sys`. So wildcard rules match the names `/etc/hosts` gives an address
-//! (canonical name and aliases), not DNS PTR records; the startup banner should say so when
-//! wildcard clients are configured. Answers are cached briefly, since the lookup can run for every
-//! request of a client that only a wildcard rule admits.
+//! (canonical name and aliases), not DNS PTR records, as the README's exports section tells
+//! operators. Answers are cached briefly, since the lookup can run for every request of a client
+//! that only a wildcard rule admits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,0 +1,135 @@
+//! Making the services known to portmapper clients (`rpcinfo`, `showmount`, `mount`): what this
+//! server registers, the embedded portmapper's registry, and registration with a system rpcbind
+//! and its removal at shutdown. [`PortmapOutcome`] is what came of the `--portmap` policy; the
+//! banner reports it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::BoundAddrs;
+use crate::config::PortmapMode;
+use crate::portmap::{PmapClient, Registry, RpcbindTarget, Service, register_with_system, unregister_with};
+use crate::rpc::Transport;
+
+pub(super) const NFS_PROGRAM: u32 = xdr::nfs3::PROGRAM;
+const NFS_VERSION: u32 = xdr::nfs3::VERSION;
+pub(super) const MOUNT_PROGRAM: u32 = xdr::mount::PROGRAM;
+const MOUNT_VERSIONS: [u32; 3] = [xdr::mount::VERSION_1, xdr::mount::VERSION_2, xdr::mount::VERSION_3];
+pub(super) const PMAP_PROGRAM: u32 = xdr::portmap::PROGRAM;
+const PMAP_VERSIONS: [u32; 3] =
+    [xdr::portmap::VERSION_PMAP, xdr::portmap::VERSION_RPCBIND3, xdr::portmap::VERSION_RPCBIND4];
+
+/// What came of the portmapper policy.
+#[derive(Debug, Clone)]
+pub(super) enum PortmapOutcome {
+    /// `--portmap off`.
+    Off,
+    /// The embedded portmapper serves on this port.
+    Embedded { port: u16 },
+    /// The services are registered with the system rpcbind reachable at `target`; they are
+    /// removed again at shutdown.
+    Registered { target: RpcbindTarget, services: Vec<Service> },
+    /// `auto` found no way: clients need `port=` and `mountport=`.
+    Unavailable { reason: String },
+}
+
+/// What this server registers with a portmapper: NFS v3 on the NFS port, MOUNT v1..=v3 on the
+/// MOUNT port (the NFS port when there is none), each on TCP and UDP, except NFS over UDP when it
+/// is not served.
+pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
+    let nfs = addrs.nfs_tcp.port();
+    let mount = addrs.mount_tcp.map_or(nfs, |a| a.port());
+    let mut v = Vec::new();
+    for transport in [Transport::Tcp, Transport::Udp] {
+        if transport == Transport::Tcp || nfs_over_udp {
+            v.push((NFS_PROGRAM, NFS_VERSION, transport, nfs));
+        }
+        for vers in MOUNT_VERSIONS {
+            v.push((MOUNT_PROGRAM, vers, transport, mount));
+        }
+    }
+    v
+}
+
+/// The embedded portmapper's registry: the portmapper itself on `portmap_port` first, as rpcbind
+/// lists itself, then `services`, all at the bound address `bind`.
+pub(super) fn embedded_registry(bind: IpAddr, portmap_port: u16, services: &[Service]) -> Arc<Registry> {
+    let registry = Arc::new(Registry::new());
+    for vers in PMAP_VERSIONS {
+        for transport in [Transport::Tcp, Transport::Udp] {
+            registry.register(PMAP_PROGRAM, vers, transport, SocketAddr::new(bind, portmap_port));
+        }
+    }
+    for &(prog, vers, transport, port) in services {
+        registry.register(prog, vers, transport, SocketAddr::new(bind, port));
+    }
+    registry
+}
+
+/// Registers `services` with the system rpcbind (its local socket, then UDP on loopback
+/// `portmap_port`), for `--portmap register` or an `auto` that could not serve the embedded
+/// portmapper. Under `auto` a failure is warned about (clients then need `port=` and
+/// `mountport=`) and the server goes on; otherwise it is the error returned.
+pub(super) async fn register_with_rpcbind(
+    mode: PortmapMode,
+    portmap_port: u16,
+    services: Vec<Service>,
+    addrs: &BoundAddrs,
+) -> Result<PortmapOutcome, String> {
+    let to_register = services.clone();
+    let registered = tokio::task::spawn_blocking(move || {
+        register_with_system(portmap_port, &to_register).map_err(|e| e.to_string())
+    })
+    .await;
+    let registered = registered.unwrap_or_else(|e| Err(format!("registration task failed: {e}")));
+    match (registered, mode) {
+        (Ok(target), _) => Ok(PortmapOutcome::Registered { target, services }),
+        (Err(reason), PortmapMode::Auto) => {
+            tracing::warn!(
+                "no portmapper: {reason}. rpcinfo and showmount will not see this server, and clients must \
+                 mount with -o port={},mountport={}",
+                addrs.nfs_tcp.port(),
+                addrs.mount_tcp.unwrap_or(addrs.nfs_tcp).port()
+            );
+            Ok(PortmapOutcome::Unavailable { reason })
+        }
+        (Err(reason), _) => Err(reason),
+    }
+}
+
+/// Removes the registrations made at startup from the rpcbind that took them, if any.
+pub(super) async fn unregister(outcome: PortmapOutcome) {
+    let PortmapOutcome::Registered { target, services } = outcome else { return };
+    let done =
+        tokio::task::spawn_blocking(move || unregister_with(&PmapClient::new(target), &services)).await;
+    match done {
+        Ok(Ok(())) => tracing::info!("removed the registrations from the system rpcbind"),
+        Ok(Err(e)) => tracing::warn!("could not remove the registrations from rpcbind: {e}"),
+        Err(e) => tracing::warn!("could not remove the registrations from rpcbind: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_use_the_mount_port_when_there_is_one() {
+        let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        let mut addrs = BoundAddrs {
+            nfs_tcp: a(2049),
+            nfs_udp: a(2049),
+            mount_tcp: None,
+            mount_udp: None,
+            portmap_tcp: None,
+            portmap_udp: None,
+        };
+        let s = services(&addrs, true);
+        assert_eq!(s.len(), 8);
+        assert!(s.iter().all(|&(_, _, _, port)| port == 2049));
+        addrs.mount_tcp = Some(a(20048));
+        let s = services(&addrs, true);
+        assert!(s.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 20048)));
+        assert!(s.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
+    }
+}
