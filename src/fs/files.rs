@@ -30,18 +30,32 @@ pub fn note_writeback_error(err: &io::Error) {
     tracing::warn!("writeback error, rotating the write verifier: {err}");
 }
 
+/// What a cached file is open for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    Read,
+    ReadWrite,
+}
+
+impl OpenMode {
+    /// Whether a file open in this mode serves a request that needs `needed`.
+    fn serves(self, needed: OpenMode) -> bool {
+        self == OpenMode::ReadWrite || needed == OpenMode::Read
+    }
+}
+
 /// An open regular file.
 #[derive(Debug)]
 pub struct OpenFile {
     pub file: File,
-    pub writable: bool,
+    pub mode: OpenMode,
     /// UNSTABLE data was written and not yet committed.
     dirty: AtomicBool,
 }
 
 impl OpenFile {
-    pub fn new(file: File, writable: bool) -> Self {
-        OpenFile { file, writable, dirty: AtomicBool::new(false) }
+    pub fn new(file: File, mode: OpenMode) -> Self {
+        OpenFile { file, mode, dirty: AtomicBool::new(false) }
     }
 
     pub fn mark_dirty(&self) {
@@ -103,20 +117,20 @@ impl OpenFileCache {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The cached file for `key`, opening it with `open(writable)` when it is not cached, or when
-    /// a writable file is needed and the cached one is read-only.
+    /// The cached file for `key`, opening it with `open(mode)` when it is not cached, or when
+    /// it is needed for writing and the cached one is open for reading only.
     pub fn get_or_open(
         &self,
         key: &Bytes,
-        writable: bool,
-        open: impl FnOnce(bool) -> io::Result<File>,
+        mode: OpenMode,
+        open: impl FnOnce(OpenMode) -> io::Result<File>,
     ) -> io::Result<Arc<OpenFile>> {
         let now = self.now_ms();
-        if let Some(e) = self.entries.get_if(key, |e| e.file.writable || !writable) {
+        if let Some(e) = self.entries.get_if(key, |e| e.file.mode.serves(mode)) {
             e.last_used.store(now, Ordering::Relaxed);
             return Ok(e.file);
         }
-        let file = Arc::new(OpenFile::new(open(writable)?, writable));
+        let file = Arc::new(OpenFile::new(open(mode)?, mode));
         let entry = Entry { file: file.clone(), last_used: Arc::new(AtomicU64::new(now)) };
         // Closing what left the cache (and syncing dirty files) happens outside the lock.
         drop(self.entries.insert(key.clone(), entry));
@@ -169,7 +183,7 @@ mod tests {
             let p = dir.path().join(format!("f{i}"));
             std::fs::write(&p, b"x").unwrap();
             cache
-                .get_or_open(&Bytes::from(vec![i]), false, |_| {
+                .get_or_open(&Bytes::from(vec![i]), OpenMode::Read, |_| {
                     opens += 1;
                     File::open(&p)
                 })
@@ -178,11 +192,11 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(opens, 5);
         let p = dir.path().join("f4");
-        let f = cache.get_or_open(&Bytes::from(vec![4u8]), true, |w| {
-            assert!(w);
+        let f = cache.get_or_open(&Bytes::from(vec![4u8]), OpenMode::ReadWrite, |mode| {
+            assert_eq!(mode, OpenMode::ReadWrite);
             std::fs::OpenOptions::new().read(true).write(true).open(&p)
         });
-        assert!(f.unwrap().writable);
+        assert_eq!(f.unwrap().mode, OpenMode::ReadWrite);
         assert_eq!(cache.close_idle(Duration::ZERO), 2);
         assert!(cache.is_empty());
     }
