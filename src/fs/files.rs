@@ -3,9 +3,9 @@
 //! open, a write and a close. The cache is bounded by count and closes idle files.
 //!
 //! It also keeps the write path honest: a file with UNSTABLE data that was never committed is
-//! synced before it is closed, and any sync or writeback failure is counted in
-//! [`writeback_error_count`], which the write verifier is derived from, so clients resend what may
-//! have been lost.
+//! synced before it is closed, and every sync or writeback failure is reported to the
+//! [`WritebackErrors`] the cache was made with (the NFS write verifier, which changes on it so
+//! clients resend what may have been lost).
 
 use std::fs::File;
 use std::io;
@@ -17,17 +17,9 @@ use bytes::Bytes;
 
 use super::clock::ClockCache;
 
-static WRITEBACK_ERRORS: AtomicU64 = AtomicU64::new(0);
-
-/// How many sync or writeback failures this process has seen.
-pub fn writeback_error_count() -> u64 {
-    WRITEBACK_ERRORS.load(Ordering::SeqCst)
-}
-
-/// Records a failed sync: data acknowledged as UNSTABLE may be lost.
-pub fn note_writeback_error(err: &io::Error) {
-    WRITEBACK_ERRORS.fetch_add(1, Ordering::SeqCst);
-    tracing::warn!("writeback error, rotating the write verifier: {err}");
+/// Where a failed sync or writeback is reported: data acknowledged as UNSTABLE may be lost.
+pub trait WritebackErrors: Send + Sync + std::fmt::Debug {
+    fn writeback_failed(&self, err: &io::Error);
 }
 
 /// What a cached file is open for.
@@ -51,11 +43,12 @@ pub struct OpenFile {
     pub mode: OpenMode,
     /// UNSTABLE data was written and not yet committed.
     dirty: AtomicBool,
+    errors: Arc<dyn WritebackErrors>,
 }
 
 impl OpenFile {
-    pub fn new(file: File, mode: OpenMode) -> Self {
-        OpenFile { file, mode, dirty: AtomicBool::new(false) }
+    pub fn new(file: File, mode: OpenMode, errors: Arc<dyn WritebackErrors>) -> Self {
+        OpenFile { file, mode, dirty: AtomicBool::new(false), errors }
     }
 
     pub fn mark_dirty(&self) {
@@ -77,7 +70,7 @@ impl OpenFile {
         self.dirty.store(false, Ordering::Release);
         if let Err(e) = sync(&self.file) {
             self.dirty.store(true, Ordering::Release);
-            note_writeback_error(&e);
+            self.errors.writeback_failed(&e);
             return Err(e);
         }
         Ok(())
@@ -90,7 +83,7 @@ impl Drop for OpenFile {
         if self.dirty.load(Ordering::Acquire)
             && let Err(e) = self.file.sync_data()
         {
-            note_writeback_error(&e);
+            self.errors.writeback_failed(&e);
         }
     }
 }
@@ -106,11 +99,13 @@ struct Entry {
 pub struct OpenFileCache {
     entries: ClockCache<Entry>,
     epoch: Instant,
+    errors: Arc<dyn WritebackErrors>,
 }
 
 impl OpenFileCache {
-    pub fn new(capacity: usize) -> Self {
-        OpenFileCache { entries: ClockCache::new(capacity), epoch: Instant::now() }
+    /// A cache of at most `capacity` files, whose sync and writeback failures go to `errors`.
+    pub fn new(capacity: usize, errors: Arc<dyn WritebackErrors>) -> Self {
+        OpenFileCache { entries: ClockCache::new(capacity), epoch: Instant::now(), errors }
     }
 
     fn now_ms(&self) -> u64 {
@@ -130,7 +125,7 @@ impl OpenFileCache {
             e.last_used.store(now, Ordering::Relaxed);
             return Ok(e.file);
         }
-        let file = Arc::new(OpenFile::new(open(mode)?, mode));
+        let file = Arc::new(OpenFile::new(open(mode)?, mode, self.errors.clone()));
         let entry = Entry { file: file.clone(), last_used: Arc::new(AtomicU64::new(now)) };
         // Closing what left the cache (and syncing dirty files) happens outside the lock.
         drop(self.entries.insert(key.clone(), entry));
@@ -174,10 +169,16 @@ impl OpenFileCache {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Ignored;
+    impl WritebackErrors for Ignored {
+        fn writeback_failed(&self, _: &io::Error) {}
+    }
+
     #[test]
     fn bounded_and_reopens_for_write() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = OpenFileCache::new(2);
+        let cache = OpenFileCache::new(2, Arc::new(Ignored));
         let mut opens = 0;
         for i in 0..5u8 {
             let p = dir.path().join(format!("f{i}"));

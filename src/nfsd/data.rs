@@ -20,7 +20,7 @@ use super::NfsService;
 use super::attrs::{fattr, wcc};
 use super::request::{Object, st};
 use crate::fs::attr::stat_fd;
-use crate::fs::files::{OpenFile, OpenMode};
+use crate::fs::files::{OpenFile, OpenMode, WritebackErrors};
 use crate::fs::sys;
 use crate::fs::{FileType, NowaitReads};
 use crate::rpc::buffers::LARGE_BUFFERS;
@@ -279,7 +279,7 @@ pub fn commit(svc: &NfsService, ctx: &CallContext, args: COMMIT3args) -> Res<COM
             None => {
                 let fd = svc.exports.reopen(&obj.res, libc::O_RDONLY | libc::O_CLOEXEC).map_err(st)?;
                 File::from(fd).sync_data().map_err(|e| {
-                    crate::fs::files::note_writeback_error(&e);
+                    svc.verifier.writeback_failed(&e);
                     st(e)
                 })
             }
