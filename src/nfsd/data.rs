@@ -17,7 +17,7 @@ use xdr::nfs3::*;
 use xdr::{Xdr, XdrWrite};
 
 use super::NfsService;
-use super::attrs::{fattr, wcc};
+use super::fattr::{fattr, wcc};
 use super::request::{Object, st};
 use crate::fs::attr::stat_fd;
 use crate::fs::files::{OpenFile, OpenMode, WritebackErrors};

@@ -8,8 +8,8 @@
 //!
 //! [`fs`]: crate::fs
 
-mod attrs;
 mod data;
+mod fattr;
 mod meta;
 mod names;
 mod readdir;

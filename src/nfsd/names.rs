@@ -12,7 +12,7 @@ use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 use xdr::nfs3::*;
 
 use super::NfsService;
-use super::attrs::{fattr, nfstime, post_op, wcc};
+use super::fattr::{fattr, nfstime, post_op, wcc};
 use super::meta::{SattrScope, apply_sattr, proc_fd_path, stat};
 use super::request::{Caller, Object, component, is_dot, require_dir, st};
 use crate::fs::sys::{self, TimeSet};

@@ -23,7 +23,7 @@ use xdr::Xdr;
 use xdr::nfs3::*;
 
 use super::NfsService;
-use super::attrs::{fattr, post_op};
+use super::fattr::{fattr, post_op};
 use super::request::{Object, require_dir, st};
 use crate::fs::Attr;
 use crate::fs::attr::stat_at;
