@@ -1,5 +1,6 @@
 //! The `rnfsd` command line: parses flags into a [`Config`] and runs the server until SIGTERM or
 //! SIGINT.
+#![deny(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::net::IpAddr;

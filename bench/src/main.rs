@@ -1,6 +1,7 @@
 //! `rnfsd-bench`: drives an NFSv3 server over TCP with the workloads of the project's benchmark
 //! table and reports throughput, latency percentiles and the server's CPU time. It works against
 //! any NFSv3 server (rnfsd, nfs-ganesha, knfsd) and verifies the data it reads.
+#![deny(unsafe_code)]
 
 mod clients;
 mod conn;

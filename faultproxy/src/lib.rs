@@ -22,6 +22,7 @@
 //! proxy.shutdown();
 //! # Ok(()) }
 //! ```
+#![deny(unsafe_code)]
 
 pub mod control;
 pub mod event;

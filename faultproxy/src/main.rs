@@ -1,6 +1,7 @@
 //! The `rnfsd-faultproxy` command: runs a fault-injecting proxy in front of an RPC server until
 //! SIGTERM or SIGINT, with rules given on the command line and through a control socket, and
 //! (`ctl`) sends commands to a running proxy's control socket.
+#![deny(unsafe_code)]
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::net::SocketAddr;

@@ -12,14 +12,26 @@
 //! capabilities the server holds, as local root in another group does. The permitted set is
 //! never touched, so the thread can raise its effective set again afterwards.
 //!
-//! Switching happens on whichever thread runs the procedure: a blocking-pool thread, or an async
-//! worker for the procedures that run inline (LOOKUP, ACCESS, READLINK, and on memory-backed
-//! exports every change). That is safe because a switch never spans an `.await`: it is entered
-//! and left inside one synchronous call. The policy is that a thread is at plain root with the
-//! server's own capabilities whenever it is outside [`with_identity`], so before it serves
-//! anything else: [`IdentityGuard`] restores it on every exit, a panic included, and a thread
-//! that cannot be restored aborts the process rather than go on serving with someone else's
-//! identity (the dispatcher catches panics and reuses the thread, so panicking would not do).
+//! The threading policy. Every call here changes only the calling thread (`setfsuid`,
+//! `setfsgid`, and raw per-thread `setgroups` and `capset`, see [`super::sys`]), so switching
+//! happens on whichever thread runs the procedure: a blocking-pool thread, or an async worker
+//! for the procedures that run inline (LOOKUP, ACCESS, READLINK and the other small ones, READ
+//! from the page cache, and on memory-backed exports every change). That is safe on an async
+//! worker because a switch never spans an `.await`: [`with_identity`] takes a plain closure,
+//! which cannot await, so the thread is restored before it returns to the executor and polls
+//! any other task.
+//!
+//! The rule is that a thread is at plain root with the server's own capabilities whenever it is
+//! outside [`with_identity`], so its identity is known before it serves anything else:
+//! - the guard that switched restores it on every exit, a panic included (its `Drop` runs while
+//!   the panic unwinds, before the dispatcher's `catch_unwind` sees it);
+//! - each restoring call reports whether it took (`capset` and `setgroups` fail with an error;
+//!   `setfsuid` and `setfsgid` cannot, so the ids are read back), and a thread that cannot be
+//!   restored aborts the process, with a log line first, rather than go on serving with someone
+//!   else's identity: the dispatcher catches panics and reuses the thread, so a panic would not
+//!   do, and knfsd never continues with a wrong credential either;
+//! - switches do not nest: leaving an inner one would put the rest of the outer one at root, so
+//!   a nested call is a bug and panics, which unwinds through the outer guard and restores it.
 
 use std::cell::Cell;
 use std::io;
@@ -61,12 +73,18 @@ pub fn can_switch() -> bool {
 }
 
 /// Runs `f` with this thread's filesystem identity set to `id` and, for a non-root `id`, no
-/// effective capabilities; then restores root and its capabilities, even if `f` panics. `f` must
-/// not await or hand the thread to other work (it is a plain closure, so it cannot await).
+/// effective capabilities; then restores root and its capabilities, even if `f` panics, or
+/// aborts the process if it cannot (see the module docs). `f` must not hand the thread to other
+/// work (it is a plain closure, so it cannot await), and must not call `with_identity` again:
+/// that panics.
+///
+/// An `Err` means the switch itself failed, and the thread is back at root: `f` did not run.
 pub fn with_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> io::Result<T> {
     if !can_switch() {
         return Ok(f());
     }
+    // Also for a root-equivalent `id`, which would otherwise run as the outer caller.
+    assert!(!SWITCHED.get(), "with_identity nested inside another switch");
     if id.is_root_equivalent() {
         at_plain_root()?;
         return Ok(f());
@@ -86,6 +104,9 @@ thread_local! {
     /// The thread's capabilities at root, read once before its first switch and restored after
     /// each: the server's own (nothing changes them later).
     static ROOT_CAPS: Cell<Option<ThreadCaps>> = const { Cell::new(None) };
+
+    /// Whether an [`IdentityGuard`] has this thread at a caller's identity now.
+    static SWITCHED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Puts a thread that never switched at plain root (once per thread, with the per-thread system
@@ -111,7 +132,7 @@ fn root_caps() -> io::Result<ThreadCaps> {
 }
 
 /// A thread switched to a caller's identity; dropping it restores root, even if the operation
-/// panicked.
+/// panicked, and aborts the process if that fails.
 struct IdentityGuard {
     /// Whether the supplementary groups were changed (a caller with none finds the thread at
     /// plain root with none already, which saves a system call each way).
@@ -128,6 +149,7 @@ impl IdentityGuard {
         let caps = root_caps()?;
         // From here on, dropping the guard (on an error too) puts the thread back.
         let mut guard = IdentityGuard { groups_changed: !id.groups.is_empty(), dropped_caps: None };
+        SWITCHED.set(true);
         if guard.groups_changed {
             sys::set_thread_fs_identity(id.uid, id.gid, &id.groups)?;
         } else {
@@ -143,7 +165,8 @@ impl IdentityGuard {
 
 impl Drop for IdentityGuard {
     /// The reverse order: capabilities first, since restoring the ids needs CAP_SETUID and
-    /// CAP_SETGID.
+    /// CAP_SETGID. Each call reports whether it took (see [`sys::set_thread_fs_ids`]), so success
+    /// means the thread is at plain root with [`ROOT_CAPS`] again.
     fn drop(&mut self) {
         let restored = match self.dropped_caps {
             Some(caps) => sys::set_thread_caps(caps),
@@ -159,17 +182,29 @@ impl Drop for IdentityGuard {
         if let Err(e) = restored {
             // The thread would serve later requests with a caller's ids or without the
             // capabilities it needs to resolve handles; a panic would be caught and the thread
-            // reused, so end the process.
+            // reused, so end the process. This also runs while a panic unwinds: aborting there
+            // keeps the `catch_unwind` above from handing the thread back.
             tracing::error!("cannot restore the worker thread's identity to root: {e}; aborting");
             eprintln!("rnfsd: cannot restore the worker thread's identity to root: {e}; aborting");
             std::process::abort();
         }
+        SWITCHED.set(false);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the identity tests can run (as root); says so on stderr when they cannot, so a
+    /// run without root shows what it did not test.
+    fn switching_available() -> bool {
+        let can = can_switch();
+        if !can {
+            eprintln!("skipped: switching identities needs root");
+        }
+        can
+    }
 
     #[test]
     fn only_plain_root_skips_the_switch() {
@@ -182,7 +217,7 @@ mod tests {
 
     #[test]
     fn identity_applies_to_this_thread_only() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -220,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_user_identity_runs_with_no_capabilities() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         std::thread::spawn(|| {
@@ -239,7 +274,7 @@ mod tests {
 
     #[test]
     fn root_with_other_groups_keeps_roots_capabilities() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         std::thread::spawn(|| {
@@ -259,7 +294,7 @@ mod tests {
 
     #[test]
     fn a_caller_without_groups_gets_none_on_a_thread_that_had_some() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         std::thread::spawn(|| {
@@ -278,7 +313,7 @@ mod tests {
 
     #[test]
     fn a_panic_inside_leaves_the_thread_as_it_was() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         std::thread::spawn(|| {
@@ -298,7 +333,7 @@ mod tests {
 
     #[test]
     fn permissions_are_enforced_for_the_identity() {
-        if !can_switch() {
+        if !switching_available() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -309,5 +344,80 @@ mod tests {
         let id = Identity { uid: 1000, gid: 1000, groups: vec![] };
         let r = std::thread::spawn(move || with_identity(&id, || std::fs::read(&p)).unwrap()).join().unwrap();
         assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::PermissionDenied);
+    }
+
+    #[test]
+    fn a_nested_switch_panics_and_leaves_the_thread_as_it_was() {
+        if !switching_available() {
+            return;
+        }
+        std::thread::spawn(|| {
+            let before = thread_credentials();
+            let outer = Identity { uid: 1000, gid: 50, groups: vec![50] };
+            for inner in [Identity { uid: 2000, gid: 60, groups: vec![] }, Identity::root()] {
+                let nested = std::panic::catch_unwind(|| {
+                    with_identity(&outer, || with_identity(&inner, || thread_status("Uid")).unwrap())
+                });
+                assert!(nested.is_err(), "a switch inside another is refused: {inner:?}");
+                assert_eq!(thread_credentials(), before, "after a nested switch to {inner:?}");
+                // The next switch is not taken for a nested one.
+                assert!(with_identity(&outer, || thread_status("Uid")).unwrap().ends_with("\t1000"));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Set in the process [`a_thread_that_cannot_be_restored_aborts_the_process`] starts.
+    const RESTORE_FAILS: &str = "RNFSD_TEST_RESTORE_FAILS";
+
+    /// A thread whose identity cannot be restored must not serve again: not after a normal
+    /// return, and not after a panic that a `catch_unwind` (the dispatcher's) would catch. The
+    /// test runs itself in a child process, whose operation takes CAP_SETUID and CAP_SETGID out
+    /// of the thread's permitted set so the restore fails.
+    #[test]
+    fn a_thread_that_cannot_be_restored_aborts_the_process() {
+        if !switching_available() {
+            return;
+        }
+        if let Some(how) = std::env::var_os(RESTORE_FAILS) {
+            let panics = how == "panic";
+            std::thread::spawn(move || {
+                let id = Identity { uid: 1000, gid: 50, groups: vec![50] };
+                let caught = std::panic::catch_unwind(|| {
+                    with_identity(&id, || {
+                        let caps = sys::thread_caps().unwrap();
+                        // CAP_SETGID is capability 6, CAP_SETUID 7 (linux/capability.h).
+                        let setid = 1 << 6 | 1 << 7;
+                        sys::set_thread_caps(ThreadCaps { permitted: caps.permitted & !setid, ..caps })
+                            .unwrap();
+                        if panics {
+                            panic!("a procedure panics");
+                        }
+                    })
+                });
+                println!("the thread went on serving after {caught:?}: {}", thread_status("Uid"));
+            })
+            .join()
+            .unwrap();
+            return;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let name = "fs::cred::tests::a_thread_that_cannot_be_restored_aborts_the_process";
+        for how in ["return", "panic"] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", name, "--nocapture", "--test-threads=1"])
+                .env(RESTORE_FAILS, how)
+                .output()
+                .unwrap();
+            let (stdout, stderr) =
+                (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert_eq!(out.status.signal(), Some(libc::SIGABRT), "after a {how}: {stdout}\n{stderr}");
+            assert!(
+                stderr.contains("cannot restore the worker thread's identity to root"),
+                "the abort is explained: {stderr}"
+            );
+            assert!(!stdout.contains("went on serving"), "{stdout}");
+        }
     }
 }

@@ -3,9 +3,9 @@
 //! open, a write and a close. The cache is bounded by count and closes idle files.
 //!
 //! It also keeps the write path honest: a file with UNSTABLE data that was never committed is
-//! synced before it is closed, and any sync or writeback failure is counted in
-//! [`writeback_error_count`], which the write verifier is derived from, so clients resend what may
-//! have been lost.
+//! synced before it is closed, and every sync or writeback failure is reported to the
+//! [`WritebackErrors`] the cache was made with (the NFS write verifier, which changes on it so
+//! clients resend what may have been lost).
 
 use std::fs::File;
 use std::io;
@@ -17,31 +17,38 @@ use bytes::Bytes;
 
 use super::clock::ClockCache;
 
-static WRITEBACK_ERRORS: AtomicU64 = AtomicU64::new(0);
-
-/// How many sync or writeback failures this process has seen.
-pub fn writeback_error_count() -> u64 {
-    WRITEBACK_ERRORS.load(Ordering::SeqCst)
+/// Where a failed sync or writeback is reported: data acknowledged as UNSTABLE may be lost.
+pub trait WritebackErrors: Send + Sync + std::fmt::Debug {
+    fn writeback_failed(&self, err: &io::Error);
 }
 
-/// Records a failed sync: data acknowledged as UNSTABLE may be lost.
-pub fn note_writeback_error(err: &io::Error) {
-    WRITEBACK_ERRORS.fetch_add(1, Ordering::SeqCst);
-    tracing::warn!("writeback error, rotating the write verifier: {err}");
+/// What a cached file is open for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    Read,
+    ReadWrite,
+}
+
+impl OpenMode {
+    /// Whether a file open in this mode serves a request that needs `needed`.
+    fn serves(self, needed: OpenMode) -> bool {
+        self == OpenMode::ReadWrite || needed == OpenMode::Read
+    }
 }
 
 /// An open regular file.
 #[derive(Debug)]
 pub struct OpenFile {
     pub file: File,
-    pub writable: bool,
+    pub mode: OpenMode,
     /// UNSTABLE data was written and not yet committed.
     dirty: AtomicBool,
+    errors: Arc<dyn WritebackErrors>,
 }
 
 impl OpenFile {
-    pub fn new(file: File, writable: bool) -> Self {
-        OpenFile { file, writable, dirty: AtomicBool::new(false) }
+    pub fn new(file: File, mode: OpenMode, errors: Arc<dyn WritebackErrors>) -> Self {
+        OpenFile { file, mode, dirty: AtomicBool::new(false), errors }
     }
 
     pub fn mark_dirty(&self) {
@@ -63,7 +70,7 @@ impl OpenFile {
         self.dirty.store(false, Ordering::Release);
         if let Err(e) = sync(&self.file) {
             self.dirty.store(true, Ordering::Release);
-            note_writeback_error(&e);
+            self.errors.writeback_failed(&e);
             return Err(e);
         }
         Ok(())
@@ -76,7 +83,7 @@ impl Drop for OpenFile {
         if self.dirty.load(Ordering::Acquire)
             && let Err(e) = self.file.sync_data()
         {
-            note_writeback_error(&e);
+            self.errors.writeback_failed(&e);
         }
     }
 }
@@ -92,31 +99,33 @@ struct Entry {
 pub struct OpenFileCache {
     entries: ClockCache<Entry>,
     epoch: Instant,
+    errors: Arc<dyn WritebackErrors>,
 }
 
 impl OpenFileCache {
-    pub fn new(capacity: usize) -> Self {
-        OpenFileCache { entries: ClockCache::new(capacity), epoch: Instant::now() }
+    /// A cache of at most `capacity` files, whose sync and writeback failures go to `errors`.
+    pub fn new(capacity: usize, errors: Arc<dyn WritebackErrors>) -> Self {
+        OpenFileCache { entries: ClockCache::new(capacity), epoch: Instant::now(), errors }
     }
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The cached file for `key`, opening it with `open(writable)` when it is not cached, or when
-    /// a writable file is needed and the cached one is read-only.
+    /// The cached file for `key`, opening it with `open(mode)` when it is not cached, or when
+    /// it is needed for writing and the cached one is open for reading only.
     pub fn get_or_open(
         &self,
         key: &Bytes,
-        writable: bool,
-        open: impl FnOnce(bool) -> io::Result<File>,
+        mode: OpenMode,
+        open: impl FnOnce(OpenMode) -> io::Result<File>,
     ) -> io::Result<Arc<OpenFile>> {
         let now = self.now_ms();
-        if let Some(e) = self.entries.get_if(key, |e| e.file.writable || !writable) {
+        if let Some(e) = self.entries.get_if(key, |e| e.file.mode.serves(mode)) {
             e.last_used.store(now, Ordering::Relaxed);
             return Ok(e.file);
         }
-        let file = Arc::new(OpenFile::new(open(writable)?, writable));
+        let file = Arc::new(OpenFile::new(open(mode)?, mode, self.errors.clone()));
         let entry = Entry { file: file.clone(), last_used: Arc::new(AtomicU64::new(now)) };
         // Closing what left the cache (and syncing dirty files) happens outside the lock.
         drop(self.entries.insert(key.clone(), entry));
@@ -160,16 +169,22 @@ impl OpenFileCache {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Ignored;
+    impl WritebackErrors for Ignored {
+        fn writeback_failed(&self, _: &io::Error) {}
+    }
+
     #[test]
     fn bounded_and_reopens_for_write() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = OpenFileCache::new(2);
+        let cache = OpenFileCache::new(2, Arc::new(Ignored));
         let mut opens = 0;
         for i in 0..5u8 {
             let p = dir.path().join(format!("f{i}"));
             std::fs::write(&p, b"x").unwrap();
             cache
-                .get_or_open(&Bytes::from(vec![i]), false, |_| {
+                .get_or_open(&Bytes::from(vec![i]), OpenMode::Read, |_| {
                     opens += 1;
                     File::open(&p)
                 })
@@ -178,11 +193,11 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(opens, 5);
         let p = dir.path().join("f4");
-        let f = cache.get_or_open(&Bytes::from(vec![4u8]), true, |w| {
-            assert!(w);
+        let f = cache.get_or_open(&Bytes::from(vec![4u8]), OpenMode::ReadWrite, |mode| {
+            assert_eq!(mode, OpenMode::ReadWrite);
             std::fs::OpenOptions::new().read(true).write(true).open(&p)
         });
-        assert!(f.unwrap().writable);
+        assert_eq!(f.unwrap().mode, OpenMode::ReadWrite);
         assert_eq!(cache.close_idle(Duration::ZERO), 2);
         assert!(cache.is_empty());
     }

@@ -17,10 +17,10 @@ use xdr::nfs3::*;
 use xdr::{Xdr, XdrWrite};
 
 use super::NfsService;
-use super::attrs::{fattr, wcc};
+use super::fattr::{fattr, wcc};
 use super::request::{Object, st};
 use crate::fs::attr::stat_fd;
-use crate::fs::files::OpenFile;
+use crate::fs::files::{OpenFile, OpenMode, WritebackErrors};
 use crate::fs::sys;
 use crate::fs::{FileType, NowaitReads};
 use crate::rpc::buffers::LARGE_BUFFERS;
@@ -31,18 +31,21 @@ type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
 impl NfsService {
     /// The open file for a regular file's handle, after checking the caller may read (or
     /// write) it.
-    fn open_file(&self, obj: &Object, fh: &nfs_fh3, writable: bool) -> Result<Arc<OpenFile>, nfsstat3> {
+    fn open_file(&self, obj: &Object, fh: &nfs_fh3, mode: OpenMode) -> Result<Arc<OpenFile>, nfsstat3> {
         match obj.res.attr.file_type {
             FileType::Regular => {}
             FileType::Directory => return Err(nfsstat3::NFS3ERR_ISDIR),
             _ => return Err(nfsstat3::NFS3ERR_INVAL),
         }
         if !obj.caller.owns(obj.res.attr.uid) {
-            obj.caller.run(|| may_access(obj, writable))?;
+            obj.caller.run(|| may_access(obj, mode))?;
         }
         self.files
-            .get_or_open(&fh.0, writable, |w| {
-                let flags = if w { libc::O_RDWR } else { libc::O_RDONLY };
+            .get_or_open(&fh.0, mode, |mode| {
+                let flags = match mode {
+                    OpenMode::Read => libc::O_RDONLY,
+                    OpenMode::ReadWrite => libc::O_RDWR,
+                };
                 Ok(File::from(self.exports.reopen(&obj.res, flags | libc::O_CLOEXEC)?))
             })
             .map_err(st)
@@ -65,12 +68,12 @@ impl NfsService {
         let not_cached = |_| Err(std::io::ErrorKind::NotFound.into());
         if !owner
             && obj.res.attr.file_type == FileType::Regular
-            && let Ok(file) = self.files.get_or_open(&fh.0, true, not_cached)
+            && let Ok(file) = self.files.get_or_open(&fh.0, OpenMode::ReadWrite, not_cached)
         {
-            obj.caller.run(|| may_access(obj, true).and_then(|()| write(&file)))?;
+            obj.caller.run(|| may_access(obj, OpenMode::ReadWrite).and_then(|()| write(&file)))?;
             return Ok(file);
         }
-        let file = self.open_file(obj, fh, true)?;
+        let file = self.open_file(obj, fh, OpenMode::ReadWrite)?;
         obj.caller.run(|| write(&file))?;
         Ok(file)
     }
@@ -80,14 +83,15 @@ impl NfsService {
 /// file of `obj`.
 ///
 /// [`Caller::run`]: super::request::Caller::run
-fn may_access(obj: &Object, writable: bool) -> Result<(), nfsstat3> {
+fn may_access(obj: &Object, mode: OpenMode) -> Result<(), nfsstat3> {
     let fd = obj.res.fd.as_fd();
-    if writable {
-        sys::access_fd(fd, libc::W_OK).map_err(st)
-    } else {
+    match mode {
+        OpenMode::ReadWrite => sys::access_fd(fd, libc::W_OK).map_err(st),
         // Executing a file means reading it on the client: execute permission suffices for
         // READ, as on knfsd.
-        sys::access_fd(fd, libc::R_OK).or_else(|_| sys::access_fd(fd, libc::X_OK)).map_err(st)
+        OpenMode::Read => {
+            sys::access_fd(fd, libc::R_OK).or_else(|_| sys::access_fd(fd, libc::X_OK)).map_err(st)
+        }
     }
 }
 
@@ -95,14 +99,21 @@ fn may_access(obj: &Object, writable: bool) -> Result<(), nfsstat3> {
 /// the header fields are written with placeholders, `pread` appends the data, and the attributes
 /// taken after the read, the count and the eof flag are patched in. Errors are encoded as usual.
 pub fn read(svc: &NfsService, ctx: &CallContext, args: READ3args, out: &mut BytesMut) {
-    let done = read_with(svc, ctx, args, out, false);
+    let done = read_with(svc, ctx, args, out, DiskWait::Wait);
     debug_assert!(done.is_some(), "a waiting READ always finishes");
 }
 
 /// READ if the data is all in the page cache; `None` (and nothing appended to `out`) if it
 /// would have to wait for the disk.
 pub fn read_nowait(svc: &NfsService, ctx: &CallContext, args: READ3args, out: &mut BytesMut) -> Option<()> {
-    read_with(svc, ctx, args, out, true)
+    read_with(svc, ctx, args, out, DiskWait::GiveUp)
+}
+
+/// Whether a READ waits for data the page cache does not hold, or gives up (`None`) instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DiskWait {
+    Wait,
+    GiveUp,
 }
 
 fn read_with(
@@ -110,8 +121,9 @@ fn read_with(
     ctx: &CallContext,
     args: READ3args,
     out: &mut BytesMut,
-    nowait: bool,
+    disk_wait: DiskWait,
 ) -> Option<()> {
+    let nowait = disk_wait == DiskWait::GiveUp;
     let count = args.count.min(svc.max_io_for(ctx)) as usize;
     // Large reads keep the async workers free for the network; they parallelise on the pool.
     if nowait && count > NOWAIT_MAX {
@@ -130,7 +142,7 @@ fn read_with(
     }
     let start = out.len();
     let result = (|| {
-        let file = svc.open_file(&obj, &args.file, false).map_err(Some)?;
+        let file = svc.open_file(&obj, &args.file, OpenMode::Read).map_err(Some)?;
         // Reading past the largest offset is simply end of file.
         let count = if args.offset > i64::MAX as u64 { 0 } else { count };
         // A large READ is read into a pooled buffer, which the writer takes back once sent.
@@ -267,7 +279,7 @@ pub fn commit(svc: &NfsService, ctx: &CallContext, args: COMMIT3args) -> Res<COM
             None => {
                 let fd = svc.exports.reopen(&obj.res, libc::O_RDONLY | libc::O_CLOEXEC).map_err(st)?;
                 File::from(fd).sync_data().map_err(|e| {
-                    crate::fs::files::note_writeback_error(&e);
+                    svc.verifier.writeback_failed(&e);
                     st(e)
                 })
             }

@@ -10,7 +10,7 @@ use nix::unistd::{Gid, Uid, fchownat};
 use xdr::nfs3::*;
 
 use super::NfsService;
-use super::attrs::{fattr, nfstime, post_op, wcc};
+use super::fattr::{fattr, nfstime, post_op, wcc};
 use super::request::{Caller, Object, st};
 use crate::fs::attr::stat_fd;
 use crate::fs::sys::{self, TimeSet};

@@ -8,8 +8,8 @@
 //!
 //! [`fs`]: crate::fs
 
-mod attrs;
 mod data;
+mod fattr;
 mod meta;
 mod names;
 mod readdir;
@@ -48,7 +48,8 @@ pub struct NfsService {
     files: OpenFileCache,
     /// What READDIR and READDIRPLUS read of unchanged directories.
     listings: DirListings,
-    verifier: WriteVerifier,
+    /// Shared with `files`, which reports writeback errors to it.
+    verifier: Arc<WriteVerifier>,
     /// rtmax/wtmax: the largest READ or WRITE payload.
     max_io: u32,
 }
@@ -120,11 +121,12 @@ impl NfsService {
     /// filtered by the client's umask and must be applied exactly.
     pub fn new(exports: Arc<Exports>, limits: &Limits) -> io::Result<Self> {
         nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let verifier = Arc::new(WriteVerifier::new()?);
         Ok(NfsService {
             exports,
-            files: OpenFileCache::new(limits.open_files),
+            files: OpenFileCache::new(limits.open_files, verifier.clone()),
             listings: DirListings::new(LISTED_ENTRIES),
-            verifier: WriteVerifier::new()?,
+            verifier,
             max_io: limits.max_io.clamp(4096, nfs3::MAX_DATA as u32),
         })
     }

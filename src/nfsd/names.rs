@@ -12,11 +12,11 @@ use nix::unistd::{UnlinkatFlags, linkat, symlinkat, unlinkat};
 use xdr::nfs3::*;
 
 use super::NfsService;
-use super::attrs::{fattr, nfstime, post_op, wcc};
+use super::fattr::{fattr, nfstime, post_op, wcc};
 use super::meta::{SattrScope, apply_sattr, proc_fd_path, stat};
-use super::request::{Caller, Object, component, is_dot, st};
+use super::request::{Caller, Object, component, is_dot, require_dir, st};
 use crate::fs::sys::{self, TimeSet};
-use crate::fs::{Attr, Export, FileType};
+use crate::fs::{Export, FileType};
 use crate::rpc::{CallContext, RpcError};
 
 type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
@@ -24,10 +24,6 @@ type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
 /// Default modes when a client leaves `mode` unset (Linux clients always set it).
 const DEFAULT_FILE_MODE: u32 = 0o644;
 const DEFAULT_DIR_MODE: u32 = 0o755;
-
-fn require_dir(attr: &Attr) -> Result<(), nfsstat3> {
-    if attr.file_type == FileType::Directory { Ok(()) } else { Err(nfsstat3::NFS3ERR_NOTDIR) }
-}
 
 fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, nfsstat3> {
     openat(dir, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).map_err(st)
@@ -275,11 +271,19 @@ fn forget_open_file(svc: &NfsService, export: &Export, dir: BorrowedFd<'_>, name
     }
 }
 
+/// What REMOVE and RMDIR take away: an entry that is not a directory (unlink(2)), or a directory
+/// (rmdir(2)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    NonDirectory,
+    Directory,
+}
+
 fn remove_entry(
     svc: &NfsService,
     ctx: &CallContext,
     object: &diropargs3,
-    rmdir: bool,
+    removal: Removal,
 ) -> Result<(Result<(), nfsstat3>, wcc_data), RpcError> {
     let name = component(&object.name)?;
     let dir = match svc.resolve(ctx, &object.dir) {
@@ -292,16 +296,19 @@ fn remove_entry(
         dir.caller.check_writable()?;
         require_dir(pre)?;
         let name = name.as_ref().map_err(|&s| s)?;
-        match (name.as_bytes(), rmdir) {
+        match (name.as_bytes(), removal) {
             // rmdir(2)'s answers for these names; unlink of them is refused like knfsd does.
-            (b".", true) => return Err(nfsstat3::NFS3ERR_INVAL),
-            (b"..", true) => return Err(nfsstat3::NFS3ERR_NOTEMPTY),
-            (b"." | b"..", false) => return Err(nfsstat3::NFS3ERR_ACCES),
+            (b".", Removal::Directory) => return Err(nfsstat3::NFS3ERR_INVAL),
+            (b"..", Removal::Directory) => return Err(nfsstat3::NFS3ERR_NOTEMPTY),
+            (b"." | b"..", Removal::NonDirectory) => return Err(nfsstat3::NFS3ERR_ACCES),
             _ => {}
         }
         let dirfd = dir.res.fd.as_fd();
         let forget = forget_open_file(svc, export, dirfd, name);
-        let flag = if rmdir { UnlinkatFlags::RemoveDir } else { UnlinkatFlags::NoRemoveDir };
+        let flag = match removal {
+            Removal::NonDirectory => UnlinkatFlags::NoRemoveDir,
+            Removal::Directory => UnlinkatFlags::RemoveDir,
+        };
         dir.caller.run(|| unlinkat(dirfd, name.as_c_str(), flag).map_err(st))?;
         forget();
         svc.listings.forget(export.fsid, pre);
@@ -311,7 +318,7 @@ fn remove_entry(
 }
 
 pub fn remove(svc: &NfsService, ctx: &CallContext, args: REMOVE3args) -> Res<REMOVE3resok, wcc_data> {
-    let (result, dir_wcc) = remove_entry(svc, ctx, &args.object, false)?;
+    let (result, dir_wcc) = remove_entry(svc, ctx, &args.object, Removal::NonDirectory)?;
     Ok(match result {
         Ok(()) => Nfs3Result::Ok(REMOVE3resok { dir_wcc }),
         Err(s) => Nfs3Result::Err(s, dir_wcc),
@@ -319,7 +326,7 @@ pub fn remove(svc: &NfsService, ctx: &CallContext, args: REMOVE3args) -> Res<REM
 }
 
 pub fn rmdir(svc: &NfsService, ctx: &CallContext, args: RMDIR3args) -> Res<RMDIR3resok, wcc_data> {
-    let (result, dir_wcc) = remove_entry(svc, ctx, &args.object, true)?;
+    let (result, dir_wcc) = remove_entry(svc, ctx, &args.object, Removal::Directory)?;
     Ok(match result {
         Ok(()) => Nfs3Result::Ok(RMDIR3resok { dir_wcc }),
         Err(s) => Nfs3Result::Err(s, dir_wcc),

@@ -23,13 +23,13 @@ use xdr::Xdr;
 use xdr::nfs3::*;
 
 use super::NfsService;
-use super::attrs::{fattr, post_op};
-use super::request::{Object, st};
+use super::fattr::{fattr, post_op};
+use super::request::{Object, require_dir, st};
+use crate::fs::Attr;
 use crate::fs::attr::stat_at;
 use crate::fs::inode_handles::Provenance;
 use crate::fs::listings::{self, KnownHandle, ListedEntry, ListedHandle};
 use crate::fs::sys::{self, RawDirEntry};
-use crate::fs::{Attr, FileType};
 use crate::rpc::{CallContext, RpcError};
 
 type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
@@ -186,10 +186,6 @@ fn entry_fileid(obj: &Object, e: &RawDirEntry) -> u64 {
     if e.name() == b".." && obj.res.export.is_root(&obj.res.attr) { obj.res.attr.ino } else { e.ino }
 }
 
-fn check_dir(obj: &Object) -> Result<(), nfsstat3> {
-    if obj.res.attr.file_type == FileType::Directory { Ok(()) } else { Err(nfsstat3::NFS3ERR_NOTDIR) }
-}
-
 pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<READDIR3resok, post_op_attr> {
     let obj = match svc.resolve(ctx, &args.dir) {
         Ok(o) => o,
@@ -198,7 +194,7 @@ pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<R
     let export = &obj.res.export;
     let count = (args.count.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
-        check_dir(&obj)?;
+        require_dir(&obj.res.attr)?;
         let mut budget = count.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
         let most = budget / (DIRLIST_ENTRY_OVERHEAD + entry3::encoded_len_for(1)) + 1;
         let mut stream = DirCursor::open(svc, &obj, args.cookie, count, most)?;
@@ -244,14 +240,15 @@ struct EntryDetails {
 /// following symlinks. `.` is the directory itself, `..` of the export root is the root, `..` of
 /// another directory gets its attributes only (see [`dotdot_handle`]), and an
 /// entry that vanished or lies on another filesystem gets neither. The handle is the one the
-/// listing cache knows for the entry's inode, if any. Otherwise, with `cache`, it comes from the
-/// inode-handle cache when it can and is remembered there when it could not, counted in `misses`.
+/// listing cache knows for the entry's inode, if any. Otherwise, with [`InodeHandleCache::Use`],
+/// it comes from the inode-handle cache when it can and is remembered there when it could not,
+/// counted in `misses`.
 fn entry_details(
     svc: &NfsService,
     obj: &Object,
     dirfd: BorrowedFd<'_>,
     listed: &ListedEntry,
-    cache: bool,
+    cache: InodeHandleCache,
     misses: &mut usize,
 ) -> EntryDetails {
     let export = &obj.res.export;
@@ -277,7 +274,7 @@ fn entry_details(
     {
         return EntryDetails { handle: Some(known.handle.clone()), attr: Some(attr), learned: None };
     }
-    let handle = if cache {
+    let handle = if cache == InodeHandleCache::Use {
         if let Some(handle) = svc.exports.cached_handle(export, &attr, Provenance::Name) {
             let learnable = listed.handle == ListedHandle::Unknown;
             let learned = attr.btime.filter(|_| learnable).map(|btime| KnownHandle {
@@ -326,6 +323,14 @@ fn entryplus_len(name_len: usize, handle_len: usize) -> usize {
     entry3::encoded_len_for(name_len) + 4 + fattr3::ENCODED_LEN + 4 + 4 + handle_len.div_ceil(4) * 4
 }
 
+/// Whether a listing's handles are looked up in (and remembered by) the inode-handle cache, which
+/// pays off from a directory's second listing on, or taken from the kernel directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InodeHandleCache {
+    Use,
+    Skip,
+}
+
 /// Entries looked up first, on the calling thread, to learn whether handles are cached.
 const PROBE_ENTRIES: usize = 32;
 
@@ -344,17 +349,20 @@ fn entries_details(
     obj: &Object,
     dirfd: BorrowedFd<'_>,
     raw: &[ListedEntry],
-    cache: bool,
+    cache: InodeHandleCache,
 ) -> Result<Vec<EntryDetails>, nfsstat3> {
     let look_up = |part: &[ListedEntry], misses: &mut usize| {
         obj.caller.run(|| {
             Ok(part.iter().map(|e| entry_details(svc, obj, dirfd, e, cache, misses)).collect::<Vec<_>>())
         })
     };
-    let (probe, rest) = if cache { raw.split_at(raw.len().min(PROBE_ENTRIES)) } else { raw.split_at(0) };
+    let (probe, rest) = match cache {
+        InodeHandleCache::Use => raw.split_at(raw.len().min(PROBE_ENTRIES)),
+        InodeHandleCache::Skip => raw.split_at(0),
+    };
     let mut misses = 0;
     let mut details = look_up(probe, &mut misses)?;
-    if rest.len() < PARALLEL_ENTRIES || (cache && misses * 2 <= probe.len()) {
+    if rest.len() < PARALLEL_ENTRIES || (cache == InodeHandleCache::Use && misses * 2 <= probe.len()) {
         details.extend(look_up(rest, &mut misses)?);
         return Ok(details);
     }
@@ -388,7 +396,7 @@ pub fn readdirplus(
         if obj.caller.options.no_readdirplus {
             return Err(nfsstat3::NFS3ERR_NOTSUPP);
         }
-        check_dir(&obj)?;
+        require_dir(&obj.res.attr)?;
         // A kernel dirent is about a fifth of an entryplus3 on the wire. Names are read in small
         // batches: those read past the end of the reply are read again by the next call.
         let mut budget = maxcount.saturating_sub(HEADER_LEN + DIRLIST_TRAILER_LEN);
@@ -409,8 +417,11 @@ pub fn readdirplus(
             estimate += len;
             raw.push(e);
         }
-        // The inode-handle cache pays off from a directory's second listing on.
-        let cache = svc.exports.was_listed(export, &obj.res.attr);
+        let cache = if svc.exports.was_listed(export, &obj.res.attr) {
+            InodeHandleCache::Use
+        } else {
+            InodeHandleCache::Skip
+        };
         let mut details = entries_details(svc, &obj, obj.res.fd.as_fd(), &raw, cache)?;
         dotdot_handle(svc, &obj, &raw, &mut details);
         let learned: Vec<(u64, KnownHandle)> = raw
@@ -446,7 +457,7 @@ pub fn readdirplus(
         if entries.is_empty() && !eof {
             return Err(nfsstat3::NFS3ERR_TOOSMALL);
         }
-        if eof && !cache {
+        if eof && cache == InodeHandleCache::Skip {
             svc.exports.mark_listed(export, &obj.res.attr);
         }
         Ok(dirlistplus3 { entries, eof })

@@ -11,8 +11,8 @@ use xdr::nfs3::{MAX_NAME, filename3, nfs_fh3, nfsstat3};
 use super::NfsService;
 use super::status::nfs_status;
 use crate::exports::ExportOptions;
-use crate::fs::Resolved;
 use crate::fs::cred::{Identity, with_identity};
+use crate::fs::{Attr, FileType, Resolved};
 use crate::rpc::{CallContext, RpcError};
 
 thread_local! {
@@ -117,6 +117,11 @@ pub fn component(name: &filename3) -> Result<Result<CString, nfsstat3>, RpcError
     }
     let name = CString::new(bytes).map_err(|_| RpcError::GarbageArgs)?;
     Ok(if bytes.len() > MAX_NAME { Err(nfsstat3::NFS3ERR_NAMETOOLONG) } else { Ok(name) })
+}
+
+/// Procedures on a directory's entries answer NFS3ERR_NOTDIR for anything else.
+pub fn require_dir(attr: &Attr) -> Result<(), nfsstat3> {
+    if attr.file_type == FileType::Directory { Ok(()) } else { Err(nfsstat3::NFS3ERR_NOTDIR) }
 }
 
 /// Whether `name` is `.` or `..`, which name no new entry.

@@ -132,7 +132,7 @@ pub struct ProcInfo {
 pub enum RunOn {
     /// On the async worker that decoded the call. For procedures that touch only memory or make
     /// a few metadata system calls on objects the server already holds (GETATTR, LOOKUP, ACCESS,
-    /// the portmapper, MOUNT): handing them to another thread costs several times the work
+    /// READLINK, the portmapper, MOUNT): handing them to another thread costs several times the work
     /// itself (GETATTR measured at ~5 µs of server CPU inline against ~20 µs through the pool,
     /// the difference being futex wake-ups and context switches).
     Inline,
@@ -146,10 +146,13 @@ pub enum RunOn {
 
 /// One RPC program (a program number and a contiguous range of versions).
 ///
-/// `call` runs on a blocking worker thread, or inline on an async worker for procedures marked
-/// [`RunOn::Inline`]; either way it is synchronous, so switching the thread's credentials inside
-/// it is safe. It appends the procedure's results to `reply`, which already holds the accepted
-/// reply header; on `Err` the dispatcher discards whatever was appended and sends the RPC error.
+/// `call` runs on a blocking-pool thread, or on the async worker that decoded the call for
+/// procedures marked [`RunOn::Inline`] (and `call_nonblocking` for [`RunOn::TryInline`]). Either
+/// way it is synchronous, so a procedure may switch the thread's identity inside it: the switch
+/// is per thread and is undone before `call` returns, hence before the worker polls another
+/// task (see [`crate::fs::cred`] for the rule and what happens when it cannot be undone). It
+/// appends the procedure's results to `reply`, which already holds the accepted reply header; on
+/// `Err` the dispatcher discards whatever was appended and sends the RPC error.
 pub trait Program: Send + Sync + 'static {
     /// The RPC program number, e.g. 100003 for NFS.
     fn program(&self) -> u32;

@@ -1,8 +1,12 @@
 //! The TCP transport: an accept loop that admits each connection through the server's
 //! [`ConnectionTable`] (per-address shares, see [`connections`](super::connections)), and per
-//! connection a reader that reassembles record-marked records (RFC 5531 §11), runs each record as
-//! its own task so one connection's requests execute concurrently, and a single writer task that
-//! sends replies in completion order (clients match replies by xid).
+//! connection a reader that reassembles record-marked records (RFC 5531 §11) and a single writer
+//! task that sends replies in completion order (clients match replies by xid). The reader runs a
+//! call to an inline procedure ([`Dispatcher::runs_inline`]: small, idempotent, no disk waits)
+//! itself, before it reads the next record, since a task would cost more than the call; every
+//! other record becomes a task of its own, so one connection's slow requests execute
+//! concurrently (on the blocking pool, or inline in that task when the dispatcher finds they
+//! need not wait).
 //!
 //! What a peer can make the server hold is bounded:
 //! - a record must arrive whole within `record_timeout` from its first byte (plus a second per

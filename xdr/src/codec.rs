@@ -13,13 +13,30 @@ use bytes::{BufMut, Bytes, BytesMut};
 pub enum XdrError {
     /// The input ended before the item did.
     #[error("truncated: needed {needed} bytes, {remaining} remain")]
-    Truncated { needed: usize, remaining: usize },
+    Truncated {
+        /// Bytes the item needed.
+        needed: usize,
+        /// Bytes that were left.
+        remaining: usize,
+    },
     /// A variable-length field declared more than its protocol maximum.
     #[error("{field}: length {len} exceeds maximum {max}")]
-    TooLong { field: &'static str, len: usize, max: usize },
+    TooLong {
+        /// The field's type or name.
+        field: &'static str,
+        /// The length it declared.
+        len: usize,
+        /// The protocol maximum.
+        max: usize,
+    },
     /// An enum or union discriminant that the type does not define.
     #[error("{ty}: invalid discriminant {value}")]
-    BadDiscriminant { ty: &'static str, value: u32 },
+    BadDiscriminant {
+        /// The type being decoded.
+        ty: &'static str,
+        /// The value found.
+        value: u32,
+    },
     /// A boolean that was neither 0 nor 1.
     #[error("invalid boolean {0}")]
     BadBool(u32),
@@ -28,6 +45,7 @@ pub enum XdrError {
     TrailingData(usize),
 }
 
+/// The result of a decode.
 pub type Result<T> = std::result::Result<T, XdrError>;
 
 /// Number of zero bytes that pad `len` up to a multiple of four.
@@ -49,6 +67,7 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader at the start of `buf`.
     pub fn new(buf: Bytes) -> Self {
         Reader { buf, pos: 0 }
     }
@@ -58,10 +77,12 @@ impl Reader {
         Reader::new(Bytes::copy_from_slice(data))
     }
 
+    /// Bytes not yet consumed.
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
 
+    /// Bytes consumed so far.
     pub fn position(&self) -> usize {
         self.pos
     }
@@ -86,15 +107,18 @@ impl Reader {
         Ok(&self.buf[start..start + n])
     }
 
+    /// An unsigned integer (RFC 4506 §4.2).
     pub fn u32(&mut self) -> Result<u32> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// A signed integer (RFC 4506 §4.1).
     pub fn i32(&mut self) -> Result<i32> {
         Ok(self.u32()? as i32)
     }
 
+    /// An unsigned hyper integer (RFC 4506 §4.5).
     pub fn u64(&mut self) -> Result<u64> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
@@ -102,10 +126,12 @@ impl Reader {
         Ok(u64::from_be_bytes(a))
     }
 
+    /// A hyper integer (RFC 4506 §4.5).
     pub fn i64(&mut self) -> Result<i64> {
         Ok(self.u64()? as i64)
     }
 
+    /// A boolean (RFC 4506 §4.4): 0 or 1, anything else is an error.
     pub fn bool(&mut self) -> Result<bool> {
         match self.u32()? {
             0 => Ok(false),
@@ -196,8 +222,11 @@ impl Reader {
 
 /// Encoding helpers for `BytesMut`.
 pub trait XdrWrite {
+    /// An unsigned integer, big-endian.
     fn put_xdr_u32(&mut self, v: u32);
+    /// An unsigned hyper integer, big-endian.
     fn put_xdr_u64(&mut self, v: u64);
+    /// A boolean as 0 or 1.
     fn put_xdr_bool(&mut self, v: bool);
     /// Variable-length opaque or string: length, data, padding.
     fn put_opaque(&mut self, data: &[u8]);
@@ -228,8 +257,11 @@ impl XdrWrite for BytesMut {
 /// A wire type: decoding from a record, encoding into a buffer, and the exact encoded size (used
 /// to fill READDIR replies up to the client's budget without encoding twice).
 pub trait Xdr: Sized {
+    /// Reads one value from `r`, consuming exactly its encoding.
     fn decode(r: &mut Reader) -> Result<Self>;
+    /// Appends the encoding to `w`.
     fn encode(&self, w: &mut BytesMut);
+    /// How many bytes [`Xdr::encode`] appends.
     fn encoded_len(&self) -> usize;
 
     /// Encodes into a fresh buffer.
@@ -438,6 +470,7 @@ macro_rules! xdr_opaque {
         impl $name {
             /// The protocol maximum length in bytes.
             pub const MAX: usize = $max;
+            /// The bytes as received or to be sent.
             pub fn as_bytes(&self) -> &[u8] {
                 &self.0
             }

@@ -8,6 +8,9 @@
 //!
 //! Nothing here does I/O. RFC type names (`fattr3`, `WRITE3args`) are used only in this crate.
 
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
 pub mod codec;
 pub mod mount;
 pub mod nfs3;

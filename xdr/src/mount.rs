@@ -9,17 +9,26 @@ use crate::codec::{Reader, Result, Xdr, XdrError, XdrWrite, opaque_len};
 
 /// The MOUNT program number (RFC 1813 §5.0).
 pub const PROGRAM: u32 = 100005;
+/// MOUNT version 1 (RFC 1094 appendix A), for NFS version 2.
 pub const VERSION_1: u32 = 1;
+/// MOUNT version 2: version 1 plus PATHCONF, which this crate does not define.
 pub const VERSION_2: u32 = 2;
+/// MOUNT version 3 (RFC 1813 §5), for NFS version 3.
 pub const VERSION_3: u32 = 3;
 
 /// Procedures, numbered alike in versions 1, 2 and 3 (RFC 1813 §5.2, RFC 1094 appendix A.5).
 pub mod mount_proc {
+    /// Does nothing: a ping.
     pub const NULL: u32 = 0;
+    /// Maps an exported path to its root file handle and records the mount.
     pub const MNT: u32 = 1;
+    /// Lists the mounts the server has recorded.
     pub const DUMP: u32 = 2;
+    /// Removes one of the caller's mount records.
     pub const UMNT: u32 = 3;
+    /// Removes all of the caller's mount records.
     pub const UMNTALL: u32 = 4;
+    /// Lists the exports and the clients allowed to mount each.
     pub const EXPORT: u32 = 5;
 }
 
@@ -49,15 +58,25 @@ crate::xdr_opaque! {
 crate::xdr_enum! {
     /// `mountstat3` (RFC 1813 §5.1.5).
     pub enum mountstat3 {
+        /// MNT3_OK: success.
         Ok = 0,
+        /// MNT3ERR_PERM: not owner.
         Perm = 1,
+        /// MNT3ERR_NOENT: no such file or directory.
         NoEnt = 2,
+        /// MNT3ERR_IO: an I/O error.
         Io = 5,
+        /// MNT3ERR_ACCES: permission denied (the client may not mount this export).
         Access = 13,
+        /// MNT3ERR_NOTDIR: not a directory.
         NotDir = 20,
+        /// MNT3ERR_INVAL: an invalid argument.
         Inval = 22,
+        /// MNT3ERR_NAMETOOLONG: the path is too long.
         NameTooLong = 63,
+        /// MNT3ERR_NOTSUPP: the operation is not supported.
         NotSupp = 10004,
+        /// MNT3ERR_SERVERFAULT: a failure on the server.
         ServerFault = 10006,
     }
 }
@@ -66,14 +85,16 @@ crate::xdr_enum! {
 /// preferred first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct mountres3_ok {
-    /// `fhandle3`, opaque<FHSIZE3>.
+    /// `fhandle3`, `opaque<FHSIZE3>`.
     pub fhandle: Bytes,
+    /// The authentication flavors the export accepts, preferred first.
     pub auth_flavors: Vec<u32>,
 }
 
 /// `mountres3` (RFC 1813 §5.2.1): the MNT v3 result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum mountres3 {
+    /// `MNT3_OK`: the handle and flavors.
     Ok(mountres3_ok),
     /// Any status other than `MNT3_OK`, with no body.
     Err(mountstat3),
@@ -115,7 +136,9 @@ impl Xdr for mountres3 {
 /// on 0, a fixed 32-byte handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum fhstatus {
+    /// Status 0: the export's root handle.
     Ok([u8; FHSIZE]),
+    /// A non-zero UNIX errno, with no handle.
     Err(u32),
 }
 
@@ -147,7 +170,9 @@ crate::xdr_struct! {
     /// One `mountbody` (RFC 1813 §5.2.2) without its `ml_next` link: a client and what it mounted.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct mountbody {
+        /// The client's host name.
         pub ml_hostname: name,
+        /// The path it mounted.
         pub ml_directory: dirpath,
     }
 }
@@ -161,7 +186,9 @@ crate::xdr_linked_list! {
 /// `groups` list of clients allowed to mount it (an empty list means everyone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct exportnode {
+    /// The exported path.
     pub ex_dir: dirpath,
+    /// The clients (host names, netgroups, addresses) that may mount it; empty for everyone.
     pub ex_groups: Vec<name>,
 }
 

@@ -28,37 +28,58 @@ pub const PMAP_PORT: u16 = 111;
 
 /// PMAP v2 procedures (RFC 1833 §3.2).
 pub mod pmap_proc {
+    /// Does nothing: a ping.
     pub const NULL: u32 = 0;
+    /// Registers a mapping (program, version, protocol) to a port.
     pub const SET: u32 = 1;
+    /// Removes the mappings of a program and version.
     pub const UNSET: u32 = 2;
+    /// Looks up a mapping's port (0: not registered).
     pub const GETPORT: u32 = 3;
+    /// Lists every mapping.
     pub const DUMP: u32 = 4;
+    /// Calls a procedure of a registered program indirectly.
     pub const CALLIT: u32 = 5;
 }
 
 /// RPCBIND v3 and v4 procedures (RFC 1833 §2.2.1). Numbers 0..=8 are shared by both versions;
 /// 9..=12 exist in version 4 only.
 pub mod rpcb_proc {
+    /// Does nothing: a ping.
     pub const NULL: u32 = 0;
+    /// Registers an address of a program and version on a transport.
     pub const SET: u32 = 1;
+    /// Removes the registrations of a program and version.
     pub const UNSET: u32 = 2;
+    /// Looks up the universal address of a program and version on a transport.
     pub const GETADDR: u32 = 3;
+    /// Lists every registration.
     pub const DUMP: u32 = 4;
     /// `RPCBPROC_CALLIT` in version 3, `RPCBPROC_BCAST` in version 4.
     pub const CALLIT: u32 = 5;
+    /// Returns the server's time, in seconds since 1970.
     pub const GETTIME: u32 = 6;
+    /// Converts a universal address to a transport address.
     pub const UADDR2TADDR: u32 = 7;
+    /// Converts a transport address to a universal address.
     pub const TADDR2UADDR: u32 = 8;
+    /// GETADDR for exactly the version asked (version 4).
     pub const GETVERSADDR: u32 = 9;
+    /// CALLIT that answers only on success (version 4).
     pub const INDIRECT: u32 = 10;
+    /// Every address of a program and version, with its transport (version 4).
     pub const GETADDRLIST: u32 = 11;
+    /// The server's statistics (version 4).
     pub const GETSTAT: u32 = 12;
 }
 
-/// Network identifiers (RFC 5665 §5.1 and the IANA netid registry) used for TCP and UDP.
+/// Network identifiers (RFC 5665 §5.1 and the IANA netid registry): TCP over IPv4.
 pub const NETID_TCP: &str = "tcp";
+/// The netid of UDP over IPv4.
 pub const NETID_UDP: &str = "udp";
+/// The netid of TCP over IPv6.
 pub const NETID_TCP6: &str = "tcp6";
+/// The netid of UDP over IPv6.
 pub const NETID_UDP6: &str = "udp6";
 
 /// Bound on `r_netid`; real netids are a few characters.
@@ -74,10 +95,13 @@ crate::xdr_struct! {
     /// `mapping` (RFC 1833 §3.1): a program, version and protocol mapped to a port.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct mapping {
+        /// The program number.
         pub prog: u32,
+        /// The program version.
         pub vers: u32,
         /// `IPPROTO_TCP` or `IPPROTO_UDP`.
         pub prot: u32,
+        /// The port it listens on (0 in a GETPORT argument).
         pub port: u32,
     }
 }
@@ -104,7 +128,9 @@ fn string(r: &mut Reader, field: &'static str, max: usize) -> Result<String> {
 /// GETADDR and GETVERSADDR.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct rpcb {
+    /// The program number.
     pub r_prog: u32,
+    /// The program version.
     pub r_vers: u32,
     /// Network id, e.g. "tcp", "udp6".
     pub r_netid: String,
@@ -150,8 +176,11 @@ pub const NC_TPI_COTS_ORD: u32 = 3;
 /// result of RPCBIND v4 GETADDRLIST.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct rpcb_entry {
+    /// The universal address of the service.
     pub r_maddr: String,
+    /// Network id of the transport, e.g. "tcp6".
     pub r_nc_netid: String,
+    /// The transport's semantics: [`NC_TPI_CLTS`] or [`NC_TPI_COTS_ORD`].
     pub r_nc_semantics: u32,
     /// Protocol family, e.g. "inet", "inet6".
     pub r_nc_protofmly: String,
@@ -198,8 +227,11 @@ pub const RPCBSTAT_HIGHPROC: usize = 13;
 /// lookups are counted per procedure only.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct rpcb_stat {
+    /// Calls of each procedure, indexed by procedure number.
     pub rpcbs_procs: [u32; RPCBSTAT_HIGHPROC],
+    /// Successful SET calls.
     pub setinfo: u32,
+    /// Successful UNSET calls.
     pub unsetinfo: u32,
 }
 

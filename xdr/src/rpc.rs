@@ -17,15 +17,21 @@ pub const MAX_AUTH_GIDS: usize = 16;
 
 /// `msg_type` (RFC 5531 §9).
 pub const MSG_CALL: u32 = 0;
+/// `msg_type` of a reply (RFC 5531 §9).
 pub const MSG_REPLY: u32 = 1;
 
 crate::xdr_enum! {
     /// `auth_flavor` (RFC 5531 §8.2 and the IANA registry).
     pub enum AuthFlavor {
+        /// AUTH_NONE: no credential.
         None = 0,
+        /// AUTH_SYS: uid, gid and groups as the client states them (RFC 5531 appendix A).
         Sys = 1,
+        /// AUTH_SHORT: a shorthand the server handed out for an earlier credential.
         Short = 2,
+        /// AUTH_DH: Diffie-Hellman authentication (RFC 2695).
         Dh = 3,
+        /// RPCSEC_GSS (RFC 2203).
         RpcsecGss = 6,
     }
 }
@@ -33,13 +39,21 @@ crate::xdr_enum! {
 crate::xdr_enum! {
     /// `auth_stat` (RFC 5531 §9): why the server rejected the credentials.
     pub enum AuthStat {
+        /// AUTH_OK: success.
         Ok = 0,
+        /// AUTH_BADCRED: a malformed credential or one of an unsupported flavor.
         BadCred = 1,
+        /// AUTH_REJECTEDCRED: the client must begin a new session.
         RejectedCred = 2,
+        /// AUTH_BADVERF: a malformed verifier.
         BadVerf = 3,
+        /// AUTH_REJECTEDVERF: the verifier expired or was replayed.
         RejectedVerf = 4,
+        /// AUTH_TOOWEAK: refused for security reasons.
         TooWeak = 5,
+        /// AUTH_INVALIDRESP: a bogus response verifier.
         InvalidResp = 6,
+        /// AUTH_FAILED: some unknown reason.
         Failed = 7,
     }
 }
@@ -47,7 +61,9 @@ crate::xdr_enum! {
 /// `opaque_auth` (RFC 5531 §8.2): a flavor and up to 400 bytes of body.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OpaqueAuth {
+    /// The [`AuthFlavor`] number (kept raw: unknown flavors must be answered, not undecodable).
     pub flavor: u32,
+    /// The flavor's body, opaque at this layer.
     pub body: Bytes,
 }
 
@@ -76,10 +92,15 @@ impl Xdr for OpaqueAuth {
 /// `authsys_parms` (RFC 5531 appendix A), the body of an AUTH_SYS credential.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthSysParams {
+    /// An arbitrary id the client's machine generates.
     pub stamp: u32,
+    /// The client's host name, as it states it.
     pub machine_name: Bytes,
+    /// The caller's effective user id.
     pub uid: u32,
+    /// The caller's effective group id.
     pub gid: u32,
+    /// The caller's supplementary groups (at most [`MAX_AUTH_GIDS`]).
     pub gids: Vec<u32>,
 }
 
@@ -119,12 +140,19 @@ impl AuthSysParams {
 /// the same record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallHeader {
+    /// The transaction id, which the reply repeats.
     pub xid: u32,
+    /// The RPC protocol version; [`RPC_VERSION`] is the only one.
     pub rpcvers: u32,
+    /// The program number.
     pub prog: u32,
+    /// The program version.
     pub vers: u32,
+    /// The procedure number (`proc` in the RFC).
     pub proc_: u32,
+    /// The caller's credential.
     pub cred: OpaqueAuth,
+    /// The verifier of the credential.
     pub verf: OpaqueAuth,
 }
 
@@ -167,27 +195,48 @@ impl Xdr for CallHeader {
 pub enum AcceptedStatus {
     /// SUCCESS: the procedure's results follow the header.
     Success,
+    /// PROG_UNAVAIL: the program is not served here.
     ProgUnavail,
+    /// PROG_MISMATCH: the version is not served; these are.
     ProgMismatch {
+        /// The lowest version served.
         low: u32,
+        /// The highest version served.
         high: u32,
     },
+    /// PROC_UNAVAIL: the program has no such procedure.
     ProcUnavail,
+    /// GARBAGE_ARGS: the arguments could not be decoded.
     GarbageArgs,
+    /// SYSTEM_ERR: the server failed (out of memory, a panic, ...).
     SystemErr,
 }
 
 /// A rejected reply (`rejected_reply`, RFC 5531 §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectedReply {
-    RpcMismatch { low: u32, high: u32 },
+    /// RPC_MISMATCH: the RPC version is not supported; these are.
+    RpcMismatch {
+        /// The lowest RPC version supported.
+        low: u32,
+        /// The highest RPC version supported.
+        high: u32,
+    },
+    /// AUTH_ERROR: the credential was refused, for this reason.
     AuthError(AuthStat),
 }
 
 /// The body of a reply message (`reply_body`, RFC 5531 §9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyBody {
-    Accepted { verf: OpaqueAuth, status: AcceptedStatus },
+    /// MSG_ACCEPTED: the credential passed; the status says what became of the call.
+    Accepted {
+        /// The server's verifier.
+        verf: OpaqueAuth,
+        /// The outcome.
+        status: AcceptedStatus,
+    },
+    /// MSG_DENIED: the call was not executed.
     Denied(RejectedReply),
 }
 
@@ -195,7 +244,9 @@ pub enum ReplyBody {
 /// follow in the same record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyHeader {
+    /// The transaction id of the call answered.
     pub xid: u32,
+    /// Accepted or denied, and why.
     pub body: ReplyBody,
 }
 
@@ -205,6 +256,7 @@ impl ReplyHeader {
         ReplyHeader { xid, body: ReplyBody::Accepted { verf: OpaqueAuth::none(), status } }
     }
 
+    /// A denied reply.
     pub fn denied(xid: u32, rejected: RejectedReply) -> Self {
         ReplyHeader { xid, body: ReplyBody::Denied(rejected) }
     }
@@ -307,7 +359,14 @@ pub fn record_marker(len: usize, last: bool) -> [u8; 4] {
 pub enum RecordError {
     /// The fragments of one record add up to more than the connection allows.
     #[error("record of at least {size} bytes exceeds the {max}-byte limit{preview}")]
-    TooLarge { size: usize, max: usize, preview: String },
+    TooLarge {
+        /// Bytes of the record seen so far.
+        size: usize,
+        /// The limit.
+        max: usize,
+        /// A description of the record's start, for the log (empty if nothing could be read).
+        preview: String,
+    },
 }
 
 /// Reassembles record-marked fragments from a TCP byte stream (RFC 5531 §11). Sans-IO: the caller
@@ -322,6 +381,7 @@ pub struct RecordAssembler {
 }
 
 impl RecordAssembler {
+    /// An assembler that refuses records larger than `max_record` bytes.
     pub fn new(max_record: usize) -> Self {
         RecordAssembler { max_record, partial: BytesMut::new() }
     }

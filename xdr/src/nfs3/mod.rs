@@ -81,27 +81,49 @@ pub const DIRLIST_TRAILER_LEN: usize = 8;
 
 /// Procedure numbers (RFC 1813 §3.2 and the program definition in §3.3).
 pub mod procs {
+    /// Does nothing: a ping (§3.3.0).
     pub const NULL: u32 = 0;
+    /// Gets a file's attributes (§3.3.1).
     pub const GETATTR: u32 = 1;
+    /// Sets a file's attributes (§3.3.2).
     pub const SETATTR: u32 = 2;
+    /// Looks a name up in a directory (§3.3.3).
     pub const LOOKUP: u32 = 3;
+    /// Checks access rights (§3.3.4).
     pub const ACCESS: u32 = 4;
+    /// Reads a symbolic link (§3.3.5).
     pub const READLINK: u32 = 5;
+    /// Reads from a file (§3.3.6).
     pub const READ: u32 = 6;
+    /// Writes to a file (§3.3.7).
     pub const WRITE: u32 = 7;
+    /// Creates a regular file (§3.3.8).
     pub const CREATE: u32 = 8;
+    /// Creates a directory (§3.3.9).
     pub const MKDIR: u32 = 9;
+    /// Creates a symbolic link (§3.3.10).
     pub const SYMLINK: u32 = 10;
+    /// Creates a special file: device, socket or FIFO (§3.3.11).
     pub const MKNOD: u32 = 11;
+    /// Removes a file (§3.3.12).
     pub const REMOVE: u32 = 12;
+    /// Removes a directory (§3.3.13).
     pub const RMDIR: u32 = 13;
+    /// Renames a file or directory (§3.3.14).
     pub const RENAME: u32 = 14;
+    /// Creates a hard link (§3.3.15).
     pub const LINK: u32 = 15;
+    /// Reads directory entries (§3.3.16).
     pub const READDIR: u32 = 16;
+    /// Reads directory entries with their attributes and handles (§3.3.17).
     pub const READDIRPLUS: u32 = 17;
+    /// Gets dynamic file system information: space and file slots (§3.3.18).
     pub const FSSTAT: u32 = 18;
+    /// Gets static file system information: transfer sizes, properties (§3.3.19).
     pub const FSINFO: u32 = 19;
+    /// Gets POSIX pathconf information (§3.3.20).
     pub const PATHCONF: u32 = 20;
+    /// Commits cached data to stable storage (§3.3.21).
     pub const COMMIT: u32 = 21;
 
     /// Every procedure's RFC name, indexed by procedure number.
@@ -136,16 +158,24 @@ pub mod procs {
     }
 }
 
-/// ACCESS permission bits (RFC 1813 §3.3.4).
+/// ACCESS permission bits (RFC 1813 §3.3.4). Read data from a file or read a directory.
 pub const ACCESS3_READ: u32 = 0x0001;
+/// Look up a name in a directory.
 pub const ACCESS3_LOOKUP: u32 = 0x0002;
+/// Rewrite existing file data or modify existing directory entries.
 pub const ACCESS3_MODIFY: u32 = 0x0004;
+/// Write new data or add directory entries.
 pub const ACCESS3_EXTEND: u32 = 0x0008;
+/// Delete an existing directory entry.
 pub const ACCESS3_DELETE: u32 = 0x0010;
+/// Execute a file (no meaning for a directory).
 pub const ACCESS3_EXECUTE: u32 = 0x0020;
 
-/// FSINFO `properties` bits (RFC 1813 §3.3.19).
+/// FSINFO `properties` bits (RFC 1813 §3.3.19). The file system supports hard links.
 pub const FSF3_LINK: u32 = 0x0001;
+/// The file system supports symbolic links.
 pub const FSF3_SYMLINK: u32 = 0x0002;
+/// PATHCONF answers the same for every file of the file system.
 pub const FSF3_HOMOGENEOUS: u32 = 0x0008;
+/// SETATTR can set file times.
 pub const FSF3_CANSETTIME: u32 = 0x0010;

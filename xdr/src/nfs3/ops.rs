@@ -15,6 +15,7 @@ crate::xdr_struct! {
     /// `GETATTR3args` (RFC 1813 §3.3.1).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct GETATTR3args {
+        /// The file handle of the object.
         pub object: nfs_fh3,
     }
 }
@@ -23,6 +24,7 @@ crate::xdr_struct! {
     /// `GETATTR3resok` (RFC 1813 §3.3.1).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct GETATTR3resok {
+        /// The object's attributes.
         pub obj_attributes: fattr3,
     }
 }
@@ -38,8 +40,11 @@ crate::xdr_struct! {
     /// `SETATTR3args` (RFC 1813 §3.3.2).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct SETATTR3args {
+        /// The file handle of the object.
         pub object: nfs_fh3,
+        /// The attributes to change; fields left unset stay as they are.
         pub new_attributes: sattr3,
+        /// If set, the change happens only when the ctime is still this one.
         pub guard: sattrguard3,
     }
 }
@@ -48,6 +53,7 @@ crate::xdr_struct! {
     /// `SETATTR3resok` (RFC 1813 §3.3.2).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct SETATTR3resok {
+        /// The object's attributes before and after the call.
         pub obj_wcc: wcc_data,
     }
 }
@@ -63,6 +69,7 @@ crate::xdr_struct! {
     /// `LOOKUP3args` (RFC 1813 §3.3.3).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct LOOKUP3args {
+        /// The directory and the name to look up in it.
         pub what: diropargs3,
     }
 }
@@ -71,8 +78,11 @@ crate::xdr_struct! {
     /// `LOOKUP3resok` (RFC 1813 §3.3.3).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct LOOKUP3resok {
+        /// The file handle of the object found.
         pub object: nfs_fh3,
+        /// The object's attributes.
         pub obj_attributes: post_op_attr,
+        /// The directory's attributes.
         pub dir_attributes: post_op_attr,
     }
 }
@@ -88,7 +98,9 @@ crate::xdr_struct! {
     /// `ACCESS3args` (RFC 1813 §3.3.4); `access` is a mask of the `ACCESS3_*` bits.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct ACCESS3args {
+        /// The file handle of the object.
         pub object: nfs_fh3,
+        /// The `ACCESS3_*` rights asked about.
         pub access: u32,
     }
 }
@@ -97,7 +109,9 @@ crate::xdr_struct! {
     /// `ACCESS3resok` (RFC 1813 §3.3.4).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct ACCESS3resok {
+        /// The object's attributes.
         pub obj_attributes: post_op_attr,
+        /// Of the rights asked about, those granted.
         pub access: u32,
     }
 }
@@ -113,6 +127,7 @@ crate::xdr_struct! {
     /// `READLINK3args` (RFC 1813 §3.3.5).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READLINK3args {
+        /// The file handle of the symbolic link.
         pub symlink: nfs_fh3,
     }
 }
@@ -121,7 +136,9 @@ crate::xdr_struct! {
     /// `READLINK3resok` (RFC 1813 §3.3.5).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READLINK3resok {
+        /// The symbolic link's attributes.
         pub symlink_attributes: post_op_attr,
+        /// The text of the link.
         pub data: nfspath3,
     }
 }
@@ -137,8 +154,11 @@ crate::xdr_struct! {
     /// `READ3args` (RFC 1813 §3.3.6).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READ3args {
+        /// The file handle of the file.
         pub file: nfs_fh3,
+        /// The byte offset in the file.
         pub offset: offset3,
+        /// How many bytes to read.
         pub count: count3,
     }
 }
@@ -147,9 +167,13 @@ crate::xdr_struct! {
 /// out of the received record without copying.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct READ3resok {
+    /// The file's attributes.
     pub file_attributes: post_op_attr,
+    /// How many bytes were read.
     pub count: count3,
+    /// Whether the read reached the end of the file.
     pub eof: bool,
+    /// The bytes read.
     pub data: Bytes,
 }
 
@@ -184,10 +208,15 @@ pub type READ3res = Nfs3Result<READ3resok, READ3resfail>;
 /// slice of the received record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WRITE3args {
+    /// The file handle of the file.
     pub file: nfs_fh3,
+    /// The byte offset in the file.
     pub offset: offset3,
+    /// How many bytes of `data` to write.
     pub count: count3,
+    /// How durable the data must be before the reply.
     pub stable: stable_how,
+    /// The bytes to write.
     pub data: Bytes,
 }
 
@@ -217,9 +246,13 @@ crate::xdr_struct! {
     /// `WRITE3resok` (RFC 1813 §3.3.7).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct WRITE3resok {
+        /// The file's attributes before and after the call.
         pub file_wcc: wcc_data,
+        /// How many bytes were written.
         pub count: count3,
+        /// How durable the written data is.
         pub committed: stable_how,
+        /// The write verifier: it changes when data acknowledged as UNSTABLE may have been lost.
         pub verf: writeverf3,
     }
 }
@@ -235,7 +268,9 @@ crate::xdr_struct! {
     /// `CREATE3args` (RFC 1813 §3.3.8); the RFC's `where` field is `where_`.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct CREATE3args {
+        /// The directory and the name of the new entry (`where` in the RFC).
         pub where_: diropargs3,
+        /// The creation mode, with the initial attributes or the exclusive verifier.
         pub how: createhow3,
     }
 }
@@ -244,8 +279,11 @@ crate::xdr_struct! {
     /// `CREATE3resok` (RFC 1813 §3.3.8); also the success body of MKDIR, SYMLINK and MKNOD.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct CREATE3resok {
+        /// The file handle of the new file, if the server returns it.
         pub obj: post_op_fh3,
+        /// The new file's attributes.
         pub obj_attributes: post_op_attr,
+        /// The directory's attributes before and after the call.
         pub dir_wcc: wcc_data,
     }
 }
@@ -261,7 +299,9 @@ crate::xdr_struct! {
     /// `MKDIR3args` (RFC 1813 §3.3.9).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct MKDIR3args {
+        /// The directory and the name of the new entry (`where` in the RFC).
         pub where_: diropargs3,
+        /// The initial attributes of the directory.
         pub attributes: sattr3,
     }
 }
@@ -279,7 +319,9 @@ crate::xdr_struct! {
     /// `SYMLINK3args` (RFC 1813 §3.3.10).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct SYMLINK3args {
+        /// The directory and the name of the new entry (`where` in the RFC).
         pub where_: diropargs3,
+        /// The initial attributes and the text of the link.
         pub symlink: symlinkdata3,
     }
 }
@@ -297,7 +339,9 @@ crate::xdr_struct! {
     /// `MKNOD3args` (RFC 1813 §3.3.11).
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct MKNOD3args {
+        /// The directory and the name of the new entry (`where` in the RFC).
         pub where_: diropargs3,
+        /// The kind of special file, with its attributes and device numbers.
         pub what: mknoddata3,
     }
 }
@@ -315,6 +359,7 @@ crate::xdr_struct! {
     /// `REMOVE3args` (RFC 1813 §3.3.12).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct REMOVE3args {
+        /// The directory and the name of the entry to remove.
         pub object: diropargs3,
     }
 }
@@ -323,6 +368,7 @@ crate::xdr_struct! {
     /// `REMOVE3resok` (RFC 1813 §3.3.12).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct REMOVE3resok {
+        /// The directory's attributes before and after the call.
         pub dir_wcc: wcc_data,
     }
 }
@@ -338,6 +384,7 @@ crate::xdr_struct! {
     /// `RMDIR3args` (RFC 1813 §3.3.13).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct RMDIR3args {
+        /// The directory and the name of the directory to remove.
         pub object: diropargs3,
     }
 }
@@ -346,6 +393,7 @@ crate::xdr_struct! {
     /// `RMDIR3resok` (RFC 1813 §3.3.13).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct RMDIR3resok {
+        /// The directory's attributes before and after the call.
         pub dir_wcc: wcc_data,
     }
 }
@@ -361,7 +409,9 @@ crate::xdr_struct! {
     /// `RENAME3args` (RFC 1813 §3.3.14).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct RENAME3args {
+        /// The directory and the name of the entry to rename.
         pub from: diropargs3,
+        /// The directory and the new name.
         pub to: diropargs3,
     }
 }
@@ -370,7 +420,9 @@ crate::xdr_struct! {
     /// `RENAME3resok` (RFC 1813 §3.3.14).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct RENAME3resok {
+        /// The source directory's attributes before and after the call.
         pub fromdir_wcc: wcc_data,
+        /// The target directory's attributes before and after the call.
         pub todir_wcc: wcc_data,
     }
 }
@@ -379,7 +431,9 @@ crate::xdr_struct! {
     /// `RENAME3resfail` (RFC 1813 §3.3.14).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct RENAME3resfail {
+        /// The source directory's attributes before and after the call.
         pub fromdir_wcc: wcc_data,
+        /// The target directory's attributes before and after the call.
         pub todir_wcc: wcc_data,
     }
 }
@@ -393,7 +447,9 @@ crate::xdr_struct! {
     /// `LINK3args` (RFC 1813 §3.3.15): make `link` a new name for `file`.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct LINK3args {
+        /// The file handle of the existing file.
         pub file: nfs_fh3,
+        /// The directory and the name of the new link.
         pub link: diropargs3,
     }
 }
@@ -402,7 +458,9 @@ crate::xdr_struct! {
     /// `LINK3resok` (RFC 1813 §3.3.15).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct LINK3resok {
+        /// The file's attributes.
         pub file_attributes: post_op_attr,
+        /// The link directory's attributes before and after the call.
         pub linkdir_wcc: wcc_data,
     }
 }
@@ -411,7 +469,9 @@ crate::xdr_struct! {
     /// `LINK3resfail` (RFC 1813 §3.3.15).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct LINK3resfail {
+        /// The file's attributes.
         pub file_attributes: post_op_attr,
+        /// The link directory's attributes before and after the call.
         pub linkdir_wcc: wcc_data,
     }
 }
@@ -425,9 +485,13 @@ crate::xdr_struct! {
     /// `READDIR3args` (RFC 1813 §3.3.16). `count` bounds the whole `READDIR3resok`.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READDIR3args {
+        /// The file handle of the directory.
         pub dir: nfs_fh3,
+        /// Where the listing resumes: 0 for the start, else the cookie of the last entry received.
         pub cookie: cookie3,
+        /// The cookie verifier the server returned with that cookie (zero at the start).
         pub cookieverf: cookieverf3,
+        /// The most bytes of the whole READDIR3resok the client accepts.
         pub count: count3,
     }
 }
@@ -437,8 +501,11 @@ crate::xdr_struct! {
     /// each entry costs `encoded_len()` plus [`DIRLIST_ENTRY_OVERHEAD`].
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct entry3 {
+        /// The file id (inode number) of the entry.
         pub fileid: fileid3,
+        /// The name of the entry.
         pub name: filename3,
+        /// The cookie that resumes the listing after this entry.
         pub cookie: cookie3,
     }
 }
@@ -456,7 +523,9 @@ impl entry3 {
 /// [`DIRLIST_TRAILER_LEN`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct dirlist3 {
+    /// The entries, in directory order.
     pub entries: Vec<entry3>,
+    /// Whether the last entry of the directory is in this reply.
     pub eof: bool,
 }
 
@@ -477,8 +546,11 @@ crate::xdr_struct! {
     /// `READDIR3resok` (RFC 1813 §3.3.16).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READDIR3resok {
+        /// The directory's attributes.
         pub dir_attributes: post_op_attr,
+        /// The cookie verifier to send back with this reply's cookies.
         pub cookieverf: cookieverf3,
+        /// The entries and the end-of-directory flag.
         pub reply: dirlist3,
     }
 }
@@ -495,10 +567,15 @@ crate::xdr_struct! {
     /// (see [`entryplus3::dircount_len`]); `maxcount` bounds the whole `READDIRPLUS3resok`.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READDIRPLUS3args {
+        /// The file handle of the directory.
         pub dir: nfs_fh3,
+        /// Where the listing resumes: 0 for the start, else the cookie of the last entry received.
         pub cookie: cookie3,
+        /// The cookie verifier the server returned with that cookie (zero at the start).
         pub cookieverf: cookieverf3,
+        /// The most bytes of directory information (file ids, names, cookies) the client wants.
         pub dircount: count3,
+        /// The most bytes of the whole READDIRPLUS3resok the client accepts.
         pub maxcount: count3,
     }
 }
@@ -508,10 +585,15 @@ crate::xdr_struct! {
     /// [`dirlistplus3`] each entry costs `encoded_len()` plus [`DIRLIST_ENTRY_OVERHEAD`].
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct entryplus3 {
+        /// The file id (inode number) of the entry.
         pub fileid: fileid3,
+        /// The name of the entry.
         pub name: filename3,
+        /// The cookie that resumes the listing after this entry.
         pub cookie: cookie3,
+        /// The entry's attributes, if the server returns them.
         pub name_attributes: post_op_attr,
+        /// The entry's file handle, if the server returns it.
         pub name_handle: post_op_fh3,
     }
 }
@@ -528,7 +610,9 @@ impl entryplus3 {
 /// `dirlistplus3` (RFC 1813 §3.3.17): like [`dirlist3`], with [`entryplus3`] entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct dirlistplus3 {
+    /// The entries, in directory order.
     pub entries: Vec<entryplus3>,
+    /// Whether the last entry of the directory is in this reply.
     pub eof: bool,
 }
 
@@ -552,8 +636,11 @@ crate::xdr_struct! {
     /// `READDIRPLUS3resok` (RFC 1813 §3.3.17).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct READDIRPLUS3resok {
+        /// The directory's attributes.
         pub dir_attributes: post_op_attr,
+        /// The cookie verifier to send back with this reply's cookies.
         pub cookieverf: cookieverf3,
+        /// The entries and the end-of-directory flag.
         pub reply: dirlistplus3,
     }
 }
@@ -584,6 +671,7 @@ crate::xdr_struct! {
     /// `FSSTAT3args` (RFC 1813 §3.3.18).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct FSSTAT3args {
+        /// A file handle on the file system asked about.
         pub fsroot: nfs_fh3,
     }
 }
@@ -593,13 +681,21 @@ crate::xdr_struct! {
     /// slots, and how long (seconds) the figures stay valid.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct FSSTAT3resok {
+        /// The object's attributes.
         pub obj_attributes: post_op_attr,
+        /// Total size of the file system in bytes.
         pub tbytes: size3,
+        /// Free bytes.
         pub fbytes: size3,
+        /// Free bytes available to the caller.
         pub abytes: size3,
+        /// Total file slots (inodes).
         pub tfiles: size3,
+        /// Free file slots.
         pub ffiles: size3,
+        /// Free file slots available to the caller.
         pub afiles: size3,
+        /// Seconds for which these figures are not expected to change (0: they may change at any time).
         pub invarsec: u32,
     }
 }
@@ -615,6 +711,7 @@ crate::xdr_struct! {
     /// `FSINFO3args` (RFC 1813 §3.3.19).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct FSINFO3args {
+        /// A file handle on the file system asked about.
         pub fsroot: nfs_fh3,
     }
 }
@@ -623,16 +720,27 @@ crate::xdr_struct! {
     /// `FSINFO3resok` (RFC 1813 §3.3.19); `properties` is a mask of the `FSF3_*` bits.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct FSINFO3resok {
+        /// The object's attributes.
         pub obj_attributes: post_op_attr,
+        /// The largest READ count the server accepts.
         pub rtmax: u32,
+        /// The preferred READ count.
         pub rtpref: u32,
+        /// The suggested multiple of READ counts.
         pub rtmult: u32,
+        /// The largest WRITE count the server accepts.
         pub wtmax: u32,
+        /// The preferred WRITE count.
         pub wtpref: u32,
+        /// The suggested multiple of WRITE counts.
         pub wtmult: u32,
+        /// The preferred READDIR count.
         pub dtpref: u32,
+        /// The largest file size the server supports.
         pub maxfilesize: size3,
+        /// The granularity of the server's file times.
         pub time_delta: nfstime3,
+        /// The `FSF3_*` properties of the file system.
         pub properties: u32,
     }
 }
@@ -648,6 +756,7 @@ crate::xdr_struct! {
     /// `PATHCONF3args` (RFC 1813 §3.3.20).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct PATHCONF3args {
+        /// The file handle of the object.
         pub object: nfs_fh3,
     }
 }
@@ -656,12 +765,19 @@ crate::xdr_struct! {
     /// `PATHCONF3resok` (RFC 1813 §3.3.20).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct PATHCONF3resok {
+        /// The object's attributes.
         pub obj_attributes: post_op_attr,
+        /// The most hard links a file may have.
         pub linkmax: u32,
+        /// The longest file name, in bytes.
         pub name_max: u32,
+        /// Whether longer names are refused rather than truncated.
         pub no_trunc: bool,
+        /// Whether only a privileged user may change a file's owner.
         pub chown_restricted: bool,
+        /// Whether names are compared without regard to case.
         pub case_insensitive: bool,
+        /// Whether the case of names is kept as given.
         pub case_preserving: bool,
     }
 }
@@ -677,8 +793,11 @@ crate::xdr_struct! {
     /// `COMMIT3args` (RFC 1813 §3.3.21); `count == 0` means "to the end of the file".
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct COMMIT3args {
+        /// The file handle of the file.
         pub file: nfs_fh3,
+        /// Where the range to commit starts.
         pub offset: offset3,
+        /// How many bytes to commit (0: up to the end of the file).
         pub count: count3,
     }
 }
@@ -687,7 +806,9 @@ crate::xdr_struct! {
     /// `COMMIT3resok` (RFC 1813 §3.3.21).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct COMMIT3resok {
+        /// The file's attributes before and after the call.
         pub file_wcc: wcc_data,
+        /// The write verifier: it changes when data acknowledged as UNSTABLE may have been lost.
         pub verf: writeverf3,
     }
 }

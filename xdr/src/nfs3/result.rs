@@ -14,7 +14,9 @@ use super::types::nfsstat3;
 /// Encoding such a value is a bug in the caller and trips a debug assertion.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Nfs3Result<T, F> {
+    /// `NFS3_OK` and the `resok` body.
     Ok(T),
+    /// A failure status and the `resfail` body.
     Err(nfsstat3, F),
 }
 
@@ -27,6 +29,7 @@ impl<T, F> Nfs3Result<T, F> {
         }
     }
 
+    /// Whether this is the success arm.
     pub fn is_ok(&self) -> bool {
         matches!(self, Nfs3Result::Ok(_))
     }

@@ -55,34 +55,63 @@ crate::xdr_opaque! {
 crate::xdr_enum! {
     /// `nfsstat3` (RFC 1813 §2.6): the status of every procedure result.
     pub enum nfsstat3 {
+        /// Success.
         NFS3_OK = 0,
+        /// Not owner: the caller is neither privileged nor the owner.
         NFS3ERR_PERM = 1,
+        /// No such file or directory.
         NFS3ERR_NOENT = 2,
+        /// A hard I/O error.
         NFS3ERR_IO = 5,
+        /// No such device or address.
         NFS3ERR_NXIO = 6,
+        /// Permission denied.
         NFS3ERR_ACCES = 13,
+        /// The file exists.
         NFS3ERR_EXIST = 17,
+        /// A hard link across file systems.
         NFS3ERR_XDEV = 18,
+        /// No such device.
         NFS3ERR_NODEV = 19,
+        /// Not a directory.
         NFS3ERR_NOTDIR = 20,
+        /// Is a directory.
         NFS3ERR_ISDIR = 21,
+        /// An invalid or unsupported argument.
         NFS3ERR_INVAL = 22,
+        /// The file would grow too large.
         NFS3ERR_FBIG = 27,
+        /// No space left on the device.
         NFS3ERR_NOSPC = 28,
+        /// A change on a read-only file system.
         NFS3ERR_ROFS = 30,
+        /// Too many hard links.
         NFS3ERR_MLINK = 31,
+        /// A name is too long.
         NFS3ERR_NAMETOOLONG = 63,
+        /// The directory is not empty.
         NFS3ERR_NOTEMPTY = 66,
+        /// Quota exceeded.
         NFS3ERR_DQUOT = 69,
+        /// The handle names an object that no longer exists or is no longer exported.
         NFS3ERR_STALE = 70,
+        /// Too many levels of remote in the path.
         NFS3ERR_REMOTE = 71,
+        /// The handle failed internal consistency checks.
         NFS3ERR_BADHANDLE = 10001,
+        /// SETATTR's guard did not match the object's ctime.
         NFS3ERR_NOT_SYNC = 10002,
+        /// A READDIR or READDIRPLUS cookie is stale.
         NFS3ERR_BAD_COOKIE = 10003,
+        /// The operation is not supported.
         NFS3ERR_NOTSUPP = 10004,
+        /// The buffer or request is too small.
         NFS3ERR_TOOSMALL = 10005,
+        /// A failure on the server with no better status.
         NFS3ERR_SERVERFAULT = 10006,
+        /// An object of a type the server does not support.
         NFS3ERR_BADTYPE = 10007,
+        /// The request started but cannot finish in time: retry later.
         NFS3ERR_JUKEBOX = 10008,
     }
 }
@@ -125,12 +154,19 @@ impl nfsstat3 {
 crate::xdr_enum! {
     /// `ftype3` (RFC 1813 §2.5): the type of a file system object.
     pub enum ftype3 {
+        /// A regular file.
         NF3REG = 1,
+        /// A directory.
         NF3DIR = 2,
+        /// A block device.
         NF3BLK = 3,
+        /// A character device.
         NF3CHR = 4,
+        /// A symbolic link.
         NF3LNK = 5,
+        /// A socket.
         NF3SOCK = 6,
+        /// A named pipe.
         NF3FIFO = 7,
     }
 }
@@ -138,8 +174,11 @@ crate::xdr_enum! {
 crate::xdr_enum! {
     /// `stable_how` (RFC 1813 §3.3.7): how durable a WRITE must be before the reply.
     pub enum stable_how {
+        /// The server may reply before the data is on stable storage; COMMIT makes it so.
         UNSTABLE = 0,
+        /// The data, and the metadata needed to read it back, are on stable storage.
         DATA_SYNC = 1,
+        /// The data and all metadata are on stable storage.
         FILE_SYNC = 2,
     }
 }
@@ -147,8 +186,11 @@ crate::xdr_enum! {
 crate::xdr_enum! {
     /// `createmode3` (RFC 1813 §3.3.8): the discriminant of [`createhow3`].
     pub enum createmode3 {
+        /// Create, or use the existing file.
         UNCHECKED = 0,
+        /// Create, failing with NFS3ERR_EXIST if the name exists.
         GUARDED = 1,
+        /// Create once, identified by a verifier, so a retransmission finds its own file.
         EXCLUSIVE = 2,
     }
 }
@@ -156,8 +198,11 @@ crate::xdr_enum! {
 crate::xdr_enum! {
     /// `time_how` (RFC 1813 §2.6): the discriminant of `set_atime`/`set_mtime` ([`SetTime`]).
     pub enum time_how {
+        /// Leave the time as it is.
         DONT_CHANGE = 0,
+        /// Set it to the server's current time.
         SET_TO_SERVER_TIME = 1,
+        /// Set it to the client's value.
         SET_TO_CLIENT_TIME = 2,
     }
 }
@@ -166,7 +211,9 @@ crate::xdr_struct! {
     /// `specdata3` (RFC 1813 §2.5): major and minor device numbers.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
     pub struct specdata3 {
+        /// The major device number.
         pub specdata1: u32,
+        /// The minor device number.
         pub specdata2: u32,
     }
 }
@@ -175,7 +222,9 @@ crate::xdr_struct! {
     /// `nfstime3` (RFC 1813 §2.5): seconds and nanoseconds since the epoch.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
     pub struct nfstime3 {
+        /// Seconds since 1970-01-01 00:00 UTC.
         pub seconds: u32,
+        /// Nanoseconds within that second.
         pub nseconds: u32,
     }
 }
@@ -184,18 +233,31 @@ crate::xdr_struct! {
     /// `fattr3` (RFC 1813 §2.6): a file's attributes; always 84 bytes on the wire.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct fattr3 {
+        /// The file type (`type` in the RFC).
         pub type_: ftype3,
+        /// The permission bits, with setuid, setgid and sticky.
         pub mode: mode3,
+        /// The number of hard links.
         pub nlink: u32,
+        /// The owner.
         pub uid: uid3,
+        /// The group.
         pub gid: gid3,
+        /// The size in bytes.
         pub size: size3,
+        /// The bytes of disk space the file takes.
         pub used: size3,
+        /// The device numbers of a block or character device.
         pub rdev: specdata3,
+        /// The file system id.
         pub fsid: u64,
+        /// The file id (inode number), unique within the file system.
         pub fileid: fileid3,
+        /// The time of the last access.
         pub atime: nfstime3,
+        /// The time the data last changed.
         pub mtime: nfstime3,
+        /// The time the attributes last changed.
         pub ctime: nfstime3,
     }
 }
@@ -212,8 +274,11 @@ crate::xdr_struct! {
     /// `wcc_attr` (RFC 1813 §2.6): the subset of attributes captured before an operation.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
     pub struct wcc_attr {
+        /// The size in bytes.
         pub size: size3,
+        /// The time the data last changed.
         pub mtime: nfstime3,
+        /// The time the attributes last changed.
         pub ctime: nfstime3,
     }
 }
@@ -225,7 +290,9 @@ crate::xdr_struct! {
     /// `wcc_data` (RFC 1813 §2.6): weak cache consistency data, before and after a change.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct wcc_data {
+        /// The attributes before the operation, if the server took them.
         pub before: pre_op_attr,
+        /// The attributes after the operation.
         pub after: post_op_attr,
     }
 }
@@ -246,9 +313,12 @@ pub type set_size3 = Option<size3>;
 /// alone, sets it to the server's clock, or sets it to the client's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SetTime {
+    /// [`time_how::DONT_CHANGE`].
     #[default]
     DontChange,
+    /// [`time_how::SET_TO_SERVER_TIME`].
     ServerTime,
+    /// [`time_how::SET_TO_CLIENT_TIME`], with the time.
     ClientTime(nfstime3),
 }
 
@@ -292,11 +362,17 @@ crate::xdr_struct! {
     /// leaves a field unchanged. `Default` changes nothing.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct sattr3 {
+        /// The new permission bits, if they change.
         pub mode: set_mode3,
+        /// The new owner, if it changes.
         pub uid: set_uid3,
+        /// The new group, if it changes.
         pub gid: set_gid3,
+        /// The new size, if it changes.
         pub size: set_size3,
+        /// How the access time changes.
         pub atime: set_atime,
+        /// How the modification time changes.
         pub mtime: set_mtime,
     }
 }
@@ -305,7 +381,9 @@ crate::xdr_struct! {
     /// `diropargs3` (RFC 1813 §2.6): a name within a directory.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct diropargs3 {
+        /// The file handle of the directory.
         pub dir: nfs_fh3,
+        /// The name in it.
         pub name: filename3,
     }
 }
@@ -316,8 +394,11 @@ pub type sattrguard3 = Option<nfstime3>;
 /// `createhow3` (RFC 1813 §3.3.8): a union on [`createmode3`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum createhow3 {
+    /// [`createmode3::UNCHECKED`], with the initial attributes.
     UNCHECKED(sattr3),
+    /// [`createmode3::GUARDED`], with the initial attributes.
     GUARDED(sattr3),
+    /// [`createmode3::EXCLUSIVE`], with the verifier.
     EXCLUSIVE(createverf3),
 }
 
@@ -359,7 +440,9 @@ crate::xdr_struct! {
     /// `symlinkdata3` (RFC 1813 §3.3.10): a new symbolic link's attributes and target.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct symlinkdata3 {
+        /// The initial attributes of the link.
         pub symlink_attributes: sattr3,
+        /// The text of the link.
         pub symlink_data: nfspath3,
     }
 }
@@ -368,7 +451,9 @@ crate::xdr_struct! {
     /// `devicedata3` (RFC 1813 §3.3.11): a new device node's attributes and device numbers.
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct devicedata3 {
+        /// The initial attributes of the device file.
         pub dev_attributes: sattr3,
+        /// The major and minor device numbers.
         pub spec: specdata3,
     }
 }
@@ -379,10 +464,15 @@ crate::xdr_struct! {
 /// `NF3LNK`; any other type would encode a body-less arm that decodes differently.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum mknoddata3 {
+    /// A character device.
     CHR(devicedata3),
+    /// A block device.
     BLK(devicedata3),
+    /// A socket, with its attributes.
     SOCK(sattr3),
+    /// A named pipe, with its attributes.
     FIFO(sattr3),
+    /// A type MKNOD does not create.
     Other(ftype3),
 }
 

@@ -1,5 +1,5 @@
-//! Attribute conversions: host [`Attr`] to `fattr3` (with the export's fsid and the inode as
-//! fileid), weak cache consistency data, and NFS times.
+//! Attributes in their wire forms: host [`Attr`] to `fattr3` (with the export's fsid and the
+//! inode as fileid), weak cache consistency data, and NFS times.
 
 use std::os::fd::BorrowedFd;
 
