@@ -109,6 +109,3 @@ while len(ports) < int(sys.argv[1]):
 print(*ports)
 PY
 }
-
-# free_port: one port free on both TCP and UDP of 127.0.0.1.
-free_port() { free_ports 1; }
