@@ -9,8 +9,10 @@
 #   ATTACK_TESTS="attack_transport attack_identity"   only these test targets
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SCRIPT=attacks.sh
+source scripts/lib.sh
 
-[[ $(id -u) -eq 0 ]] || { echo "attacks.sh: needs root (unshare --net)" >&2; exit 1; }
+need_root "unshare --net"
 
 if [[ -n ${ATTACK_TESTS:-} ]]; then
     read -r -a targets <<<"$ATTACK_TESTS"
@@ -20,7 +22,7 @@ else
         [[ -e $f ]] && targets+=("$(basename "$f" .rs)")
     done
 fi
-[[ ${#targets[@]} -gt 0 ]] || { echo "attacks.sh: no tests/attack_*.rs"; exit 0; }
+[[ ${#targets[@]} -gt 0 ]] || { say "no tests/attack_*.rs"; exit 0; }
 
 args=()
 for t in "${targets[@]}"; do args+=(--test "$t"); done

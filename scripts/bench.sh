@@ -19,6 +19,8 @@ set -euo pipefail
 SELF=$(readlink -f "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
+SCRIPT=bench
+source "$ROOT/scripts/lib.sh"
 ROUNDS=3 ONLY=write,read,randread,create,getattr,lookup,readdirplus,tree,clients,fairness-readdirplus,fairness-read,fairness-write
 SERVERS=rnfsd,ganesha SECONDS_PER=3 GANESHA_ATTR_EXPIRATION='' EXPORT_FS=tmpfs
 while [[ $# -gt 0 ]]; do
@@ -29,15 +31,15 @@ while [[ $# -gt 0 ]]; do
         --seconds) SECONDS_PER=$2; shift 2 ;;
         --ganesha-attr-expiration) GANESHA_ATTR_EXPIRATION=$2; shift 2 ;;
         --fs) EXPORT_FS=$2; shift 2 ;;
-        *) echo "bench: unknown option $1" >&2; exit 2 ;;
+        *) say "unknown option $1"; exit 2 ;;
     esac
 done
 if [[ -n $GANESHA_ATTR_EXPIRATION && ! $GANESHA_ATTR_EXPIRATION =~ ^(-1|[0-9]+)$ ]]; then
-    echo "bench: --ganesha-attr-expiration takes seconds (or -1 for never)" >&2
+    say "--ganesha-attr-expiration takes seconds (or -1 for never)"
     exit 2
 fi
-[[ $EXPORT_FS == tmpfs || $EXPORT_FS == ext4 ]] || { echo "bench: --fs takes tmpfs or ext4" >&2; exit 2; }
-[[ $(id -u) -eq 0 ]] || { echo "bench: needs root (network namespace, tmpfs mount)" >&2; exit 1; }
+[[ $EXPORT_FS == tmpfs || $EXPORT_FS == ext4 ]] || { say "--fs takes tmpfs or ext4"; exit 2; }
+need_root "network namespace, tmpfs mount"
 
 if [[ -z ${BENCH_IN_NETNS:-} ]]; then
     if [[ ,$SERVERS, == *,ganesha,* ]]; then
@@ -46,7 +48,7 @@ if [[ -z ${BENCH_IN_NETNS:-} ]]; then
         dpkg -s nfs-ganesha-vfs >/dev/null 2>&1 || missing+=(nfs-ganesha-vfs)
         command -v rpcbind >/dev/null || missing+=(rpcbind)
         if [[ ${#missing[@]} -gt 0 ]]; then
-            echo "bench: installing ${missing[*]}"
+            say "installing ${missing[*]}"
             apt-get update -qq
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
         fi
@@ -77,28 +79,21 @@ RESULTS=$WORK/results
 SERVER_PID='' RPCBIND_PID=''
 
 stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
     SERVER_PID=''
 }
+# Every step runs, whatever the ones before it did (rpcbind may have exited already: the export
+# must still be unmounted).
 cleanup() {
+    set +e
     stop_server
-    [[ -n $RPCBIND_PID ]] && kill "$RPCBIND_PID" 2>/dev/null
-    umount "$EXPORT" 2>/dev/null || true
+    stop_pid "$RPCBIND_PID"
+    umount "$EXPORT" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-wait_port() {
-    for _ in $(seq 300); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+wait_port() { wait_for_port "$1" 300 "$SERVER_PID"; }
 
 start_rnfsd() {
     "$ROOT/target/release/rnfsd" serve --bind 127.0.0.1 --port 2049 --mount-port 20048 --portmap off \
@@ -111,7 +106,7 @@ start_ganesha() {
     if [[ -z $RPCBIND_PID ]]; then
         rpcbind -f &
         RPCBIND_PID=$!
-        wait_port 111
+        wait_for_port 111 300 "$RPCBIND_PID"
     fi
     cat >"$WORK/ganesha.conf" <<CONF
 NFS_CORE_PARAM { NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false; Enable_RQUOTA = false; Protocols = 3; }
@@ -144,9 +139,9 @@ run_client() { # SERVER ROUND
 echo "bench: $ROUNDS rounds of $ONLY on $EXPORT_FS, loopback in a private network namespace"
 for round in $(seq "$ROUNDS"); do
     for server in ${SERVERS//,/ }; do
-        "start_$server" || { echo "bench: $server did not start" >&2; tail -20 "$WORK/$server.log" >&2; exit 1; }
+        "start_$server" || { say "$server did not start"; tail -20 "$WORK/$server.log" >&2; exit 1; }
         set -o pipefail
-        run_client "$server" "$round" || { echo "bench: the client failed against $server" >&2; exit 1; }
+        run_client "$server" "$round" || { say "the client failed against $server"; exit 1; }
         stop_server
         echo "bench: round $round $server done"
     done

@@ -16,11 +16,10 @@ set -euo pipefail
 SELF=$(readlink -f "$0")
 cd "$(dirname "$SELF")/.."
 ROOT=$PWD
+SCRIPT=conformance-ganesha
+source "$ROOT/scripts/lib.sh"
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "conformance-ganesha: needs root (network namespace, ganesha's open_by_handle_at)" >&2
-    exit 1
-fi
+need_root "network namespace, ganesha's open_by_handle_at"
 
 if [[ -z ${CONFORMANCE_IN_NETNS:-} ]]; then
     missing=()
@@ -29,7 +28,7 @@ if [[ -z ${CONFORMANCE_IN_NETNS:-} ]]; then
     command -v rpcbind >/dev/null || missing+=(rpcbind)
     command -v ip >/dev/null || missing+=(iproute2)
     if [[ ${#missing[@]} -gt 0 ]]; then
-        echo "conformance-ganesha: installing ${missing[*]}"
+        say "installing ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" nfs-ganesha-vfs >/dev/null
@@ -84,44 +83,30 @@ RPCBIND_PID=$!
 cat >"$WORK/server.sh" <<SH
 #!/usr/bin/env bash
 set -euo pipefail
-if [[ -s $PIDFILE ]]; then
-    pid=\$(cat $PIDFILE)
-    kill -TERM "\$pid" 2>/dev/null || true
-    for _ in \$(seq 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "\$pid" 2>/dev/null || true
-fi
+SCRIPT=conformance-ganesha
+source "$ROOT/scripts/lib.sh"
+[[ -s $PIDFILE ]] && stop_pid "\$(cat $PIDFILE)"
 ganesha.nfsd -F -f "$CONF" -L "$LOG" -p "$PIDFILE.ganesha" -N NIV_EVENT &
 echo \$! >$PIDFILE
-for _ in \$(seq 200); do
-    python3 -c 'import socket; socket.create_connection(("127.0.0.1", 2049), 1)' \\
-        2>/dev/null && exit 0
-    sleep 0.1
-done
-echo "conformance-ganesha: ganesha did not start; log:" >&2
+wait_for_port 2049 200 "\$(cat $PIDFILE)" && exit 0
+say "ganesha did not start; log:"
 tail -n 50 "$LOG" >&2
 exit 1
 SH
 chmod +x "$WORK/server.sh"
 
+# Every step runs, whatever the ones before it did.
 cleanup() {
     local rc=$?
-    if [[ -s $PIDFILE ]]; then
-        pid=$(cat "$PIDFILE")
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    kill -TERM "$RPCBIND_PID" 2>/dev/null || true
-    wait "$RPCBIND_PID" 2>/dev/null || true
+    set +e
+    [[ -s $PIDFILE ]] && stop_pid "$(cat "$PIDFILE")"
+    stop_pid "$RPCBIND_PID"
     rm -rf "$WORK"
     exit "$rc"
 }
 trap cleanup EXIT
 
-for _ in $(seq 50); do
-    python3 -c 'import socket; socket.create_connection(("127.0.0.1", 111), 1)' 2>/dev/null && break
-    sleep 0.1
-done
+wait_for_port 111 50 "$RPCBIND_PID" || true
 "$WORK/server.sh"
 # ganesha answers before its exports are ready; wait for MOUNT to hand out the handle.
 sleep 2

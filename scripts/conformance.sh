@@ -16,11 +16,13 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+SCRIPT=conformance
+source "$ROOT/scripts/lib.sh"
 if [[ -z ${RNFSD_BIN:-} ]]; then
     cargo build --release --quiet
     RNFSD_BIN=$ROOT/target/release/rnfsd
 fi
-[[ -x $RNFSD_BIN ]] || { echo "conformance: $RNFSD_BIN not found" >&2; exit 1; }
+[[ -x $RNFSD_BIN ]] || die "$RNFSD_BIN not found"
 
 WORK=$(mktemp -d "${CONFORMANCE_TMP:-/tmp}/rnfsd-conformance.XXXXXX")
 mkdir -p "$WORK/export" "$WORK/restricted" "$WORK/secure" "$WORK/state"
@@ -30,60 +32,34 @@ LOG=$WORK/server.log
 JSON=${CONFORMANCE_JSON:-$WORK/report.json}
 
 # Three ports free on both TCP and UDP of 127.0.0.1.
-read -r NFS_PORT MOUNT_PORT PMAP_PORT < <(python3 - <<'PY'
-import socket
-ports = []
-while len(ports) < 3:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); p = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        t.close(); u.close()
-    if p not in ports:
-        ports.append(p)
-print(*ports)
-PY
-)
+read -r NFS_PORT MOUNT_PORT PMAP_PORT < <(free_ports 3)
 
 # The restart command given to the suite: stop the server (SIGTERM, wait) and start it again
 # on the same ports with the same state directory.
 cat >"$WORK/server.sh" <<SH
 #!/usr/bin/env bash
 set -euo pipefail
-if [[ -s $PIDFILE ]]; then
-    pid=\$(cat $PIDFILE)
-    kill -TERM "\$pid" 2>/dev/null || true
-    for _ in \$(seq 100); do kill -0 "\$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "\$pid" 2>/dev/null || true
-fi
+SCRIPT=conformance
+source "$ROOT/scripts/lib.sh"
+[[ -s $PIDFILE ]] && stop_pid "\$(cat $PIDFILE)"
 "$RNFSD_BIN" serve --bind 127.0.0.1 --port $NFS_PORT --mount-port $MOUNT_PORT \\
     --portmap embedded --portmap-port $PMAP_PORT --state-dir "$WORK/state" --udp \\
     --export "$WORK/export *(rw,no_root_squash,insecure)" \\
     --export "$WORK/restricted 192.0.2.1(rw,insecure)" \\
     --export "$WORK/secure *(rw,no_root_squash,secure)" >>"$LOG" 2>&1 &
 echo \$! >$PIDFILE
-for _ in \$(seq 100); do
-    python3 -c 'import socket,sys; socket.create_connection(("127.0.0.1", $NFS_PORT), 1)' \\
-        2>/dev/null && exit 0
-    sleep 0.1
-done
-echo "conformance: rnfsd did not start; log:" >&2
+wait_for_port $NFS_PORT 100 "\$(cat $PIDFILE)" && exit 0
+say "rnfsd did not start; log:"
 cat "$LOG" >&2
 exit 1
 SH
 chmod +x "$WORK/server.sh"
 
+# Every step runs, whatever the ones before it did.
 cleanup() {
     local rc=$?
-    if [[ -s $PIDFILE ]]; then
-        pid=$(cat "$PIDFILE")
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
+    set +e
+    [[ -s $PIDFILE ]] && stop_pid "$(cat "$PIDFILE")"
     if [[ $rc -ne 0 ]]; then
         echo "---- rnfsd log (last 50 lines) ----" >&2
         tail -n 50 "$LOG" >&2 || true

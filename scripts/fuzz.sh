@@ -19,11 +19,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-
-die() {
-    printf 'fuzz.sh: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT=fuzz.sh
+source scripts/lib.sh
 
 MODE=run
 case ${1:-} in

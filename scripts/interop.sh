@@ -22,11 +22,9 @@ STEPS=${INTEROP_STEPS:-portmap,copy,readdir}
 BIG_MIB=${INTEROP_BIG_MIB:-100}
 ENTRIES=10000
 
-say() { printf 'interop: %s\n' "$*"; }
-fail() {
-    printf 'interop: FAILED: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT=interop
+source scripts/lib.sh
+fail() { die "FAILED: $*"; }
 want() { [[ ",$STEPS," == *",$1,"* ]]; }
 
 [[ -x $BIN ]] || fail "$BIN not found; build it first (cargo build --release) or set RNFSD_BIN"
@@ -43,16 +41,11 @@ mkdir -p "$EXPORT" "$STATE"
 chmod 0777 "$EXPORT"
 SERVER_PID=
 
+# Every step runs, whatever the ones before it did.
 cleanup() {
     local rc=$?
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
+    set +e
+    stop_pid "$SERVER_PID" TERM 50
     if [[ $rc -ne 0 && -f $LOG ]]; then
         echo "---- rnfsd log ($LOG) ----" >&2
         tail -n 200 "$LOG" >&2
@@ -63,20 +56,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A port free on both TCP and UDP of 127.0.0.1 at or above $1 (0 when ss is not available: the
-# server then picks an ephemeral port).
-free_port() {
-    if ! command -v ss >/dev/null; then
-        echo 0
-        return
-    fi
-    local p=$1
-    while [[ -n $(ss -Hltun "( sport = :$p )" 2>/dev/null) ]]; do
-        p=$((p + 1))
-    done
-    echo "$p"
-}
-
 if timeout 5 rpcinfo -p 127.0.0.1 >/dev/null 2>&1; then
     PORTMAP=register
     say "a portmapper already answers on 127.0.0.1:111: registering with it"
@@ -84,19 +63,15 @@ else
     PORTMAP=embedded
     say "port 111 is free: serving the embedded portmapper there"
 fi
-NFS_PORT=$(free_port 20490)
-MOUNT_PORT=$(free_port $((NFS_PORT + 1)))
-[[ $NFS_PORT != 0 && $MOUNT_PORT == "$NFS_PORT" ]] && MOUNT_PORT=$((NFS_PORT + 1))
+read -r NFS_PORT MOUNT_PORT < <(free_ports 2)
 
 "$BIN" serve "$EXPORT" --bind 127.0.0.1 --port "$NFS_PORT" --mount-port "$MOUNT_PORT" \
     --portmap "$PORTMAP" --state-dir "$STATE" >"$LOG" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 100); do
-    grep -q '^mount with:' "$LOG" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || fail "rnfsd exited during startup"
-    sleep 0.1
-done
-grep -q '^mount with:' "$LOG" || fail "rnfsd did not print its banner within 10 s"
+started=0
+wait_for_line "$LOG" '^mount with:' 100 "$SERVER_PID" || started=$?
+[[ $started -ne 2 ]] || fail "rnfsd exited during startup"
+[[ $started -eq 0 ]] || fail "rnfsd did not print its banner within 10 s"
 say "rnfsd is serving $EXPORT (pid $SERVER_PID)"
 sed 's/^/    /' "$LOG"
 

@@ -12,12 +12,10 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+SCRIPT=test.sh
+source scripts/lib.sh
 
 section() { printf '\n==== %s ====\n' "$*"; }
-die() {
-    printf 'test.sh: %s\n' "$*" >&2
-    exit 1
-}
 
 section "toolchain"
 command -v cargo >/dev/null ||

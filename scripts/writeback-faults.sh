@@ -11,12 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-say() { printf 'writeback-faults: %s\n' "$*" >&2; }
-[[ $(id -u) -eq 0 ]] || { say "needs root (loop device, mount namespace)"; exit 1; }
+SCRIPT=writeback-faults
+source "$ROOT/scripts/lib.sh"
+need_root "loop device, mount namespace"
 
 if [[ ${1:-} != --in-namespace ]]; then
     for tool in strace mkfs.ext4 losetup unshare python3; do
-        command -v "$tool" >/dev/null || { say "needs $tool (scripts/test.sh installs it)"; exit 1; }
+        command -v "$tool" >/dev/null || die "needs $tool (scripts/test.sh installs it)"
     done
     if [[ -z ${RNFSD_BIN:-} ]]; then
         cargo build --release --quiet -p rnfsd
@@ -27,7 +28,9 @@ if [[ ${1:-} != --in-namespace ]]; then
 fi
 
 WORK=$(mktemp -d /tmp/rnfsd-writeback.XXXXXX)
+# Every step runs, whatever the ones before it did.
 cleanup() {
+    set +e
     umount "$WORK/backing/fs" 2>/dev/null || true
     umount "$WORK/backing" 2>/dev/null || true
     rm -rf "$WORK"

@@ -8,45 +8,21 @@
 //! Each test is `#[ignore]`d: `scripts/attacks.sh` runs them inside a private network namespace,
 //! where 127.0.0.2 and 127.0.0.3 are the attackers' addresses.
 
-mod common;
-
 use std::io::{BufWriter, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
-use rnfsd::config::{Config, Limits};
-use rnfsd::exports::parse_export_line;
+use rnfsd::config::Limits;
 use rnfsd::rpc::drc::DrcConfig;
-use rnfsd::server::Server;
+use rnfsd_test_support::*;
 use xdr::Xdr;
 use xdr::nfs3::*;
-use xdr::rpc::record_marker;
 
 /// A server whose one export carries the client rules `rules`, e.g.
 /// `127.0.0.1(rw,insecure,no_root_squash)`.
 fn server_for(rules: &str, limits: Limits) -> TestServer {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let export = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(export.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let line = format!("{} {rules}", export.path().display());
-    let spec = parse_export_line(&line, "test").unwrap();
-    let mut config = Config::for_tests(vec![spec], state.path().to_path_buf());
-    config.limits = limits.clone();
-    let server = runtime.block_on(Server::start(config)).expect("server starts");
-    TestServer {
-        runtime,
-        server: Some(server),
-        export,
-        state,
-        options: rules.to_string(),
-        limits,
-        nfs_over_udp: false,
-        export_lines: vec![line],
-    }
+    TestServer::builder().clients(rules).limits(limits).start()
 }
 
 /// A cache small enough that the floods below overflow it many times over in a few seconds.
@@ -58,29 +34,17 @@ fn small_cache() -> Limits {
 }
 
 /// A TCP connection to `dst` from address `src` (port 0: any; else that port).
-fn try_connect_from(src: SocketAddr, dst: SocketAddr) -> nix::Result<TcpStream> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    use std::os::fd::AsRawFd;
-    let (SocketAddr::V4(src4), SocketAddr::V4(dst4)) = (src, dst) else { panic!("IPv4 only") };
-    let fd: OwnedFd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    bind(fd.as_raw_fd(), &SockaddrIn::from(src4))?;
-    connect(fd.as_raw_fd(), &SockaddrIn::from(dst4))?;
-    let s = TcpStream::from(fd);
-    s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    Ok(s)
-}
-
 fn connect_from(src: SocketAddr, dst: SocketAddr) -> TcpStream {
-    try_connect_from(src, dst).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"))
+    let s = net::connect_from(src, dst).unwrap_or_else(|e| panic!("connect {src} -> {dst}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
 }
 
 /// A connection from a privileged port of `src` (tests run as root).
 fn connect_privileged(src: IpAddr, dst: SocketAddr) -> TcpStream {
-    (600..1024)
-        .rev()
-        .find_map(|port| try_connect_from(SocketAddr::new(src, port), dst).ok())
-        .unwrap_or_else(|| panic!("no free privileged port on {src}"))
+    let s = net::connect_privileged(src, dst);
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s
 }
 
 /// One call on `s`; the reply's results.
@@ -98,11 +62,7 @@ fn call_prog(
     args: &[u8],
 ) -> Bytes {
     let msg = call_message(xid, prog, vers, proc_, cred, args);
-    let mut rec = record_marker(msg.len(), true).to_vec();
-    rec.extend_from_slice(&msg);
-    s.write_all(&rec).unwrap();
-    let reply = read_record(s).expect("a reply");
-    parse_reply(xid, &reply).expect("an accepted reply")
+    wire::tcp_call(s, xid, &msg).expect("an accepted reply")
 }
 
 fn mount_on(s: &mut TcpStream, ts: &TestServer) -> nfs_fh3 {
@@ -123,8 +83,7 @@ fn flood(dst: SocketAddr, src: IpAddr, calls: Vec<Vec<u8>>) -> Vec<u32> {
         let mut out = BufWriter::with_capacity(1 << 16, stream.try_clone().unwrap());
         std::thread::spawn(move || {
             for msg in calls {
-                out.write_all(&record_marker(msg.len(), true)).unwrap();
-                out.write_all(&msg).unwrap();
+                out.write_all(&record(&msg)).unwrap();
             }
             out.flush().unwrap();
         })
@@ -133,7 +92,7 @@ fn flood(dst: SocketAddr, src: IpAddr, calls: Vec<Vec<u8>>) -> Vec<u32> {
     let mut statuses = Vec::with_capacity(n);
     for _ in 0..n {
         let reply = read_record(&mut stream).expect("a reply to every flood call");
-        let xid = u32::from_be_bytes(reply[..4].try_into().unwrap());
+        let xid = reply_xid(&reply);
         let body = parse_reply(xid, &reply).expect("accepted");
         statuses.push(u32::from_be_bytes(body[..4].try_into().unwrap()));
     }

@@ -4,8 +4,6 @@
 //! `scripts/attacks.sh` inside a network namespace; the flood comes from 127.0.0.2, the
 //! well-behaved client from 127.0.0.1.
 
-mod common;
-
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
@@ -14,11 +12,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{Client, NFS, TestServer, auth_sys, call_message, read_record};
 use rnfsd::config::Limits;
+use rnfsd_test_support::{Client, NFS, TestServer, auth_sys, call_message, net, read_record, record};
 use xdr::Xdr;
 use xdr::nfs3::*;
-use xdr::rpc::record_marker;
 
 const FLOOD_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const FLOOD_CONNECTIONS: usize = 2;
@@ -30,13 +27,7 @@ const WARM_UP: Duration = Duration::from_millis(300);
 
 /// A TCP connection to `addr` from source address `from`.
 fn connect_from(addr: SocketAddr, from: IpAddr) -> TcpStream {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
-    use std::os::fd::AsRawFd;
-    let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(from, 0))).unwrap();
-    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)).unwrap();
-    let s = TcpStream::from(fd);
-    s.set_nodelay(true).unwrap();
+    let s = net::connect_from(SocketAddr::new(from, 0), addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s
 }
@@ -63,9 +54,7 @@ impl Flood {
                 let mut send = |s: &mut TcpStream| {
                     xid += 1;
                     msg[..4].copy_from_slice(&xid.to_be_bytes());
-                    let mut record = record_marker(msg.len(), true).to_vec();
-                    record.extend_from_slice(&msg);
-                    s.write_all(&record).is_ok()
+                    s.write_all(&record(&msg)).is_ok()
                 };
                 for _ in 0..FLOOD_IN_FLIGHT {
                     send(&mut s);

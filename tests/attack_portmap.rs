@@ -6,76 +6,45 @@
 //! Each test is `#[ignore]`d: `scripts/attacks.sh` runs them (as root, so privileged source ports
 //! can be bound) inside a private network namespace.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::*;
-use rnfsd::config::{Config, Limits, PortmapMode};
-use rnfsd::exports::parse_export_line;
-use rnfsd::server::Server;
+use rnfsd::config::PortmapMode;
+use rnfsd_test_support::*;
 use xdr::Xdr;
 use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP, mapping, pmap_proc, pmaplist, rpcb, rpcb_proc, rpcblist};
-use xdr::rpc::{AcceptedStatus, OpaqueAuth, record_marker};
+use xdr::rpc::{AcceptedStatus, OpaqueAuth};
 
-const PMAP: u32 = 100_000;
+const PMAP: u32 = PORTMAP;
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// rnfsd with the embedded portmapper on an ephemeral port and MOUNT on its own port.
 fn server() -> TestServer {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let export = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let spec = parse_export_line(&format!("{} *(rw,insecure)", export.path().display()), "test").unwrap();
-    let mut config = Config::for_tests(vec![spec], state.path().to_path_buf());
-    config.portmap = PortmapMode::Embedded;
-    config.portmap_port = 0;
-    config.mount_port = Some(0);
-    let server = runtime.block_on(Server::start(config)).expect("server starts");
-    TestServer {
-        runtime,
-        server: Some(server),
-        export,
-        state,
-        options: "rw,insecure".into(),
-        limits: Limits::default(),
-        nfs_over_udp: false,
-        export_lines: Vec::new(),
-    }
+    TestServer::builder()
+        .options("rw,insecure")
+        .configure(|config| {
+            config.portmap = PortmapMode::Embedded;
+            config.portmap_port = 0;
+            config.mount_port = Some(0);
+        })
+        .start()
 }
 
 fn portmap_addr(ts: &TestServer) -> SocketAddr {
-    ts.server.as_ref().unwrap().addrs().portmap_udp.unwrap()
+    ts.server().addrs().portmap_udp.unwrap()
 }
 
 fn mount_port(ts: &TestServer) -> u16 {
-    ts.server.as_ref().unwrap().addrs().mount_tcp.unwrap().port()
+    ts.server().addrs().mount_tcp.unwrap().port()
 }
 
 /// A UDP socket on loopback: on a privileged port (below 1024) or an ephemeral one.
 fn udp_socket(privileged: bool) -> UdpSocket {
-    let s = if privileged {
-        (600..1024)
-            .rev()
-            .find_map(|p| UdpSocket::bind((LOCALHOST, p)).ok())
-            .expect("a free privileged UDP port (run as root)")
-    } else {
-        UdpSocket::bind((LOCALHOST, 0)).unwrap()
-    };
+    let s =
+        if privileged { net::udp_privileged(LOCALHOST) } else { UdpSocket::bind((LOCALHOST, 0)).unwrap() };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s
-}
-
-/// Sends one call message as a datagram and returns the whole reply datagram.
-fn udp_exchange(s: &UdpSocket, dst: SocketAddr, msg: &[u8]) -> Vec<u8> {
-    s.send_to(msg, dst).unwrap();
-    let mut buf = vec![0u8; 70_000];
-    let (n, _) = s.recv_from(&mut buf).expect("a reply datagram");
-    buf.truncate(n);
-    buf
 }
 
 fn next_xid() -> u32 {
@@ -87,7 +56,7 @@ fn next_xid() -> u32 {
 /// One portmapper call over UDP; the results.
 fn pm_udp(s: &UdpSocket, dst: SocketAddr, cred: &OpaqueAuth, vers: u32, proc_: u32, args: &[u8]) -> Bytes {
     let xid = next_xid();
-    let reply = udp_exchange(s, dst, &call_message(xid, PMAP, vers, proc_, cred, args));
+    let reply = wire::udp_exchange(s, dst, &call_message(xid, PMAP, vers, proc_, cred, args));
     parse_reply(xid, &reply).expect("an accepted reply")
 }
 
@@ -147,31 +116,14 @@ fn dump_tcp(dst: SocketAddr) -> Vec<rpcb> {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let xid = next_xid();
     let msg = call_message(xid, PMAP, 4, rpcb_proc::DUMP, &OpaqueAuth::none(), &[]);
-    let mut rec = record_marker(msg.len(), true).to_vec();
-    rec.extend_from_slice(&msg);
-    std::io::Write::write_all(&mut s, &rec).unwrap();
-    let reply = read_record(&mut s).unwrap();
-    rpcblist::from_bytes(&parse_reply(xid, &reply).unwrap()).unwrap().0
+    rpcblist::from_bytes(&wire::tcp_call(&mut s, xid, &msg).unwrap()).unwrap().0
 }
 
 /// A TCP connection from a privileged port of 127.0.0.1.
 fn connect_privileged(dst: SocketAddr) -> TcpStream {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
-    use std::os::fd::AsRawFd;
-    let SocketAddr::V4(dst4) = dst else { panic!("IPv4 only") };
-    for port in (600..1024).rev() {
-        let fd: OwnedFd =
-            socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
-        let src = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
-        if bind(fd.as_raw_fd(), &SockaddrIn::from(src)).is_err() {
-            continue;
-        }
-        connect(fd.as_raw_fd(), &SockaddrIn::from(dst4)).unwrap();
-        let s = TcpStream::from(fd);
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        return s;
-    }
-    panic!("no free privileged port (run as root)");
+    let s = net::connect_privileged(LOCALHOST, dst);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
 }
 
 /// From an unprivileged port of 127.0.0.1 (any local user), even claiming uid 0 in AUTH_SYS:
@@ -318,7 +270,7 @@ fn a_small_udp_call_cannot_be_answered_with_a_large_reply() {
     ] {
         let xid = next_xid();
         let msg = call_message(xid, PMAP, vers, proc_, &OpaqueAuth::none(), &args);
-        let reply = udp_exchange(&attacker, pm, &msg);
+        let reply = wire::udp_exchange(&attacker, pm, &msg);
         let factor = reply.len() as f64 / msg.len() as f64;
         eprintln!("v{vers} proc {proc_}: {} bytes asked, {} answered: x{factor:.1}", msg.len(), reply.len());
         worst = worst.max(factor);
@@ -354,12 +306,8 @@ fn the_portmapper_is_not_served_on_the_nfs_port() {
     ] {
         let xid = next_xid();
         let msg = call_message(xid, PMAP, vers, proc_, &root, &args);
-        let mut rec = record_marker(msg.len(), true).to_vec();
-        rec.extend_from_slice(&msg);
-        std::io::Write::write_all(&mut s, &rec).unwrap();
-        let reply = read_record(&mut s).unwrap();
         assert_eq!(
-            parse_reply(xid, &reply),
+            wire::tcp_call(&mut s, xid, &msg),
             Err(RpcFailure::Accepted(AcceptedStatus::ProgUnavail)),
             "portmapper v{vers} proc {proc_} answered on the NFS port"
         );

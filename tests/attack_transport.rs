@@ -8,19 +8,15 @@
 //! Every test is `#[ignore]`d: `scripts/attacks.sh` runs them one at a time inside a private
 //! network namespace (`ATTACK_TESTS=attack_transport bash scripts/attacks.sh`).
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{auth_sys, call_message, parse_reply};
-use rnfsd::config::{Config, Limits};
-use rnfsd::exports::parse_export_line;
-use rnfsd::server::Server;
+use rnfsd::config::Limits;
+use rnfsd_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use xdr::Xdr;
 use xdr::nfs3::*;
 use xdr::rpc::record_marker;
@@ -35,46 +31,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// An in-process server over a fresh export whose client list is `clients` (exports(5) items
 /// with `{opts}` standing for the test options), e.g. `127.0.0.1({opts})`.
-struct Target {
-    runtime: tokio::runtime::Runtime,
-    server: Option<Server>,
-    export: tempfile::TempDir,
-    _state: tempfile::TempDir,
-}
-
-impl Target {
-    fn start(clients: &str, limits: Limits) -> Target {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let export = tempfile::tempdir().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let clients = clients.replace("{opts}", "rw,insecure,no_root_squash");
-        let spec = parse_export_line(&format!("{} {clients}", export.path().display()), "test").unwrap();
-        let mut config = Config::for_tests(vec![spec], state.path().to_path_buf());
-        config.limits = limits;
-        let server = runtime.block_on(Server::start(config)).expect("server starts");
-        Target { runtime, server: Some(server), export, _state: state }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.as_ref().unwrap().addrs().nfs_tcp
-    }
-
-    fn path(&self) -> &Path {
-        self.export.path()
-    }
-
-    fn tcp(&self) -> rnfsd::rpc::transport::TcpStats {
-        self.server.as_ref().unwrap().tcp_stats()
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.runtime.block_on(s.shutdown());
-        }
-    }
+fn target(clients: &str, limits: Limits) -> TestServer {
+    TestServer::builder().clients(&clients.replace("{opts}", server::RW)).limits(limits).start()
 }
 
 /// A runtime for the attackers and the good client, apart from the server's.
@@ -83,32 +41,9 @@ fn client_runtime() -> tokio::runtime::Runtime {
 }
 
 async fn connect_from(src: Ipv4Addr, dst: SocketAddr) -> std::io::Result<TcpStream> {
-    let sock = TcpSocket::new_v4()?;
-    sock.bind(SocketAddr::new(src.into(), 0))?;
-    let s = tokio::time::timeout(PROBE_TIMEOUT, sock.connect(dst))
+    tokio::time::timeout(PROBE_TIMEOUT, net::connect_from_async(src.into(), dst))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
-    s.set_nodelay(true)?;
-    Ok(s)
-}
-
-async fn read_record(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let word = s.read_u32().await?;
-        let start = out.len();
-        out.resize(start + (word & 0x7fff_ffff) as usize, 0);
-        s.read_exact(&mut out[start..]).await?;
-        if word & 0x8000_0000 != 0 {
-            return Ok(out);
-        }
-    }
-}
-
-fn record(msg: &[u8]) -> Vec<u8> {
-    let mut r = record_marker(msg.len(), true).to_vec();
-    r.extend_from_slice(msg);
-    r
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
 /// One call on `s`, answered within [`PROBE_TIMEOUT`]; returns the results after the header.
@@ -122,7 +57,7 @@ async fn call(
 ) -> Result<Bytes, String> {
     let msg = call_message(xid, prog, vers, proc_, &auth_sys(0, 0, &[]), args);
     s.write_all(&record(&msg)).await.map_err(|e| format!("send: {e}"))?;
-    let reply = tokio::time::timeout(PROBE_TIMEOUT, read_record(s))
+    let reply = tokio::time::timeout(PROBE_TIMEOUT, wire::read_record_async(s))
         .await
         .map_err(|_| format!("no reply within {PROBE_TIMEOUT:?}"))?
         .map_err(|e| format!("reply: {e}"))?;
@@ -135,7 +70,7 @@ async fn probe(dst: SocketAddr, export: &Path) -> Result<Duration, String> {
     let t = Instant::now();
     let mut s = connect_from(GOOD, dst).await.map_err(|e| format!("connect: {e}"))?;
     let path = xdr::mount::dirpath(Bytes::copy_from_slice(export.to_str().unwrap().as_bytes()));
-    let body = call(&mut s, 1, common::MOUNT, 3, 1, &path.to_bytes()).await?;
+    let body = call(&mut s, 1, MOUNT, 3, 1, &path.to_bytes()).await?;
     let root = match xdr::mount::mountres3::from_bytes(&body).map_err(|e| format!("mountres3: {e:?}"))? {
         xdr::mount::mountres3::Ok(ok) => nfs_fh3(ok.fhandle),
         xdr::mount::mountres3::Err(e) => return Err(format!("MNT refused: {e:?}")),
@@ -144,7 +79,7 @@ async fn probe(dst: SocketAddr, export: &Path) -> Result<Duration, String> {
     for xid in 2..7 {
         let t = Instant::now();
         let args = GETATTR3args { object: root.clone() }.to_bytes();
-        let body = call(&mut s, xid, common::NFS, 3, procs::GETATTR, &args).await?;
+        let body = call(&mut s, xid, NFS, 3, procs::GETATTR, &args).await?;
         let res = GETATTR3res::from_bytes(&body).map_err(|e| format!("GETATTR3res: {e:?}"))?;
         if res.status() != nfsstat3::NFS3_OK {
             return Err(format!("GETATTR: {:?}", res.status()));
@@ -217,7 +152,7 @@ async fn idle_connections(src: Ipv4Addr, dst: SocketAddr, n: usize) -> Vec<TcpSt
 fn idle_connections_of_an_unlisted_host_leave_room_for_everyone_else() {
     let _ = IGNORE;
     raise_open_file_limit();
-    let target = Target::start("127.0.0.1({opts})", Limits::default());
+    let target = target("127.0.0.1({opts})", Limits::default());
     let rt = client_runtime();
     rt.block_on(async {
         let idle = idle_connections(ATTACKER, target.addr(), 2000).await;
@@ -225,7 +160,7 @@ fn idle_connections_of_an_unlisted_host_leave_room_for_everyone_else() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_good_client_served(
             target.addr(),
-            target.path(),
+            target.export_path(),
             "2,000 idle connections from an unlisted host",
         )
         .await;
@@ -239,14 +174,15 @@ fn idle_connections_of_an_unlisted_host_leave_room_for_everyone_else() {
 #[ignore = "attack test: scripts/attacks.sh runs it in a network namespace"]
 fn one_listed_host_cannot_hold_every_connection() {
     let limits = Limits { max_connections: 64, max_connections_per_host: 16, ..Limits::default() };
-    let target = Target::start("*({opts})", limits);
+    let target = target("*({opts})", limits);
     let rt = client_runtime();
     rt.block_on(async {
         // Two heavy addresses between them ask for far more than the whole limit.
         let mut idle = idle_connections(ATTACKER, target.addr(), 300).await;
         idle.extend(idle_connections(Ipv4Addr::new(127, 0, 0, 3), target.addr(), 300).await);
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_good_client_served(target.addr(), target.path(), "600 idle connections from two hosts").await;
+        assert_good_client_served(target.addr(), target.export_path(), "600 idle connections from two hosts")
+            .await;
         // The server keeps at most the per-host share of each heavy address open.
         let mut open = 0;
         for s in &mut idle {
@@ -255,7 +191,7 @@ fn one_listed_host_cannot_hold_every_connection() {
             }
         }
         assert!(open <= 2 * 16, "{open} of the heavy hosts' connections are still open");
-        assert!(target.tcp().table.connections <= 64, "{:?}", target.tcp());
+        assert!(target.tcp_stats().table.connections <= 64, "{:?}", target.tcp_stats());
     });
 }
 
@@ -265,7 +201,7 @@ fn one_listed_host_cannot_hold_every_connection() {
 #[ignore = "attack test: scripts/attacks.sh runs it in a network namespace"]
 fn a_record_trickled_byte_by_byte_is_closed_at_its_deadline() {
     let limits = Limits { record_timeout: Duration::from_secs(1), ..Limits::default() };
-    let target = Target::start("*({opts})", limits);
+    let target = target("*({opts})", limits);
     let rt = client_runtime();
     rt.block_on(async {
         let mut slow = Vec::new();
@@ -287,10 +223,10 @@ fn a_record_trickled_byte_by_byte_is_closed_at_its_deadline() {
                 }
             }
         }
-        assert_good_client_served(target.addr(), target.path(), "32 slowloris connections").await;
+        assert_good_client_served(target.addr(), target.export_path(), "32 slowloris connections").await;
         let open = closed_at.iter().filter(|c| c.is_none()).count();
         assert_eq!(open, 0, "{open} trickling connections still open after 5 s (record deadline 1 s)");
-        assert!(target.tcp().table.records_timed_out >= 32, "{:?}", target.tcp());
+        assert!(target.tcp_stats().table.records_timed_out >= 32, "{:?}", target.tcp_stats());
     });
 }
 
@@ -304,8 +240,8 @@ fn stalled_partial_records_are_bounded_in_total() {
     raise_open_file_limit();
     let limits = Limits::default();
     let budget = limits.max_request_bytes as u64;
-    let target = Target::start("*({opts})", limits);
-    let file = target.path().join("f");
+    let target = target("*({opts})", limits);
+    let file = target.export_path().join("f");
     std::fs::write(&file, b"").unwrap();
     let rt = client_runtime();
     rt.block_on(async {
@@ -327,18 +263,18 @@ fn stalled_partial_records_are_bounded_in_total() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let grown = resident_bytes().saturating_sub(before);
         eprintln!("{} stalled connections; resident memory grew by {} MiB", stalled.len(), grown >> 20);
-        assert_good_client_served(target.addr(), target.path(), "1,024 stalled 1 MiB records").await;
+        assert_good_client_served(target.addr(), target.export_path(), "1,024 stalled 1 MiB records").await;
         // The budget, plus each connection's uncounted first 128 KiB, plus slack: far below 1 GiB.
         let bound = budget + 1024 * (128 << 10) + (128 << 20);
         assert!(grown <= bound, "resident memory grew by {} MiB (bound {} MiB)", grown >> 20, bound >> 20);
-        let held = target.tcp().request_bytes as u64;
+        let held = target.tcp_stats().request_bytes as u64;
         assert!(
             held <= budget + (2 << 20),
             "{} MiB of requests held (budget {} MiB)",
             held >> 20,
             budget >> 20
         );
-        good_write(target.addr(), target.path(), "f").await;
+        good_write(target.addr(), target.export_path(), "f").await;
         drop(stalled);
     });
 }
@@ -347,29 +283,22 @@ fn stalled_partial_records_are_bounded_in_total() {
 async fn good_write(dst: SocketAddr, export: &Path, name: &str) {
     let mut s = connect_from(GOOD, dst).await.expect("connect");
     let path = xdr::mount::dirpath(Bytes::copy_from_slice(export.to_str().unwrap().as_bytes()));
-    let body = call(&mut s, 1, common::MOUNT, 3, 1, &path.to_bytes()).await.expect("MNT");
+    let body = call(&mut s, 1, MOUNT, 3, 1, &path.to_bytes()).await.expect("MNT");
     let xdr::mount::mountres3::Ok(ok) = xdr::mount::mountres3::from_bytes(&body).unwrap() else {
         panic!("MNT")
     };
     let root = nfs_fh3(ok.fhandle);
-    let body = call(
-        &mut s,
-        2,
-        common::NFS,
-        3,
-        procs::LOOKUP,
-        &LOOKUP3args { what: common::dirop(&root, name) }.to_bytes(),
-    )
-    .await
-    .expect("LOOKUP");
+    let body = call(&mut s, 2, NFS, 3, procs::LOOKUP, &LOOKUP3args { what: dirop(&root, name) }.to_bytes())
+        .await
+        .expect("LOOKUP");
     let fh = LOOKUP3res::from_bytes(&body).unwrap().ok().expect("LOOKUP ok").object;
     let data = Bytes::from(vec![7u8; 1 << 20]);
     let args =
         WRITE3args { file: fh, offset: 0, count: data.len() as u32, stable: stable_how::UNSTABLE, data };
-    let msg = call_message(3, common::NFS, 3, procs::WRITE, &auth_sys(0, 0, &[]), &args.to_bytes());
+    let msg = call_message(3, NFS, 3, procs::WRITE, &auth_sys(0, 0, &[]), &args.to_bytes());
     let t = Instant::now();
     s.write_all(&record(&msg)).await.unwrap();
-    let reply = tokio::time::timeout(Duration::from_secs(10), read_record(&mut s))
+    let reply = tokio::time::timeout(Duration::from_secs(10), wire::read_record_async(&mut s))
         .await
         .expect("the good client's 1 MiB WRITE is answered within 10 s")
         .unwrap();
@@ -382,26 +311,28 @@ async fn good_write(dst: SocketAddr, export: &Path, name: &str) {
 #[test]
 #[ignore = "attack test: scripts/attacks.sh runs it in a network namespace"]
 fn an_unlisted_host_cannot_send_big_records() {
-    let target = Target::start("127.0.0.1({opts})", Limits::default());
+    let target = target("127.0.0.1({opts})", Limits::default());
     let rt = client_runtime();
     rt.block_on(async {
         let mut s = connect_from(ATTACKER, target.addr()).await.unwrap();
-        call(&mut s, 1, common::NFS, 3, 0, &[]).await.expect("NULL is answered");
-        let path = xdr::mount::dirpath(Bytes::copy_from_slice(target.path().to_str().unwrap().as_bytes()));
-        let body = call(&mut s, 2, common::MOUNT, 3, 1, &path.to_bytes()).await.expect("MNT is answered");
+        call(&mut s, 1, NFS, 3, 0, &[]).await.expect("NULL is answered");
+        let path =
+            xdr::mount::dirpath(Bytes::copy_from_slice(target.export_path().to_str().unwrap().as_bytes()));
+        let body = call(&mut s, 2, MOUNT, 3, 1, &path.to_bytes()).await.expect("MNT is answered");
         assert!(
             matches!(xdr::mount::mountres3::from_bytes(&body).unwrap(), xdr::mount::mountres3::Err(_)),
             "MNT is refused"
         );
         // A WRITE-sized record (with a handle it could have guessed): the connection is closed.
-        let mut big = call_message(3, common::NFS, 3, procs::NULL, &auth_sys(0, 0, &[]), &[]);
+        let mut big = call_message(3, NFS, 3, procs::NULL, &auth_sys(0, 0, &[]), &[]);
         big.resize(256 << 10, 0);
         let _ = tokio::time::timeout(Duration::from_secs(2), s.write_all(&record(&big))).await;
         assert!(
             closed_by_server(&mut s, Duration::from_secs(2)).await,
             "a 256 KiB record from an unlisted host was accepted"
         );
-        assert_good_client_served(target.addr(), target.path(), "big records from an unlisted host").await;
+        assert_good_client_served(target.addr(), target.export_path(), "big records from an unlisted host")
+            .await;
     });
 }
 
@@ -413,27 +344,22 @@ fn an_unlisted_host_cannot_send_big_records() {
 fn replies_nobody_reads_are_bounded() {
     let limits = Limits::default();
     let per_connection = limits.max_reply_bytes_per_connection as u64;
-    let target = Target::start("*({opts})", limits);
-    std::fs::write(target.path().join("big"), vec![1u8; 1 << 20]).unwrap();
+    let target = target("*({opts})", limits);
+    std::fs::write(target.export_path().join("big"), vec![1u8; 1 << 20]).unwrap();
     let rt = client_runtime();
     rt.block_on(async {
         let mut s = connect_from(GOOD, target.addr()).await.unwrap();
-        let path = xdr::mount::dirpath(Bytes::copy_from_slice(target.path().to_str().unwrap().as_bytes()));
-        let body = call(&mut s, 1, common::MOUNT, 3, 1, &path.to_bytes()).await.unwrap();
+        let path =
+            xdr::mount::dirpath(Bytes::copy_from_slice(target.export_path().to_str().unwrap().as_bytes()));
+        let body = call(&mut s, 1, MOUNT, 3, 1, &path.to_bytes()).await.unwrap();
         let xdr::mount::mountres3::Ok(ok) = xdr::mount::mountres3::from_bytes(&body).unwrap() else {
             panic!()
         };
         let root = nfs_fh3(ok.fhandle);
-        let body = call(
-            &mut s,
-            2,
-            common::NFS,
-            3,
-            procs::LOOKUP,
-            &LOOKUP3args { what: common::dirop(&root, "big") }.to_bytes(),
-        )
-        .await
-        .unwrap();
+        let body =
+            call(&mut s, 2, NFS, 3, procs::LOOKUP, &LOOKUP3args { what: dirop(&root, "big") }.to_bytes())
+                .await
+                .unwrap();
         let fh = LOOKUP3res::from_bytes(&body).unwrap().ok().unwrap().object;
         let before = resident_bytes();
         let mut readers = Vec::new();
@@ -442,14 +368,7 @@ fn replies_nobody_reads_are_bounded() {
             let mut burst = Vec::new();
             for xid in 0..256u32 {
                 let args = READ3args { file: fh.clone(), offset: 0, count: 1 << 20 }.to_bytes();
-                burst.extend(record(&call_message(
-                    xid,
-                    common::NFS,
-                    3,
-                    procs::READ,
-                    &auth_sys(0, 0, &[]),
-                    &args,
-                )));
+                burst.extend(record(&call_message(xid, NFS, 3, procs::READ, &auth_sys(0, 0, &[]), &args)));
             }
             // The server stops reading once its bound is reached: don't wait for it.
             let _ = tokio::time::timeout(Duration::from_secs(1), s.write_all(&burst)).await;
@@ -462,7 +381,7 @@ fn replies_nobody_reads_are_bounded() {
         assert!(grown <= bound, "resident memory grew by {} MiB (bound {} MiB)", grown >> 20, bound >> 20);
         assert_good_client_served(
             target.addr(),
-            target.path(),
+            target.export_path(),
             "4 connections not reading 1 MiB READ replies",
         )
         .await;

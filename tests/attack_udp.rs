@@ -10,12 +10,11 @@
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use bytes::BytesMut;
 use rnfsd::config::Config;
 use rnfsd::exports::ExportSpec;
 use rnfsd::server::Server;
-use xdr::Xdr;
-use xdr::rpc::{CallHeader, OpaqueAuth};
+use rnfsd_test_support::{MOUNT, call_message};
+use xdr::rpc::OpaqueAuth;
 
 /// Panics unless this runs in a namespace whose only interface is `lo`, so a wildcard bind
 /// cannot be reached from any real network.
@@ -40,18 +39,7 @@ fn start(runtime: &tokio::runtime::Runtime, bind: IpAddr, dir: &std::path::Path)
 }
 
 fn mount_null(xid: u32) -> Vec<u8> {
-    let mut call = BytesMut::new();
-    CallHeader {
-        xid,
-        rpcvers: 2,
-        prog: 100_005,
-        vers: 3,
-        proc_: 0,
-        cred: OpaqueAuth::none(),
-        verf: OpaqueAuth::none(),
-    }
-    .encode(&mut call);
-    call.to_vec()
+    call_message(xid, MOUNT, 3, 0, &OpaqueAuth::none(), &[])
 }
 
 /// Sends a MOUNT NULL from `client` to `to` and returns where the reply came from.

@@ -3,34 +3,22 @@
 //! prints the banner, answers an RPC NULL call on the NFS port and exits 0 on SIGTERM; NFS over UDP
 //! only with `--udp` or `RNFSD_UDP`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use bytes::BytesMut;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
+use rnfsd_test_support::process::{self, Running, stderr_of};
+use rnfsd_test_support::{call_message, record, wire};
 use xdr::Xdr;
-use xdr::rpc::{AcceptedStatus, CallHeader, OpaqueAuth, RPC_VERSION, ReplyBody, ReplyHeader, record_marker};
+use xdr::rpc::{AcceptedStatus, OpaqueAuth, ReplyBody, ReplyHeader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rnfsd");
-/// How long a child may take to start or stop before the test fails.
-const DEADLINE: Duration = Duration::from_secs(20);
 
 fn rnfsd(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the rnfsd binary runs")
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    process::output(Command::new(BIN).args(args))
 }
 
 /// The lines starting with `rnfsd:`: the error message an operator sees.
@@ -128,102 +116,25 @@ fn check_exports_prints_effective_options() {
 }
 
 /// A started server whose stderr is collected line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+fn start(args: &[&str]) -> Running {
+    Running::spawn(Command::new(BIN).args(args).env_remove("RNFSD_UDP"))
 }
 
-impl Running {
-    fn start(args: &[&str]) -> Running {
-        Running::spawn(Command::new(BIN).args(args).env_remove("RNFSD_UDP"))
-    }
-
-    /// [`Running::start`] with one environment variable set for the child.
-    fn start_with_env(args: &[&str], key: &str, value: &str) -> Running {
-        Running::spawn(Command::new(BIN).args(args).env(key, value))
-    }
-
-    fn spawn(command: &mut Command) -> Running {
-        let mut child = command
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the rnfsd binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines, seen: Vec::new() }
-    }
-
-    /// Reads stderr until a line satisfies `pred`, and returns it.
-    fn wait_for_line(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!("no such line in time; stderr so far:\n{}", self.seen.join("\n"));
-                }
-            }
-        }
-    }
-
-    fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.id() as i32)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// [`start`] with one environment variable set for the child.
+fn start_with_env(args: &[&str], key: &str, value: &str) -> Running {
+    Running::spawn(Command::new(BIN).args(args).env(key, value))
 }
 
 /// Sends an RPC NULL call for `prog`/`vers` over TCP and returns the reply header.
 fn rpc_null(addr: SocketAddr, prog: u32, vers: u32) -> ReplyHeader {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let call = CallHeader {
-        xid: 0x5eed_0001,
-        rpcvers: RPC_VERSION,
-        prog,
-        vers,
-        proc_: 0,
-        cred: OpaqueAuth::none(),
-        verf: OpaqueAuth::none(),
-    };
-    let mut msg = BytesMut::new();
-    call.encode(&mut msg);
-    s.write_all(&record_marker(msg.len(), true)).unwrap();
-    s.write_all(&msg).unwrap();
-    let mut marker = [0u8; 4];
-    s.read_exact(&mut marker).unwrap();
-    let len = (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize;
-    assert!(marker[0] & 0x80 != 0, "single-fragment reply expected");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).unwrap();
+    let xid = 0x5eed_0001;
+    s.write_all(&record(&call_message(xid, prog, vers, 0, &OpaqueAuth::none(), &[]))).unwrap();
+    let (last, body) = wire::read_fragment(&mut s).expect("a reply");
+    assert!(last, "single-fragment reply expected");
     let reply = ReplyHeader::from_bytes(&body).unwrap_or_else(|e| panic!("reply: {e}"));
-    assert_eq!(reply.xid, call.xid);
+    assert_eq!(reply.xid, xid);
     reply
 }
 
@@ -241,7 +152,7 @@ fn serves_and_exits_cleanly_on_sigterm() {
     let share = tmp.path().join("share");
     std::fs::create_dir(&share).unwrap();
     let state = state_dir(tmp.path());
-    let mut server = Running::start(&[
+    let mut server = start(&[
         "serve",
         share.to_str().unwrap(),
         "--bind",
@@ -277,7 +188,7 @@ fn serves_and_exits_cleanly_on_sigterm() {
     assert!(Path::new(&state).join("handle.key").is_file());
 
     // SIGUSR1 logs the counters (two NULL calls so far) and the server keeps serving.
-    kill(server.pid(), Signal::SIGUSR1).unwrap();
+    server.signal(Signal::SIGUSR1);
     let counters = server.wait_for_line(|l| l.contains("counters: "));
     assert!(counters.contains("counters: calls=2 drc_hits=0 drc_misses=0 drc_parked=0"), "{counters}");
     assert!(counters.contains("drc_entries=0 drc_bytes=0"), "{counters}");
@@ -288,25 +199,18 @@ fn serves_and_exits_cleanly_on_sigterm() {
     assert!(caches.contains(" open_files=0 listed_entries=0"), "{caches}");
     assert_success(&rpc_null(addr, 100_003, 3));
 
-    kill(server.pid(), Signal::SIGTERM).unwrap();
+    server.signal(Signal::SIGTERM);
     // The counters again at shutdown, then the last line.
     let counters = server.wait_for_line(|l| l.contains("counters: "));
     assert!(counters.contains("counters: calls=3 "), "{counters}");
     server.wait_for_line(|l| l.contains("stopped"));
-    let deadline = Instant::now() + DEADLINE;
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "rnfsd did not exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = server.wait_exit();
     assert!(status.success(), "exit status {status:?}; stderr:\n{}", server.seen.join("\n"));
 }
 
 /// Starts rnfsd on `share` with `state`, waits for its banner and stops it; returns the banner.
 fn banner_of_a_start(share: &Path, state: &str) -> Vec<String> {
-    let mut server = Running::start(&[
+    let mut server = start(&[
         "serve",
         share.to_str().unwrap(),
         "--bind",
@@ -319,8 +223,8 @@ fn banner_of_a_start(share: &Path, state: &str) -> Vec<String> {
         state,
     ]);
     server.wait_for_line(|l| l.starts_with("mount with:"));
-    kill(server.pid(), Signal::SIGTERM).unwrap();
-    server.child.wait().unwrap();
+    server.signal(Signal::SIGTERM);
+    server.wait_exit();
     server.seen.clone()
 }
 
@@ -370,21 +274,9 @@ fn state_dir_key_is_kept_and_damage_stops_the_start() {
 fn udp_null_status(addr: SocketAddr, prog: u32, vers: u32) -> AcceptedStatus {
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let call = CallHeader {
-        xid: 0x5eed_0002,
-        rpcvers: RPC_VERSION,
-        prog,
-        vers,
-        proc_: 0,
-        cred: OpaqueAuth::none(),
-        verf: OpaqueAuth::none(),
-    };
-    let mut msg = BytesMut::new();
-    call.encode(&mut msg);
-    s.send_to(&msg, addr).unwrap();
-    let mut buf = [0u8; 512];
-    let n = s.recv(&mut buf).expect("a UDP reply");
-    match ReplyHeader::from_bytes(&buf[..n]).unwrap().body {
+    let reply =
+        wire::udp_exchange(&s, addr, &call_message(0x5eed_0002, prog, vers, 0, &OpaqueAuth::none(), &[]));
+    match ReplyHeader::from_bytes(&reply).unwrap().body {
         ReplyBody::Accepted { status, .. } => status,
         other => panic!("{other:?}"),
     }
@@ -415,8 +307,8 @@ fn nfs_over_udp_needs_the_udp_flag() {
         ];
         args.extend(flag);
         let mut server = match env {
-            Some(v) => Running::start_with_env(&args, "RNFSD_UDP", v),
-            None => Running::start(&args),
+            Some(v) => start_with_env(&args, "RNFSD_UDP", v),
+            None => start(&args),
         };
         let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
         assert_eq!(listen.contains("NFS over UDP is off"), !served, "{listen}");
@@ -430,7 +322,7 @@ fn nfs_over_udp_needs_the_udp_flag() {
         let nfs = udp_null_status(addr, 100_003, 3);
         assert_eq!(nfs, if served { AcceptedStatus::Success } else { AcceptedStatus::ProgUnavail });
         assert_eq!(udp_null_status(addr, 100_005, 3), AcceptedStatus::Success);
-        kill(server.pid(), Signal::SIGTERM).unwrap();
+        server.signal(Signal::SIGTERM);
         server.wait_for_line(|l| l.contains("stopped"));
     }
 }

@@ -5,8 +5,6 @@
 //! Then: a retransmission that arrives while the original is still executing (parked, answered,
 //! executed once), the same over UDP, the cache's bounds under 100,000 distinct calls, and expiry.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -14,14 +12,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::*;
 use rnfsd::config::Limits;
 use rnfsd::rpc::drc::DrcConfig;
 use rnfsd::rpc::stats::StatsSnapshot;
 use rnfsd_faultproxy::{Action, FaultProxy, Rule};
+use rnfsd_test_support::*;
 use xdr::Xdr;
 use xdr::nfs3::*;
-use xdr::rpc::record_marker;
 
 /// A server with a fault proxy in front of it, and the export's root handle.
 struct Rig {
@@ -42,9 +39,9 @@ impl Rig {
     fn new(ts: TestServer, udp: bool) -> Rig {
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let proxy = if udp {
-            ts.runtime.block_on(FaultProxy::start_udp(listen, ts.udp_addr()))
+            ts.runtime().block_on(FaultProxy::start_udp(listen, ts.udp_addr()))
         } else {
-            ts.runtime.block_on(FaultProxy::start(listen, ts.addr()))
+            ts.runtime().block_on(FaultProxy::start(listen, ts.addr()))
         }
         .expect("the proxy starts");
         let (_, root) = ts.client();
@@ -72,12 +69,6 @@ fn delta(before: &StatsSnapshot, after: &StatsSnapshot, proc_: u32) -> Delta {
         hits: after.drc.hits - before.drc.hits,
         parked: after.drc.parked - before.drc.parked,
     }
-}
-
-fn record(msg: &[u8]) -> Vec<u8> {
-    let mut r = record_marker(msg.len(), true).to_vec();
-    r.extend_from_slice(msg);
-    r
 }
 
 /// Sends one NFS call through the proxy armed to lose its reply and drop the connection, then
@@ -248,57 +239,10 @@ fn guarded_setattr_with_a_lost_reply_is_answered_ok_not_not_sync() {
 }
 
 /// One request path for the in-progress test: TCP or UDP, straight to the server.
-enum Conn {
-    Tcp(TcpStream),
-    Udp(UdpSocket, SocketAddr),
-}
-
-impl Conn {
-    fn open(ts: &TestServer, udp: bool) -> Conn {
-        if udp {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            Conn::Udp(s, ts.udp_addr())
-        } else {
-            let s = TcpStream::connect(ts.addr()).unwrap();
-            s.set_nodelay(true).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            Conn::Tcp(s)
-        }
-    }
-
-    fn send(&mut self, msg: &[u8]) {
-        match self {
-            Conn::Tcp(s) => s.write_all(&record(msg)).unwrap(),
-            Conn::Udp(s, to) => {
-                s.send_to(msg, *to).unwrap();
-            }
-        }
-    }
-
-    fn recv(&mut self) -> Vec<u8> {
-        match self {
-            Conn::Tcp(s) => read_record(s).expect("a reply"),
-            Conn::Udp(s, _) => {
-                let mut buf = vec![0u8; 70_000];
-                let n = recv_datagram(s, &mut buf).expect("a reply datagram");
-                buf.truncate(n);
-                buf
-            }
-        }
-    }
-}
-
-/// Receives one datagram, retrying when a signal interrupts the wait (a server starting in another
-/// test thread changes credentials with a signal to every thread, which cuts short a receive that
-/// has a timeout).
-fn recv_datagram(s: &UdpSocket, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        match s.recv_from(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            r => return r.map(|(n, _)| n),
-        }
-    }
+fn open_path(ts: &TestServer, udp: bool) -> Client {
+    let mut c = if udp { Client::udp(ts.udp_addr()) } else { Client::tcp(ts.addr()) };
+    c.set_timeout(Duration::from_secs(30));
+    c
 }
 
 /// Keeps the server's only worker busy: a thread pipelines `n` FILE_SYNC WRITEs of 1 MiB on its
@@ -333,7 +277,7 @@ fn occupy_the_worker(ts: &TestServer, file: nfs_fh3, n: u64) -> std::thread::Joi
         out.flush().unwrap();
         for _ in 0..n {
             let reply = read_record(&mut s).expect("a WRITE reply");
-            let xid = u32::from_be_bytes(reply[..4].try_into().unwrap());
+            let xid = reply_xid(&reply);
             let res = WRITE3res::from_bytes(&parse_reply(xid, &reply).unwrap()).unwrap();
             assert_eq!(res.status(), nfsstat3::NFS3_OK);
         }
@@ -359,12 +303,15 @@ fn retransmission_during_execution_is_parked_and_answered(udp: bool) {
         std::fs::write(ts.path(&name), b"x").unwrap();
         let before = ts.stats();
         let busy = occupy_the_worker(&ts, big.clone(), 24);
-        std::thread::sleep(Duration::from_millis(30));
+        let writes = |s: &StatsSnapshot| s.calls_to(NFS, 3, procs::WRITE);
+        wait_until("the worker is busy with the WRITEs", Duration::from_secs(10), || {
+            (writes(&ts.stats()) > writes(&before)).then_some(())
+        });
 
         let xid = c.fresh_xid();
         let args = REMOVE3args { object: dirop(&root, &name) };
         let msg = call_message(xid, NFS, 3, procs::REMOVE, &c.cred.clone(), &args.to_bytes());
-        let (mut original, mut retransmission) = (Conn::open(&ts, udp), Conn::open(&ts, udp));
+        let (mut original, mut retransmission) = (open_path(&ts, udp), open_path(&ts, udp));
         original.send(&msg);
         retransmission.send(&msg);
         for (which, path) in [("original", &mut original), ("retransmission", &mut retransmission)] {
@@ -424,19 +371,17 @@ fn udp_lost_replies_are_answered_from_the_cache() {
         let mut buf = vec![0u8; 70_000];
         client.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
         client.send_to(&msg, rig.proxy.addr()).unwrap();
-        let lost = recv_datagram(&client, &mut buf).unwrap_err();
+        let lost = wire::recv_datagram(&client, &mut buf).unwrap_err();
         assert!(
             matches!(lost.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
             "{lost}"
         );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !rig.proxy.fired().iter().any(|e| e.call.xid == xid) {
-            assert!(Instant::now() < deadline, "the fault never fired");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_until("the fault fires", Duration::from_secs(5), || {
+            rig.proxy.fired().iter().any(|e| e.call.xid == xid).then_some(())
+        });
         client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         client.send_to(&msg, rig.proxy.addr()).unwrap();
-        let len = recv_datagram(&client, &mut buf).expect("the retransmission is answered");
+        let len = wire::recv_datagram(&client, &mut buf).expect("the retransmission is answered");
         let body = parse_reply(xid, &buf[..len]).unwrap();
         assert_eq!(nfsstat3::from_bytes(&body[..4]).unwrap(), nfsstat3::NFS3_OK, "proc {proc_}");
         let d = delta(&before, &rig.ts.stats(), proc_);
@@ -476,7 +421,7 @@ fn the_cache_stays_within_its_bounds_under_100k_distinct_calls() {
     let mut max_entries = 0;
     for n in 0..CALLS {
         let reply = read_record(&mut stream).expect("a reply");
-        let xid = u32::from_be_bytes(reply[..4].try_into().unwrap());
+        let xid = reply_xid(&reply);
         assert!(xid < CALLS && !seen[xid as usize], "one reply per call, xid {xid}");
         seen[xid as usize] = true;
         let body = parse_reply(xid, &reply).unwrap();

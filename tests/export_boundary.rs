@@ -7,12 +7,10 @@
 //! These tests need root (handles resolve with `open_by_handle_at`); without it they print why
 //! and pass. The FUSE tests also need `bindfs` and `/dev/fuse`.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::*;
+use rnfsd_test_support::*;
 use xdr::nfs3::*;
 
 fn skip_unless_root(test: &str) -> bool {
@@ -21,10 +19,6 @@ fn skip_unless_root(test: &str) -> bool {
     }
     eprintln!("{test}: skipped: needs root (open_by_handle_at and identity switching)");
     true
-}
-
-fn status<T, F>(r: &Nfs3Result<T, F>) -> nfsstat3 {
-    r.status()
 }
 
 fn mkdir_777(p: &Path) {

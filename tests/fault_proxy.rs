@@ -1,21 +1,18 @@
 //! The fault proxy (rnfsd-faultproxy) in front of a real rnfsd: each action does what it says,
 //! on the calls its rule matches, and the event log records it.
 
-mod common;
-
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
 use rnfsd_faultproxy::{Action, EventKind, FaultProxy, Rule};
+use rnfsd_test_support::*;
 use xdr::Xdr;
 use xdr::nfs3::*;
-use xdr::rpc::record_marker;
 
 fn start(ts: &TestServer) -> FaultProxy {
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    ts.runtime.block_on(FaultProxy::start(listen, ts.addr())).expect("the proxy starts")
+    ts.runtime().block_on(FaultProxy::start(listen, ts.addr())).expect("the proxy starts")
 }
 
 fn rule(text: &str) -> Rule {
@@ -38,30 +35,22 @@ impl Raw {
 
     fn send(&mut self, xid: u32, proc_: u32, args: &[u8]) {
         let msg = call_message(xid, NFS, 3, proc_, &self.cred, args);
-        let mut rec = record_marker(msg.len(), true).to_vec();
-        rec.extend_from_slice(&msg);
-        self.s.write_all(&rec).unwrap();
+        self.s.write_all(&record(&msg)).unwrap();
     }
 
     /// The next reply's xid and body, or `None` at end of stream.
     fn reply(&mut self) -> Option<(u32, bytes::Bytes)> {
         let r = read_record(&mut self.s)?;
-        let xid = u32::from_be_bytes(r[..4].try_into().unwrap());
+        let xid = reply_xid(&r);
         Some((xid, parse_reply(xid, &r).expect("accepted")))
     }
 }
 
 /// The faults logged once there are at least `n`.
 fn wait_for_faults(proxy: &FaultProxy, n: usize) -> Vec<rnfsd_faultproxy::Event> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let fired = proxy.fired();
-        if fired.len() >= n {
-            return fired;
-        }
-        assert!(Instant::now() < deadline, "fewer than {n} faults took effect: {fired:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(&format!("{n} faults take effect"), Duration::from_secs(5), || {
+        Some(proxy.fired()).filter(|fired| fired.len() >= n)
+    })
 }
 
 #[test]
@@ -93,11 +82,9 @@ fn close_after_forward_delivers_the_call_and_closes_before_the_reply() {
     c.send(7, procs::REMOVE, &REMOVE3args { object: dirop(&root, "f") }.to_bytes());
     assert_eq!(c.reply(), None, "closed without a reply");
     // The call itself reached the server.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ts.path("f").exists() {
-        assert!(Instant::now() < deadline, "the forwarded REMOVE never ran");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the forwarded REMOVE runs", Duration::from_secs(5), || {
+        (!ts.path("f").exists()).then_some(())
+    });
     assert_eq!(direct.remove(&root, "f").status(), nfsstat3::NFS3ERR_NOENT);
     assert_eq!(proxy.fired()[0].fired(), Some(Action::CloseAfterForward));
 }

@@ -8,14 +8,12 @@
 //! (the server switches identities only as root; the ext4 is loop-mounted in a private mount
 //! namespace); skipped with a message otherwise.
 
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use rnfsd_test_support::*;
 use xdr::nfs3::*;
 
 /// Whether this run can test identities; says why not when it cannot.
@@ -61,13 +59,6 @@ fn as_local(uid: u32, gid: u32, script: &str, file: &Path) {
         .status()
         .expect("sh runs");
     assert!(status.success(), "local `{script}` as {uid}:{gid} failed");
-}
-
-fn ok<T, F: std::fmt::Debug>(r: Nfs3Result<T, F>) -> T {
-    match r {
-        Nfs3Result::Ok(t) => t,
-        Nfs3Result::Err(s, f) => panic!("expected NFS3_OK, got {s:?} ({f:?})"),
-    }
 }
 
 fn setattr(c: &mut Client, fh: &nfs_fh3, new_attributes: sattr3) -> SETATTR3res {
@@ -244,7 +235,9 @@ fn ownership_changes_clear_setuid_and_setgid_like_a_local_chown() {
 /// (`unshare --mount`) that vanishes with the server. `None` (with the reason printed) where
 /// that cannot be set up: not root, no `unshare` or `mkfs.ext4`, no loop devices.
 struct ReservedExt4 {
-    server: std::process::Child,
+    /// Killed when this is dropped; ending the server ends its mount namespace, and the ext4 and
+    /// the tmpfs go with it.
+    _server: process::Running,
     addr: std::net::SocketAddr,
     export: String,
     _work: tempfile::TempDir,
@@ -275,41 +268,28 @@ impl ReservedExt4 {
             exec "$2" serve --bind 127.0.0.1 --port "$3" --portmap off --state-dir "$1/state" \
                 --export "$1/fs/export *(rw,insecure,root_squash)"
         "#;
-        let mut server = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", &dir])
-            .arg(env!("CARGO_BIN_EXE_rnfsd"))
-            .arg(port.to_string())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("unshare runs");
+        let mut server = process::Running::spawn(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", &dir])
+                .arg(env!("CARGO_BIN_EXE_rnfsd"))
+                .arg(port.to_string()),
+        );
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
+        let listening = wait_until("rnfsd starts listening", std::time::Duration::from_secs(20), || {
             if std::net::TcpStream::connect(addr).is_ok() {
-                break;
+                return Some(Ok(()));
             }
-            if let Some(status) = server.try_wait().unwrap() {
-                let mut err = String::new();
-                std::io::Read::read_to_string(server.stderr.as_mut().unwrap(), &mut err).unwrap();
-                if status.code() == Some(97) || err.contains("unshare failed") {
-                    eprintln!("skipped: cannot loop-mount an ext4 image here: {}", err.trim());
-                    return None;
-                }
-                panic!("rnfsd exited ({status}): {err}");
+            server.child.try_wait().unwrap().map(Err)
+        });
+        if let Err(status) = listening {
+            let err = server.stderr_so_far();
+            if status.code() == Some(97) || err.contains("unshare failed") {
+                eprintln!("skipped: cannot loop-mount an ext4 image here: {}", err.trim());
+                return None;
             }
-            assert!(std::time::Instant::now() < deadline, "rnfsd did not start listening");
-            std::thread::sleep(std::time::Duration::from_millis(50));
+            panic!("rnfsd exited ({status}): {err}");
         }
-        Some(ReservedExt4 { server, addr, export: format!("{dir}/fs/export"), _work: work })
-    }
-}
-
-impl Drop for ReservedExt4 {
-    fn drop(&mut self) {
-        // Ending the server ends its mount namespace: the ext4 and the tmpfs go with it.
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        Some(ReservedExt4 { _server: server, addr, export: format!("{dir}/fs/export"), _work: work })
     }
 }
 

@@ -1,24 +1,11 @@
 //! Every NFS v3 procedure against an in-process server, success paths and the main RFC 1813
 //! error cases, with the host filesystem as ground truth.
 
-mod common;
-
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
 use bytes::Bytes;
-use common::*;
+use rnfsd_test_support::*;
 use xdr::nfs3::*;
-
-fn ok<T, F: std::fmt::Debug>(r: Nfs3Result<T, F>) -> T {
-    match r {
-        Nfs3Result::Ok(t) => t,
-        Nfs3Result::Err(s, f) => panic!("expected NFS3_OK, got {s:?} ({f:?})"),
-    }
-}
-
-fn status<T, F>(r: &Nfs3Result<T, F>) -> nfsstat3 {
-    r.status()
-}
 
 #[test]
 fn getattr_matches_the_host() {
@@ -670,7 +657,7 @@ fn a_change_through_the_server_drops_the_directory_listing_at_once() {
     let (mut c, root, d) = dir_of_sized_files(&ts, 50);
     let f = c.lookup_fh(&d, "e1");
     let s = c.mkdir_fh(&root, "s");
-    let kept = |ts: &TestServer| ts.server.as_ref().unwrap().nfs().cache_sizes().listed_entries;
+    let kept = |ts: &TestServer| ts.server().nfs().cache_sizes().listed_entries;
     let list_settled = |c: &mut Client, dirs: &[&nfs_fh3]| {
         let_directory_settle();
         for dir in dirs {
@@ -709,7 +696,7 @@ fn a_change_through_the_server_drops_the_directory_listing_at_once() {
 #[test]
 fn cache_sizes_count_what_the_caches_hold() {
     let ts = TestServer::rw();
-    let sizes = || ts.server.as_ref().unwrap().nfs().cache_sizes();
+    let sizes = || ts.server().nfs().cache_sizes();
     assert_eq!((sizes().open_files, sizes().listed_entries), (0, 0));
     let (mut c, root) = ts.client();
     let f = c.create_file(&root, "f");

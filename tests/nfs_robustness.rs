@@ -1,13 +1,11 @@
 //! File handles, the duplicate-request cache, RPC-level errors, restarts, MOUNT, and bad input
 //! from the network: the server answers correctly or drops the offender and keeps serving.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 use bytes::Bytes;
-use common::*;
+use rnfsd_test_support::*;
 use xdr::Xdr;
 use xdr::nfs3::*;
 use xdr::rpc::{AcceptedStatus, AuthStat, RejectedReply, record_marker};
@@ -319,15 +317,11 @@ fn clients_outside_the_export_list_are_refused() {
     drop(c);
     // The same export, restricted to a network 127.0.0.1 is not in.
     let mut ts2 = ts;
-    ts2.options = String::new();
-    let line = format!("{} 10.0.0.0/8(rw,insecure)", ts2.export_path().display());
-    let spec = rnfsd::exports::parse_export_line(&line, "test").unwrap();
-    let config = rnfsd::config::Config::for_tests(vec![spec], ts2.state.path().to_path_buf());
-    let server = ts2.runtime.block_on(rnfsd::server::Server::start(config)).unwrap();
-    let mut c = Client::tcp(server.addrs().nfs_tcp);
+    ts2.set_clients("10.0.0.0/8(rw,insecure)");
+    ts2.restart();
+    let mut c = Client::tcp(ts2.addr());
     assert_eq!(c.mount(ts2.export_path().to_str().unwrap()), Err(xdr::mount::mountstat3::Access));
     assert_eq!(c.getattr(&root).status(), nfsstat3::NFS3ERR_ACCES);
-    ts2.runtime.block_on(server.shutdown());
 }
 
 #[test]
@@ -336,7 +330,7 @@ fn secure_exports_refuse_unprivileged_ports() {
     let (c, root) = ts.client();
     drop(c);
     // Same export and state directory (so the same handles), now `secure`.
-    ts.options = "rw".into();
+    ts.set_options("rw");
     ts.restart();
     let mut c = Client::tcp(ts.addr());
     // This test client's source port is above 1023.

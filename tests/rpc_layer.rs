@@ -13,13 +13,15 @@ use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use rnfsd::rpc::stats::ErrorKind;
 use rnfsd::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
 use rnfsd::rpc::{AuthStat, CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rnfsd_test_support::records::{REPLY_WAIT, RecordStream as Client};
+use rnfsd_test_support::wait_until_async;
+use rnfsd_test_support::wire::{call_header, encode_call, split_reply};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use xdr::rpc::{
-    AcceptedStatus, AuthFlavor, AuthSysParams, CallHeader, OpaqueAuth, RejectedReply, ReplyBody, ReplyHeader,
-    record_marker,
+    AcceptedStatus, AuthFlavor, CallHeader, OpaqueAuth, RejectedReply, ReplyBody, ReplyHeader, record_marker,
 };
 use xdr::{Reader, Xdr, XdrWrite};
 
@@ -158,14 +160,7 @@ impl Server {
 }
 
 fn auth_sys() -> OpaqueAuth {
-    AuthSysParams {
-        stamp: 1,
-        machine_name: Bytes::from_static(b"client"),
-        uid: 1000,
-        gid: 1000,
-        gids: vec![10],
-    }
-    .to_opaque_auth()
+    rnfsd_test_support::auth_sys(1000, 1000, &[10])
 }
 
 /// A call record: header then argument bytes.
@@ -178,10 +173,7 @@ fn call_with(
     cred: OpaqueAuth,
     args: &[u8],
 ) -> Vec<u8> {
-    let mut w = BytesMut::new();
-    CallHeader { xid, rpcvers, prog, vers, proc_, cred, verf: OpaqueAuth::none() }.encode(&mut w);
-    w.put_slice(args);
-    w.to_vec()
+    encode_call(&CallHeader { rpcvers, ..call_header(xid, prog, vers, proc_, &cred) }, args)
 }
 
 fn call(xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
@@ -207,9 +199,7 @@ fn opaque_arg(data: &[u8]) -> Vec<u8> {
 
 /// Splits a reply into its header and the results after it.
 fn parse(reply: &[u8]) -> (ReplyHeader, Reader) {
-    let mut r = Reader::from_slice(reply);
-    let h = ReplyHeader::decode(&mut r).expect("reply header decodes");
-    (h, r)
+    split_reply(reply)
 }
 
 fn accepted_status(h: &ReplyHeader) -> AcceptedStatus {
@@ -226,60 +216,6 @@ fn denied(h: &ReplyHeader) -> RejectedReply {
     match &h.body {
         ReplyBody::Denied(r) => *r,
         other => panic!("expected a denied reply, got {other:?}"),
-    }
-}
-
-const REPLY_WAIT: Duration = Duration::from_secs(10);
-
-/// A raw TCP client speaking record marking.
-struct Client {
-    stream: TcpStream,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client { stream: TcpStream::connect(addr).await.unwrap() }
-    }
-
-    async fn send(&mut self, record: &[u8]) {
-        let mut w = record_marker(record.len(), true).to_vec();
-        w.extend_from_slice(record);
-        self.stream.write_all(&w).await.unwrap();
-    }
-
-    /// Sends one record cut into `pieces` fragments, each written separately.
-    async fn send_fragments(&mut self, record: &[u8], pieces: usize) {
-        let size = record.len().div_ceil(pieces);
-        let chunks: Vec<&[u8]> = record.chunks(size).collect();
-        for (i, c) in chunks.iter().enumerate() {
-            self.stream.write_all(&record_marker(c.len(), i + 1 == chunks.len())).await.unwrap();
-            self.stream.write_all(c).await.unwrap();
-        }
-    }
-
-    /// The next reply record, or `None` once the server closed the connection.
-    async fn recv(&mut self) -> Option<Vec<u8>> {
-        tokio::time::timeout(REPLY_WAIT, self.read_record()).await.expect("no reply in time")
-    }
-
-    async fn read_record(&mut self) -> Option<Vec<u8>> {
-        let mut record = Vec::new();
-        loop {
-            let mut marker = [0u8; 4];
-            self.stream.read_exact(&mut marker).await.ok()?;
-            let m = u32::from_be_bytes(marker);
-            let mut frag = vec![0u8; (m & 0x7fff_ffff) as usize];
-            self.stream.read_exact(&mut frag).await.ok()?;
-            record.extend_from_slice(&frag);
-            if m & 0x8000_0000 != 0 {
-                return Some(record);
-            }
-        }
-    }
-
-    async fn call(&mut self, record: &[u8]) -> Vec<u8> {
-        self.send(record).await;
-        self.recv().await.expect("connection closed instead of replying")
     }
 }
 
@@ -621,7 +557,11 @@ async fn duplicate_of_an_executing_call_gets_the_same_reply() {
     let mut a = Client::connect(server.tcp).await;
     let mut b = Client::connect(server.tcp).await;
     a.send(&req).await;
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The original has begun: its cache entry is in progress while it runs for 500 ms.
+    wait_until_async("the original call begins", REPLY_WAIT, || {
+        (server.dispatcher.stats().drc.misses == 1).then_some(())
+    })
+    .await;
     b.send(&req).await;
     let (ra, rb) = tokio::join!(a.recv(), b.recv());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
@@ -653,13 +593,22 @@ async fn udp_reply_too_large_is_not_sent() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On tokio's paused clock: the idle timeout is tokio time, so the test moves the clock past it
+/// instead of waiting for it.
+#[tokio::test(start_paused = true)]
 async fn idle_connections_close_but_busy_ones_do_not() {
     let limits = TransportLimits { idle_timeout: Duration::from_millis(200), ..TransportLimits::default() };
     let server = start(limits).await;
     let mut busy = Client::connect(server.tcp).await;
-    // Waiting for its own slow request is not idleness.
-    let reply = busy.call(&call(1, SLEEP, &u32_arg(700))).await;
+    // Waiting for its own slow request is not idleness: the clock passes the idle timeout three
+    // times over while the request runs (on the blocking pool, in real time).
+    busy.send(&call(1, SLEEP, &u32_arg(700))).await;
+    wait_until_async("the slow request is dispatched", REPLY_WAIT, || {
+        (server.dispatcher.stats().calls_to(PROG, 1, SLEEP) == 1).then_some(())
+    })
+    .await;
+    tokio::time::advance(Duration::from_millis(600)).await;
+    let reply = busy.recv().await.expect("the busy connection stays open for its reply");
     assert_eq!(parse(&reply).0.xid, 1);
 
     let mut idle = Client::connect(server.tcp).await;
@@ -676,7 +625,11 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let u = udp_client().await;
     c.send(&call(1, SLEEP, &u32_arg(600))).await;
     u.send_to(&call(2, SLEEP, &u32_arg(600)), server.udp).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Both calls are in flight (each runs for 600 ms) when the shutdown begins.
+    wait_until_async("both calls are dispatched", REPLY_WAIT, || {
+        (server.dispatcher.stats().calls_to(PROG, 1, SLEEP) == 2).then_some(())
+    })
+    .await;
     server.shutdown.cancel();
 
     let reply = c.recv().await.expect("the in-flight reply is flushed before closing");

@@ -214,9 +214,8 @@ async fn nfs_over_udp_is_mapped_and_announced_only_when_enabled() {
 /// UDP (a reply no larger than the call) and the whole list over TCP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mount_replies_over_udp_are_bounded() {
-    use bytes::BytesMut;
-    use xdr::rpc::{AcceptedStatus, CallHeader, OpaqueAuth, ReplyBody, ReplyHeader};
-    use xdr::{Reader, Xdr};
+    use rnfsd_test_support::{call_message, read_record, record, wire};
+    use xdr::rpc::{AcceptedStatus, OpaqueAuth, ReplyBody};
     let tmp = tempfile::tempdir().unwrap();
     let mut exports = Vec::new();
     for i in 0..12 {
@@ -227,38 +226,20 @@ async fn mount_replies_over_udp_are_bounded() {
     let cfg = Config::for_tests(exports, tmp.path().join("state"));
     let server = Server::start(cfg).await.unwrap();
     let (tcp, udp) = (server.addrs().nfs_tcp, server.addrs().nfs_udp);
-    let mut call = BytesMut::new();
-    let header = CallHeader {
-        xid: 0x0e0e,
-        rpcvers: 2,
-        prog: 100_005,
-        vers: 3,
-        proc_: xdr::mount::mount_proc::EXPORT,
-        cred: OpaqueAuth::none(),
-        verf: OpaqueAuth::none(),
-    };
-    header.encode(&mut call);
+    let call = call_message(0x0e0e, 100_005, 3, xdr::mount::mount_proc::EXPORT, &OpaqueAuth::none(), &[]);
     let (udp_reply, tcp_reply) = blocking(move || {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.send_to(&call, udp).unwrap();
-        let mut buf = vec![0u8; 70_000];
-        let n = s.recv(&mut buf).expect("a UDP reply");
-        buf.truncate(n);
+        let udp_reply = wire::udp_exchange(&s, udp, &call);
         let mut t = std::net::TcpStream::connect(tcp).unwrap();
         t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        std::io::Write::write_all(&mut t, &xdr::rpc::record_marker(call.len(), true)).unwrap();
-        std::io::Write::write_all(&mut t, &call).unwrap();
-        let mut marker = [0u8; 4];
-        std::io::Read::read_exact(&mut t, &mut marker).unwrap();
-        let mut record = vec![0u8; (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize];
-        std::io::Read::read_exact(&mut t, &mut record).unwrap();
-        (buf, record)
+        std::io::Write::write_all(&mut t, &record(&call)).unwrap();
+        (udp_reply, read_record(&mut t).expect("a TCP reply"))
     })
     .await;
     let status = |reply: &[u8]| {
-        let mut r = Reader::new(bytes::Bytes::copy_from_slice(reply));
-        match ReplyHeader::decode(&mut r).unwrap().body {
+        let (header, r) = wire::split_reply(reply);
+        match header.body {
             ReplyBody::Accepted { status, .. } => (status, r.rest().len()),
             other => panic!("{other:?}"),
         }

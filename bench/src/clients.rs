@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use xdr::nfs3::*;
 
 use crate::conn::{Call, Conn, RunStats};
-use crate::{Outcome, Setup, created_handle, decode, dirop, fresh_dir};
+use crate::{Outcome, Setup, created_handle, decode, fresh_dir};
+use rnfsd_test_support::dirop;
 
 const PER_DIR: u64 = 1000;
 

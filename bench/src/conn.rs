@@ -8,12 +8,12 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use rnfsd_test_support::{auth_sys_named, call_header, net};
 use xdr::Xdr;
 use xdr::nfs3::{WRITE3args, procs};
-use xdr::rpc::{AuthSysParams, CallHeader, OpaqueAuth, record_marker};
+use xdr::rpc::{OpaqueAuth, record_marker};
 
-pub const NFS: u32 = 100_003;
-pub const MOUNT: u32 = 100_005;
+pub use rnfsd_test_support::{MOUNT, NFS};
 
 /// A call to make: program, procedure (version 3 for both NFS and MOUNT), encoded arguments and
 /// bulk data sent after them as it is (a WRITE's payload, whose length word ends `args`).
@@ -64,17 +64,6 @@ pub struct RunStats {
     pub latencies_us: Vec<u32>,
 }
 
-/// A TCP connection to `addr` from `from` (port chosen by the kernel).
-fn connect_bound(addr: SocketAddr, from: IpAddr) -> io::Result<TcpStream> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket};
-    use std::os::fd::AsRawFd;
-    let family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(SocketAddr::new(from, 0)))?;
-    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    Ok(TcpStream::from(fd))
-}
-
 /// A random first xid per connection, as real clients choose theirs. A fixed one would make a
 /// second run's first calls (MKDIR of the same name in the same directory, under the same xid)
 /// look like retransmissions of the first run's to a server's duplicate-request cache, which
@@ -105,30 +94,15 @@ impl Conn {
     ) -> io::Result<Conn> {
         let stream = match from {
             None => TcpStream::connect(addr)?,
-            Some(from) => connect_bound(addr, from)?,
+            Some(from) => net::connect_from(SocketAddr::new(from, 0), addr)?,
         };
         stream.set_nodelay(true)?;
-        let cred = AuthSysParams {
-            stamp: 1,
-            machine_name: Bytes::from_static(b"rnfsd-bench"),
-            uid,
-            gid,
-            gids: vec![gid],
-        }
-        .to_opaque_auth();
+        let cred = auth_sys_named("rnfsd-bench", uid, gid, &[gid]);
         Ok(Conn { stream, cred, next_xid: first_xid(), buf: vec![0; buffer] })
     }
 
     fn send(&mut self, xid: u32, call: &Call) -> io::Result<()> {
-        let header = CallHeader {
-            xid,
-            rpcvers: 2,
-            prog: call.prog,
-            vers: 3,
-            proc_: call.proc_,
-            cred: self.cred.clone(),
-            verf: OpaqueAuth::none(),
-        };
+        let header = call_header(xid, call.prog, 3, call.proc_, &self.cred);
         let mut msg = BytesMut::with_capacity(128 + call.args.len());
         msg.extend_from_slice(&[0; 4]);
         header.encode(&mut msg);

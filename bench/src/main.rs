@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use rnfsd_test_support::dirop;
 use xdr::Xdr;
 use xdr::nfs3::*;
 
@@ -259,14 +260,6 @@ fn mount(addr: SocketAddr, export: &str, uid: u32, gid: u32) -> io::Result<nfs_f
         xdr::mount::mountres3::Ok(ok) => Ok(nfs_fh3(ok.fhandle)),
         other => Err(io::Error::other(format!("MNT {export}: {other:?}"))),
     }
-}
-
-fn name(s: &str) -> filename3 {
-    filename3(Bytes::copy_from_slice(s.as_bytes()))
-}
-
-fn dirop(dir: &nfs_fh3, n: &str) -> diropargs3 {
-    diropargs3 { dir: dir.clone(), name: name(n) }
 }
 
 fn lookup_fh(c: &mut Conn, dir: &nfs_fh3, n: &str) -> io::Result<Option<nfs_fh3>> {

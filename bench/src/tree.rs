@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use xdr::nfs3::*;
 
 use crate::conn::{Call, Conn};
-use crate::{MIB, Outcome, Pattern, Setup, created_handle, decode, dirop, err, fresh_dir, xorshift};
+use crate::{MIB, Outcome, Pattern, Setup, created_handle, decode, err, fresh_dir, xorshift};
+use rnfsd_test_support::dirop;
 
 /// One file of the tree.
 struct TreeFile {

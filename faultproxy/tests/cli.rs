@@ -1,12 +1,15 @@
 //! The `rnfsd-faultproxy` command in front of a minimal RPC server: rules given on the command
 //! line and through the control socket (`ctl`) take effect, and the event log file records them.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rnfsd_test_support::process::Running;
+use rnfsd_test_support::{NFS, call_message, read_record, record, wait_until};
+use xdr::rpc::OpaqueAuth;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rnfsd-faultproxy");
 
@@ -24,7 +27,7 @@ fn fake_upstream() -> SocketAddr {
                     for word in [1u32, 0, 0, 0, 0] {
                         reply.extend_from_slice(&word.to_be_bytes());
                     }
-                    if conn.write_all(&framed(&reply)).is_err() {
+                    if conn.write_all(&record(&reply)).is_err() {
                         break;
                     }
                 }
@@ -34,69 +37,23 @@ fn fake_upstream() -> SocketAddr {
     addr
 }
 
-fn framed(msg: &[u8]) -> Vec<u8> {
-    let mut out = (msg.len() as u32 | 0x8000_0000).to_be_bytes().to_vec();
-    out.extend_from_slice(msg);
-    out
-}
-
-fn read_record(s: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut marker = [0u8; 4];
-    s.read_exact(&mut marker).ok()?;
-    let len = (u32::from_be_bytes(marker) & 0x7fff_ffff) as usize;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).ok()?;
-    Some(body)
-}
-
 /// An NFS v3 NULL call with AUTH_NONE.
 fn null_call(xid: u32) -> Vec<u8> {
-    let mut msg = Vec::new();
-    for word in [xid, 0, 2, 100003, 3, 0, 0, 0, 0, 0] {
-        msg.extend_from_slice(&word.to_be_bytes());
-    }
-    framed(&msg)
+    record(&call_message(xid, NFS, 3, 0, &OpaqueAuth::none(), &[]))
 }
 
 struct Proxy {
-    child: Child,
+    _running: Running,
     addr: SocketAddr,
 }
 
 impl Proxy {
     fn start(args: &[&str]) -> Proxy {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the proxy starts");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the proxy says where it listens");
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().parse().unwrap();
-            }
-        };
-        Proxy { child, addr }
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut running = Running::spawn(Command::new(BIN).args(args));
+        let line = running.wait_for_line(|l| l.contains("listening on "));
+        let rest = line.split("listening on ").nth(1).unwrap();
+        let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+        Proxy { _running: running, addr }
     }
 }
 
@@ -133,11 +90,7 @@ fn rules_from_the_command_line_and_the_control_socket_fire_and_are_logged() {
     c.write_all(&null_call(2)).unwrap();
     assert_eq!(&read_record(&mut c).expect("the reply to 2")[..4], &2u32.to_be_bytes());
 
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !control.exists() {
-        assert!(Instant::now() < deadline, "no control socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the control socket exists", Duration::from_secs(20), || control.exists().then_some(()));
     let armed = ctl(&control, &["add", "drop-reply-close", "NULL"]);
     assert!(armed.status.success(), "{armed:?}");
     assert_eq!(String::from_utf8_lossy(&armed.stdout), "armed drop-reply-close NULL\n");

@@ -18,11 +18,8 @@ CACHE=${RNFSD_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rnfsd-vm}
 # Loaded in this order by /init; their dependencies come from modules.dep.
 MODULES=(virtio_pci virtio_net virtio-rng 9pnet_virtio 9p sunrpc grace lockd nfs_acl nfs nfsv3)
 
-say() { printf 'build-guest: %s\n' "$*" >&2; }
-die() {
-    printf 'build-guest: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT=build-guest
+source "$HERE/../lib.sh"
 
 # command:package pairs the rig needs on the host.
 NEEDED=(qemu-system-x86_64:qemu-system-x86 xz:xz-utils cpio:cpio gcc:gcc ip:iproute2

@@ -24,20 +24,12 @@ WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4 PROXY_BIN=${5:-}
 EXPORT=$WORK/export
 QEMU_PID='' CAPTURE_PID='' HOST_PID='' PROXY_PID=''
 
-say() { printf 'vm: %s\n' "$*" >&2; }
+SCRIPT=vm
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-stop_pid() {
-    local pid=$1 signal=$2 tries=$3
-    [[ -n $pid ]] || return 0
-    kill -"$signal" "$pid" 2>/dev/null || return 0
-    for _ in $(seq "$tries"); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
+# Every step runs, whatever the ones before it did.
 cleanup() {
+    set +e
     stop_pid "$QEMU_PID" TERM 50
     stop_pid "$HOST_PID" TERM 20
     stop_pid "$PROXY_PID" TERM 20
@@ -58,10 +50,7 @@ if [[ ${VM_CAPTURE:-0} == 1 ]]; then
     tshark -q -i lo -f 'tcp port 2049 or tcp port 20048 or tcp port 111' -w "$WORK/capture.pcap" \
         >"$WORK/tshark.log" 2>&1 &
     CAPTURE_PID=$!
-    for _ in $(seq 50); do
-        grep -q 'Capturing on' "$WORK/tshark.log" 2>/dev/null && break
-        sleep 0.1
-    done
+    wait_for_line "$WORK/tshark.log" 'Capturing on' 50 "$CAPTURE_PID" || true
 fi
 
 # The server's pid lives in a file, so that a scenario's host script (running in a subshell) can
@@ -74,11 +63,7 @@ server_start() {
         >>"$WORK/server.log" 2>&1 &
     echo $! >"$WORK/server.pid"
     # The banner's last section means every listener is bound.
-    for _ in $(seq 100); do
-        tail -c +$((log_start + 1)) "$WORK/server.log" | grep -q '^mount with:' && return 0
-        kill -0 "$(cat "$WORK/server.pid")" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_for_line "$WORK/server.log" '^mount with:' 100 "$(cat "$WORK/server.pid")" "$log_start" && return 0
     say "rnfsd did not start"
     return 1
 }
@@ -91,18 +76,18 @@ server_stop() {
     rm -f "$WORK/server.pid"
 }
 
+# counters_logged_after N: whether the server log has more than N counter lines.
+counters_logged_after() { (($(grep -c 'counters: ' "$WORK/server.log" || true) > $1)); }
+
 # server_counters: has rnfsd log its call and DRC counters (SIGUSR1) and prints that line.
 server_counters() {
     local before
     before=$(grep -c 'counters: ' "$WORK/server.log" || true)
     kill -USR1 "$(cat "$WORK/server.pid")" || return 1
-    for _ in $(seq 100); do
-        if (($(grep -c 'counters: ' "$WORK/server.log" || true) > before)); then
-            grep 'counters: ' "$WORK/server.log" | tail -n 1
-            return 0
-        fi
-        sleep 0.1
-    done
+    if wait_until 100 counters_logged_after "$before"; then
+        grep 'counters: ' "$WORK/server.log" | tail -n 1
+        return 0
+    fi
     say "rnfsd did not log its counters"
     return 1
 }
@@ -125,11 +110,8 @@ if [[ -f $WORK/faults ]]; then
     "$PROXY_BIN" --listen 127.0.0.1:2050 --upstream 127.0.0.1:2049 --control "$WORK/faultproxy.sock" \
         --log "$WORK/faults.log" --log-traffic "${rules[@]}" >>"$WORK/faultproxy.log" 2>&1 &
     PROXY_PID=$!
-    for _ in $(seq 100); do
-        grep -q 'listening on' "$WORK/faultproxy.log" && [[ -S $WORK/faultproxy.sock ]] && break
-        kill -0 "$PROXY_PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    proxy_ready() { line_in "$WORK/faultproxy.log" 'listening on' && [[ -S $WORK/faultproxy.sock ]]; }
+    wait_until --while-alive "$PROXY_PID" 100 proxy_ready || true
     [[ -S $WORK/faultproxy.sock ]] || {
         say "rnfsd-faultproxy did not start: $(tail -n 5 "$WORK/faultproxy.log")"
         exit 1
@@ -149,13 +131,7 @@ if [[ -f $WORK/host.sh ]]; then
         trap - EXIT
         JOB=$WORK/job
         # wait_for_guest NAME: the guest's request NAME, or failure after the guest's time limit.
-        wait_for_guest() {
-            for _ in $(seq $((LIMIT * 10))); do
-                [[ -e $JOB/sync/$1 ]] && return 0
-                sleep 0.1
-            done
-            return 1
-        }
+        wait_for_guest() { wait_until $((LIMIT * 10)) test -e "$JOB/sync/$1"; }
         # answer_guest NAME TEXT: ends the guest's wait for NAME; TEXT is what it reads back.
         answer_guest() { printf '%s\n' "$2" >"$JOB/sync/$1.done.tmp" && mv "$JOB/sync/$1.done.tmp" "$JOB/sync/$1.done"; }
         rc=0

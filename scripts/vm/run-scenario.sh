@@ -28,13 +28,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SCENARIOS=$ROOT/tests/kernel
 
-say() { printf 'kernel-tests: %s\n' "$*" >&2; }
-die() {
-    printf 'kernel-tests: %s\n' "$*" >&2
-    exit 1
-}
+SCRIPT=kernel-tests
+source "$ROOT/scripts/lib.sh"
 
-[[ $(id -u) -eq 0 ]] || die "needs root (unshare --net, and rnfsd's file handles)"
+need_root "unshare --net, and rnfsd's file handles"
 
 if (($# == 0)); then
     for f in "$SCENARIOS"/*.sh; do

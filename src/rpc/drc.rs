@@ -516,7 +516,7 @@ mod tests {
         assert_eq!(hit(drc.begin(k, 800)), &b"reply-7"[..]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn duplicate_parks_until_the_original_finishes() {
         let drc = Drc::new(DrcConfig::default());
         let k = key(&drc, 9, 8, b"create");
@@ -531,7 +531,7 @@ mod tests {
         assert_eq!((s.parked, s.park_dropped, s.misses), (1, 0, 1));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn parked_duplicate_is_released_when_the_wait_times_out_or_the_call_is_abandoned() {
         let drc = Drc::new(DrcConfig { park_timeout: Duration::from_millis(30), ..DrcConfig::default() });
         let k = key(&drc, 9, 8, b"create");

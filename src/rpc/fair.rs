@@ -152,7 +152,7 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(50), share.acquire(client)).await.ok()
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn one_client_cannot_take_more_than_its_cap() {
         let share = FairShare::new(4, 3);
         let mut held = Vec::new();
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(share.clients(), 0, "idle clients are forgotten");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_freed_slot_goes_to_the_next_client_not_the_longest_queue() {
         let share = FairShare::new(1, 1);
         let first = share.acquire(ip(1)).await;
@@ -202,7 +202,7 @@ mod tests {
         assert_eq!(share.clients(), 0);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_cancelled_waiter_gives_its_turn_away() {
         let share = FairShare::new(1, 1);
         let held = share.acquire(ip(1)).await;

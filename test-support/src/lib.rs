@@ -1,0 +1,36 @@
+//! Test support shared by rnfsd's integration tests, the fault proxy's tests and the benchmark:
+//! one place for what they all need, so that a new program's test client (NLM, NSM) is written
+//! once, here.
+//!
+//! - [`wire`]: ONC RPC messages as bytes: call headers, TCP record marking (blocking and tokio),
+//!   reply parsing, AUTH_SYS credentials, datagrams.
+//! - [`net`]: connections from a chosen loopback source address or a privileged port.
+//! - [`client`]: a synchronous RPC client with typed NFS v3 and MOUNT v3 calls.
+//! - [`nfs`]: small NFS v3 argument and result helpers.
+//! - [`records`]: a raw tokio TCP connection speaking record marking.
+//! - [`process`]: a spawned binary whose stderr is read line by line.
+//! - [`wait`]: polling for a condition with a bounded deadline, instead of sleeping and hoping.
+//! - [`server`] (feature `server`): rnfsd in this process over a temporary export.
+//!
+//! It is a crate of its own (like h2's `tests/h2-support`) so that every test binary and the
+//! benchmark link the same code; with the `server` feature off it does not build rnfsd.
+
+pub mod client;
+pub mod net;
+pub mod nfs;
+pub mod process;
+pub mod records;
+#[cfg(feature = "server")]
+pub mod server;
+pub mod wait;
+pub mod wire;
+
+pub use client::Client;
+pub use nfs::{dirop, name, ok, status};
+#[cfg(feature = "server")]
+pub use server::{TestServer, TestServerBuilder};
+pub use wait::{wait_until, wait_until_async};
+pub use wire::{
+    MOUNT, NFS, PORTMAP, RpcFailure, auth_sys, auth_sys_named, call_header, call_message, parse_reply,
+    read_record, record, reply_xid,
+};
