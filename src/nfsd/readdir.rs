@@ -24,15 +24,13 @@ use xdr::nfs3::*;
 
 use super::NfsService;
 use super::attrs::{fattr, post_op};
-use super::request::{Object, st};
+use super::request::{Object, Res, st};
 use crate::fs::attr::stat_at;
 use crate::fs::inode_handles::Provenance;
 use crate::fs::listings::{self, KnownHandle, ListedEntry, ListedHandle};
 use crate::fs::sys::{self, RawDirEntry};
 use crate::fs::{Attr, FileType};
-use crate::rpc::{CallContext, RpcError};
-
-type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
+use crate::rpc::CallContext;
 
 /// Reply bytes before the entries: status, post_op_attr with attributes, cookie verifier.
 const HEADER_LEN: usize = 4 + 4 + fattr3::ENCODED_LEN + COOKIEVERFSIZE;
@@ -191,10 +189,7 @@ fn check_dir(obj: &Object) -> Result<(), nfsstat3> {
 }
 
 pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<READDIR3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.dir)?;
     let export = &obj.res.export;
     let count = (args.count.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
@@ -378,10 +373,7 @@ pub fn readdirplus(
     ctx: &CallContext,
     args: READDIRPLUS3args,
 ) -> Res<READDIRPLUS3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.dir)?;
     let export = &obj.res.export;
     let maxcount = (args.maxcount.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
