@@ -14,7 +14,7 @@ use rnfsd::rpc::program::LargestReply::Small;
 use rnfsd::rpc::program::{Procedure, Version, by_number, row};
 use rnfsd::rpc::stats::ErrorKind;
 use rnfsd::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
-use rnfsd::rpc::{AuthStat, CallContext, DrcClass, Program, RpcError, RunOn, Service};
+use rnfsd::rpc::{AuthStat, CallContext, DrcClass, Program, RpcError, RpcService, RunOn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio_util::sync::CancellationToken;
@@ -50,7 +50,7 @@ struct TestProgram {
     counter: AtomicU64,
 }
 
-impl Service for TestProgram {
+impl RpcService for TestProgram {
     const PROGRAM: u32 = PROG;
     const NAME: &'static str = "rpc-test";
     const VERSIONS: &'static [Version<Self>] =

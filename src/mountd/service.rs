@@ -1,8 +1,7 @@
 //! The MOUNT program (100005, versions 1 to 3; RFC 1813 appendix I, RFC 1094 appendix A) as an
-//! RPC [`Service`] (its tables are [`V1`], [`V2`] and [`V3`]): MNT checks the export's client
-//! rules and the `secure` port rule and asks a [`MountBackend`] for the root handle;
-//! UMNT/UMNTALL/DUMP keep the informational mount list; EXPORT lists the exports for
-//! `showmount -e`.
+//! [`RpcService`] (its tables are `V1`, `V2` and `V3`): MNT checks the export's client rules and
+//! the `secure` port rule and asks a [`MountBackend`] for the root handle; UMNT/UMNTALL/DUMP keep
+//! the informational mount list; EXPORT lists the exports for `showmount -e`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -21,7 +20,7 @@ use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
 use crate::rpc::RunOn::Inline;
 use crate::rpc::program::LargestReply::Small;
 use crate::rpc::program::{Procedure, Version, by_number, handler, null, row};
-use crate::rpc::{CallContext, RpcError, Service};
+use crate::rpc::{CallContext, RpcError, RpcService};
 
 /// MOUNT v3 status (`mountstat3`).
 pub use xdr::mount::mountstat3 as MountStat;
@@ -235,7 +234,7 @@ const V2: [Option<Procedure<MountService>>; 6] =
 const V3: [Option<Procedure<MountService>>; 6] =
     mount_table(row(mount_proc::MNT, "MNT", NonIdempotent, Inline, Small, handler!(MountService::mnt3)));
 
-impl Service for MountService {
+impl RpcService for MountService {
     const PROGRAM: u32 = PROGRAM;
     const NAME: &'static str = "mount";
     const VERSIONS: &'static [Version<Self>] = &[

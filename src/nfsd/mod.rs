@@ -1,5 +1,5 @@
-//! The NFS version 3 program (100003, RFC 1813) as an RPC [`Service`]: its procedure table
-//! ([`V3`]) and the procedures themselves over the [`fs`] layer.
+//! The NFS version 3 program (100003, RFC 1813) as an [`RpcService`]: its procedure table (`V3`)
+//! and the procedures themselves over the [`fs`] layer.
 //!
 //! Every procedure follows the same shape: resolve the file handle at root identity (only root may
 //! `open_by_handle_at`), check the export's options for the caller (client rules, `secure`, `ro`),
@@ -33,7 +33,7 @@ use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
 use crate::rpc::RunOn::{Inline, Pool, TryInline};
 use crate::rpc::program::LargestReply::{FromArgs, Small};
 use crate::rpc::program::{Attempt, Handler, Procedure, Version, arguments, by_number, handler, null, row};
-use crate::rpc::{CallContext, RpcError, SMALL_REPLY_BOUND, Service, xdr_padded, xdr_word};
+use crate::rpc::{CallContext, RpcError, RpcService, SMALL_REPLY_BOUND, xdr_padded, xdr_word};
 use verifier::WriteVerifier;
 
 /// Largest data payload offered over UDP.
@@ -115,7 +115,7 @@ const V3: [Option<Procedure<NfsService>>; 22] = {
     ]])
 };
 
-impl Service for NfsService {
+impl RpcService for NfsService {
     const PROGRAM: u32 = nfs3::PROGRAM;
     const NAME: &'static str = "nfs";
     const VERSIONS: &'static [Version<Self>] = &[Version { number: nfs3::VERSION, procedures: &V3 }];

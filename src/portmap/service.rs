@@ -1,5 +1,5 @@
-//! The embedded portmapper as an RPC [`Service`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
-//! from a [`Registry`] (the tables are [`PMAP`], [`RPCBIND3`] and [`RPCBIND4`]).
+//! The embedded portmapper as an [`RpcService`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
+//! from a [`Registry`] (the tables are `PMAP`, `RPCBIND3` and `RPCBIND4`).
 //!
 //! Who may change registrations follows rpcbind (`check_access`, `is_localroot`, `map_unset`):
 //! SET and UNSET only from a loopback address and a privileged source port, which only root (or
@@ -45,7 +45,7 @@ use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
 use crate::rpc::RunOn::Inline;
 use crate::rpc::program::LargestReply::Small;
 use crate::rpc::program::{Procedure, Version, by_number, handler, null, row};
-use crate::rpc::{CallContext, RpcError, Service, Transport};
+use crate::rpc::{CallContext, RpcError, RpcService, Transport};
 
 /// The largest UDP reply: 10 times the smallest call (40 bytes: the call header with AUTH_NONE).
 pub const UDP_REPLY_MAX: usize = 400;
@@ -317,7 +317,7 @@ impl PortmapService {
         rpcb_entry_list(fit_list(ctx, reply, self.getaddrlist(ctx, &a))).encode(reply);
     }
 
-    /// RPCBIND GETSTAT (version 4): the calls counted by [`Service::admit`] and the changes.
+    /// RPCBIND GETSTAT (version 4): the calls counted by [`RpcService::admit`] and the changes.
     fn rpcb_getstat(&self, _: &CallContext, (): ()) -> Result<rpcb_stat_byvers, RpcError> {
         Ok(rpcb_stat_byvers(std::array::from_fn(|i| self.stats[i].snapshot())))
     }
@@ -403,7 +403,7 @@ const RPCBIND4: [Option<Procedure<PortmapService>>; 13] = {
     ]])
 };
 
-impl Service for PortmapService {
+impl RpcService for PortmapService {
     const PROGRAM: u32 = PROGRAM;
     const NAME: &'static str = "portmap";
     const VERSIONS: &'static [Version<Self>] = &[

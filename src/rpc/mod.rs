@@ -2,7 +2,7 @@
 //! a call header into a program, version and procedure, the procedure tables it dispatches
 //! through, AUTH_SYS credentials, the duplicate-request cache, and reply building.
 //!
-//! Programs (portmap, mountd, nfsd) implement [`Service`]: a table of procedures per version
+//! Programs (portmap, mountd, nfsd) implement [`RpcService`]: a table of procedures per version
 //! (see [`program`]). Their procedures see a decoded call context and their decoded arguments
 //! and return their results. They never see a socket.
 
@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 pub use xdr::rpc::AuthStat;
 
 pub use auth::Cred;
-pub use program::{Placement, ProcInfo, Program, RunOn, Service};
+pub use program::{Placement, ProcInfo, Program, RpcService, RunOn};
 
 /// The reply bound of procedures with small results ([`program::LargestReply::Small`]): an RPC
 /// header plus attributes, wcc data or a handle, with room to spare.

@@ -1,4 +1,4 @@
-//! The procedure table. An RPC program is a [`Service`]: a program number, a name and one table
+//! The procedure table. An RPC program is an [`RpcService`]: a program number, a name and one table
 //! per version, each a static array of [`Procedure`] rows indexed by procedure number (knfsd's
 //! `nfsd_procedures3`). A row holds every fact about one procedure: its name, whether the
 //! duplicate-request cache keeps its reply, where it runs, how large its reply can be, and its
@@ -7,12 +7,12 @@
 //! the call counters and PROC_UNAVAIL (a number without a row).
 //!
 //! The dispatcher sees a service through [`Program`], which is implemented once, here, for every
-//! [`Service`]: there is one dispatcher for all programs, and no program decodes or matches
-//! procedure numbers itself. Each request costs one version lookup, one row lookup and one
-//! indirect call (the row's handler); nothing is allocated and nothing is locked.
+//! [`RpcService`]: there is one dispatcher for all programs, and no program decodes or matches
+//! procedure numbers itself. A call costs a few bounds-checked indexings of static tables and
+//! one indirect call, to the row's handler; nothing is allocated and nothing is locked.
 //!
 //! Adding a procedure is a row in its version's table plus its function; adding a program is a
-//! type implementing [`Service`] with its tables, registered with the dispatcher.
+//! type implementing [`RpcService`] with its tables, registered with the dispatcher.
 
 use bytes::BytesMut;
 use xdr::{Reader, Xdr};
@@ -20,7 +20,7 @@ use xdr::{Reader, Xdr};
 use super::{CallContext, DrcClass, RpcError, SMALL_REPLY_BOUND};
 
 /// What a row runs for a call: decodes the arguments, runs the procedure and appends its results
-/// to `reply`, which already holds the accepted reply header. Rows get one from [`handler!`],
+/// to `reply`, which already holds the accepted reply header. Rows get one from `handler!`,
 /// which refuses arguments followed by more bytes (GARBAGE_ARGS) before anything runs.
 pub type Handler<S> = fn(&S, &CallContext, &mut Reader, &mut BytesMut) -> Result<(), RpcError>;
 
@@ -137,9 +137,9 @@ pub struct Version<S: 'static> {
     pub procedures: &'static [Option<Procedure<S>>],
 }
 
-/// An RPC program: its number, its name and its tables. Implement this; the dispatcher takes it
-/// as a [`Program`].
-pub trait Service: Send + Sync + Sized + 'static {
+/// An RPC program: its number, its name and its tables. Programs implement this (never
+/// [`Program`], which every `RpcService` is); the dispatcher takes them as `Arc<dyn Program>`.
+pub trait RpcService: Send + Sync + Sized + 'static {
     /// The RPC program number, e.g. 100003 for NFS.
     const PROGRAM: u32;
     /// A short name for logs and the tracing span, e.g. "nfs".
@@ -172,7 +172,7 @@ pub enum Placement {
     TryInline,
 }
 
-/// A [`Service`] as the dispatcher sees it, implemented once for every service: the one
+/// An [`RpcService`] as the dispatcher sees it, implemented once for every one of them: the one
 /// dispatcher of every program's calls.
 ///
 /// Handlers run on a blocking worker thread, or inline on an async worker for
@@ -192,7 +192,7 @@ pub trait Program: Send + Sync + 'static {
     fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo>;
     /// The most bytes the reply to this call can take (see [`LargestReply`]).
     fn reply_bound(&self, vers: u32, proc_: u32, args: &[u8]) -> usize;
-    /// [`Service::admit`], which the dispatcher runs once before executing a call.
+    /// [`RpcService::admit`], which the dispatcher runs once before executing a call.
     fn admit_call(&self, ctx: &CallContext, vers: u32, proc_: u32) -> Result<(), RpcError>;
     /// Runs the row's handler: PROG_MISMATCH for a version without a table, PROC_UNAVAIL for a
     /// number without a row.
@@ -217,16 +217,16 @@ pub trait Program: Send + Sync + 'static {
 }
 
 /// The table of version `vers`, if the service has one.
-fn version<S: Service>(vers: u32) -> Option<&'static Version<S>> {
+fn version<S: RpcService>(vers: u32) -> Option<&'static Version<S>> {
     let first = S::VERSIONS.first()?.number;
     S::VERSIONS.get(vers.wrapping_sub(first) as usize).filter(|v| v.number == vers)
 }
 
-fn row_of<S: Service>(vers: u32, proc_: u32) -> Option<&'static Procedure<S>> {
+fn row_of<S: RpcService>(vers: u32, proc_: u32) -> Option<&'static Procedure<S>> {
     version::<S>(vers)?.procedures.get(proc_ as usize)?.as_ref()
 }
 
-impl<S: Service> Program for S {
+impl<S: RpcService> Program for S {
     fn program(&self) -> u32 {
         S::PROGRAM
     }
@@ -329,7 +329,7 @@ pub fn arguments<A: Xdr>(args: &mut Reader) -> Result<A, RpcError> {
     Ok(decoded)
 }
 
-/// The handler [`handler!`] makes of a procedure `fn(&S, &CallContext, Args) -> impl Outcome`.
+/// The handler `handler!` makes of a procedure `fn(&S, &CallContext, Args) -> impl Outcome`.
 #[inline(always)]
 pub fn decode_run_encode<S, A: Xdr, O: Outcome>(
     svc: &S,
@@ -342,7 +342,7 @@ pub fn decode_run_encode<S, A: Xdr, O: Outcome>(
     procedure(svc, ctx, args).encode_into(reply)
 }
 
-/// The handler [`handler!`]`(writes ...)` makes of a procedure that appends to the reply itself,
+/// The handler `handler!(writes ...)` makes of a procedure that appends to the reply itself,
 /// `fn(&S, &CallContext, Args, &mut BytesMut) -> impl Outcome`.
 #[inline(always)]
 pub fn decode_run<S, A: Xdr, O: Outcome>(

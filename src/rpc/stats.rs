@@ -1,7 +1,7 @@
 //! Counters of the RPC layer: calls per (program, version, procedure), RPC error replies by kind,
 //! duplicate-request cache outcomes and transport events. Updated with relaxed atomics on the
 //! request path, without locks: calls have one slot per row of each procedure table
-//! ([`CallCounters`]). [`RpcStats::snapshot`] copies them into a plain [`StatsSnapshot`] for
+//! (`CallCounters`). [`RpcStats::snapshot`] copies them into a plain [`StatsSnapshot`] for
 //! tests, logs and metrics.
 
 use std::collections::HashMap;
@@ -136,7 +136,7 @@ impl CallCounters {
 }
 
 /// Counters of the dispatcher and the transports that feed it (calls are counted per program,
-/// in [`CallCounters`]).
+/// in `CallCounters`).
 #[derive(Debug, Default)]
 pub struct RpcStats {
     errors: [AtomicU64; ErrorKind::ALL.len()],
