@@ -323,7 +323,8 @@ impl Dispatcher {
         };
 
         let ctx = CallContext::new(xid, peer, local, transport, cred);
-        let (reply, status, refused) = if let Err(e) = program.admit_call(&ctx, h.vers, h.proc_) {
+        let admitted = catch_panic(xid, || program.admit_call(&ctx, h.vers, h.proc_)).and_then(|r| r);
+        let (reply, status, refused) = if let Err(e) = admitted {
             let (reply, status) = self.finish(xid, Err(e));
             (reply, status, ctx.was_refused())
         } else {
