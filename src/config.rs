@@ -107,7 +107,7 @@ impl Default for Limits {
             max_reply_bytes_per_connection: transport.max_reply_bytes_per_connection,
             max_reply_bytes: transport.max_reply_bytes,
             max_inflight_per_connection: transport.max_in_flight_per_connection,
-            fs_threads: 32,
+            fs_threads: crate::rpc::dispatch::DEFAULT_WORKERS,
             fs_threads_per_client: None,
             open_files: 1024,
             drc: DrcConfig::default(),

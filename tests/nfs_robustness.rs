@@ -309,6 +309,25 @@ fn mount_protocol() {
     c.call(MOUNT, 1, 0, &[]).unwrap();
 }
 
+/// MOUNT refuses bytes after its arguments (GARBAGE_ARGS) exactly as NFS does, and mounts
+/// nothing.
+#[test]
+fn mount_refuses_bytes_after_the_arguments_like_nfs() {
+    let ts = TestServer::start("rw,insecure");
+    let mut c = Client::tcp(ts.addr());
+    let path = ts.export_path().to_str().unwrap().to_string();
+    let mut args = xdr::mount::dirpath(Bytes::copy_from_slice(path.as_bytes())).to_bytes().to_vec();
+    args.extend_from_slice(&[0, 0, 0, 0]);
+    let garbage = Err(RpcFailure::Accepted(AcceptedStatus::GarbageArgs));
+    assert_eq!(c.call(NFS, 3, procs::NULL, &[0, 0, 0, 0]), garbage);
+    assert_eq!(c.call(MOUNT, 3, 0, &[0, 0, 0, 0]), garbage);
+    assert_eq!(c.call(MOUNT, 3, 1, &args), garbage);
+    assert_eq!(c.call(MOUNT, 1, 1, &args), garbage);
+    assert_eq!(c.call(MOUNT, 3, 5, &[0, 0, 0, 0]), garbage);
+    let dump = xdr::mount::mountlist::from_bytes(&c.call(MOUNT, 3, 2, &[]).unwrap()).unwrap();
+    assert!(dump.0.is_empty(), "nothing was mounted: {dump:?}");
+}
+
 #[test]
 fn clients_outside_the_export_list_are_refused() {
     let ts = TestServer::start("rw,insecure");

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
+use rnfsd::rpc::program::LargestReply::Small;
+use rnfsd::rpc::program::{Procedure, Version, by_number, row};
 use rnfsd::rpc::stats::ErrorKind;
 use rnfsd::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
-use rnfsd::rpc::{AuthStat, CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
+use rnfsd::rpc::{AuthStat, CallContext, DrcClass, Program, RpcError, RpcService, RunOn};
 use rnfsd_test_support::records::{REPLY_WAIT, RecordStream as Client};
 use rnfsd_test_support::wait_until_async;
 use rnfsd_test_support::wire::{call_header, encode_call, split_reply};
@@ -50,74 +52,82 @@ struct TestProgram {
     counter: AtomicU64,
 }
 
-impl Program for TestProgram {
-    fn program(&self) -> u32 {
-        PROG
+impl RpcService for TestProgram {
+    const PROGRAM: u32 = PROG;
+    const NAME: &'static str = "rpc-test";
+    const VERSIONS: &'static [Version<Self>] =
+        &[Version { number: 1, procedures: &V1 }, Version { number: 2, procedures: &V2 }];
+}
+
+/// Version 1 runs every procedure on the blocking pool.
+const V1: [Option<Procedure<TestProgram>>; 8] = table(RunOn::Pool);
+/// Version 2 runs every procedure inline.
+const V2: [Option<Procedure<TestProgram>>; 8] = table(RunOn::Inline);
+
+#[rustfmt::skip]
+const fn table(run: RunOn<TestProgram>) -> [Option<Procedure<TestProgram>>; 8] {
+    use DrcClass::{Idempotent, NonIdempotent};
+    by_number(&[&[
+        row(NULL,      "null",      Idempotent,    run, Small, TestProgram::null),
+        row(ECHO,      "echo",      Idempotent,    run, Small, TestProgram::echo),
+        row(SLEEP,     "sleep",     Idempotent,    run, Small, TestProgram::sleep),
+        row(INCREMENT, "increment", NonIdempotent, run, Small, TestProgram::increment),
+        row(PANIC,     "panic",     Idempotent,    run, Small, TestProgram::panic),
+        row(DENY,      "deny",      Idempotent,    run, Small, TestProgram::deny),
+        row(BIG,       "big",       Idempotent,    run, Small, TestProgram::big),
+        row(NICE,      "nice",      Idempotent,    run, Small, TestProgram::nice),
+    ]])
+}
+
+/// The procedures, each decoding its own arguments.
+impl TestProgram {
+    fn null(&self, _: &CallContext, args: &mut Reader, _: &mut BytesMut) -> Result<(), RpcError> {
+        Ok(args.finish()?)
     }
-    fn name(&self) -> &'static str {
-        "rpc-test"
+
+    fn echo(&self, _: &CallContext, args: &mut Reader, reply: &mut BytesMut) -> Result<(), RpcError> {
+        let data = args.opaque("data", 2 << 20)?;
+        args.finish()?;
+        reply.put_opaque(&data);
+        Ok(())
     }
-    fn versions(&self) -> (u32, u32) {
-        (1, 2)
+
+    fn sleep(&self, _: &CallContext, args: &mut Reader, reply: &mut BytesMut) -> Result<(), RpcError> {
+        let ms = args.u32()?;
+        args.finish()?;
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        reply.put_u32(ms);
+        Ok(())
     }
-    /// Version 1 runs every procedure on the blocking pool, version 2 inline.
-    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
-        let (name, drc) = match proc_ {
-            NULL => ("null", DrcClass::Idempotent),
-            ECHO => ("echo", DrcClass::Idempotent),
-            SLEEP => ("sleep", DrcClass::Idempotent),
-            INCREMENT => ("increment", DrcClass::NonIdempotent),
-            PANIC => ("panic", DrcClass::Idempotent),
-            DENY => ("deny", DrcClass::Idempotent),
-            BIG => ("big", DrcClass::Idempotent),
-            NICE => ("nice", DrcClass::Idempotent),
-            _ => return None,
-        };
-        let run = if vers == 2 { RunOn::Inline } else { RunOn::Pool };
-        Some(ProcInfo { name, drc, run })
+
+    fn increment(&self, _: &CallContext, args: &mut Reader, reply: &mut BytesMut) -> Result<(), RpcError> {
+        let ms = args.u32()?;
+        let _tag = args.opaque("tag", 64)?;
+        args.finish()?;
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        let v = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        reply.put_u64(v);
+        Ok(())
     }
-    fn call(
-        &self,
-        _ctx: &CallContext,
-        _vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        reply: &mut BytesMut,
-    ) -> Result<(), RpcError> {
-        match proc_ {
-            NULL => args.finish()?,
-            ECHO => {
-                let data = args.opaque("data", 2 << 20)?;
-                args.finish()?;
-                reply.put_opaque(&data);
-            }
-            SLEEP => {
-                let ms = args.u32()?;
-                args.finish()?;
-                std::thread::sleep(Duration::from_millis(ms.into()));
-                reply.put_u32(ms);
-            }
-            INCREMENT => {
-                let ms = args.u32()?;
-                let _tag = args.opaque("tag", 64)?;
-                args.finish()?;
-                std::thread::sleep(Duration::from_millis(ms.into()));
-                let v = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
-                reply.put_u64(v);
-            }
-            PANIC => panic!("test procedure panics on purpose"),
-            DENY => return Err(RpcError::Auth(AuthStat::TooWeak)),
-            BIG => {
-                let n = args.u32()?;
-                args.finish()?;
-                reply.put_opaque(&vec![7u8; n as usize]);
-            }
-            NICE => {
-                args.finish()?;
-                reply.put_i32(rnfsd::fs::sys::thread_nice().expect("getpriority of this thread"));
-            }
-            _ => return Err(RpcError::ProcUnavail),
-        }
+
+    fn panic(&self, _: &CallContext, _: &mut Reader, _: &mut BytesMut) -> Result<(), RpcError> {
+        panic!("test procedure panics on purpose")
+    }
+
+    fn deny(&self, _: &CallContext, _: &mut Reader, _: &mut BytesMut) -> Result<(), RpcError> {
+        Err(RpcError::Auth(AuthStat::TooWeak))
+    }
+
+    fn big(&self, _: &CallContext, args: &mut Reader, reply: &mut BytesMut) -> Result<(), RpcError> {
+        let n = args.u32()?;
+        args.finish()?;
+        reply.put_opaque(&vec![7u8; n as usize]);
+        Ok(())
+    }
+
+    fn nice(&self, _: &CallContext, args: &mut Reader, reply: &mut BytesMut) -> Result<(), RpcError> {
+        args.finish()?;
+        reply.put_i32(rnfsd::fs::sys::thread_nice().expect("getpriority of this thread"));
         Ok(())
     }
 }

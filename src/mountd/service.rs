@@ -1,23 +1,26 @@
 //! The MOUNT program (100005, versions 1 to 3; RFC 1813 appendix I, RFC 1094 appendix A) as an
-//! RPC [`Program`]: MNT checks the export's client rules and the `secure` port rule and asks a
-//! [`MountBackend`] for the root handle; UMNT/UMNTALL/DUMP keep the informational mount list;
-//! EXPORT lists the exports for `showmount -e`.
+//! [`RpcService`] (its tables are `V1`, `V2` and `V3`): MNT checks the export's client rules and
+//! the `secure` port rule and asks a [`MountBackend`] for the root handle; UMNT/UMNTALL/DUMP keep
+//! the informational mount list; EXPORT lists the exports for `showmount -e`.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Component;
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use xdr::mount::{
-    self as wire, FHSIZE, FHSIZE3, PROGRAM, VERSION_1, VERSION_3, dirpath, fhstatus, mount_proc,
+    self as wire, FHSIZE, FHSIZE3, PROGRAM, VERSION_1, VERSION_2, VERSION_3, dirpath, fhstatus, mount_proc,
 };
 use xdr::rpc::AuthFlavor;
-use xdr::{Reader, Xdr};
 
 use crate::exports::ExportSpec;
 use crate::logsafe::escaped;
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
+use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
+use crate::rpc::RunOn::Inline;
+use crate::rpc::program::LargestReply::Small;
+use crate::rpc::program::{Procedure, Version, by_number, handler, null, row};
+use crate::rpc::{CallContext, RpcError, RpcService};
 
 /// MOUNT v3 status (`mountstat3`).
 pub use xdr::mount::mountstat3 as MountStat;
@@ -51,10 +54,6 @@ pub struct MountService {
     exports: Vec<ExportSpec>,
     backend: Arc<dyn MountBackend>,
     mounts: Mutex<Vec<MountEntry>>,
-}
-
-fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
-    Some(ProcInfo { name, drc, run: RunOn::Inline })
 }
 
 /// Splits an absolute request path into its components, dropping empty and `.` ones. `None` for
@@ -152,7 +151,7 @@ impl MountService {
         Ok(handle)
     }
 
-    fn dump(&self) -> wire::mountlist {
+    fn mount_list(&self) -> wire::mountlist {
         wire::mountlist(
             self.lock()
                 .iter()
@@ -203,97 +202,103 @@ fn v1_status(stat: MountStat) -> u32 {
     }
 }
 
-impl Program for MountService {
-    fn program(&self) -> u32 {
-        PROGRAM
-    }
+/// A MOUNT version's table, with `mnt` for MNT: versions 1 and 2 (RFC 1094 appendix A) have the
+/// same procedures as version 3 (RFC 1813 appendix I), but MNT answers an `fhstatus` with a
+/// 32-byte handle instead of a `mountres3`. MNT, UMNT and UMNTALL change the mount list, so the
+/// duplicate-request cache replays them. Everything runs inline: the mount list is in memory, and
+/// MNT's backend call is a lookup or two.
+#[rustfmt::skip]
+const fn mount_table(mnt: Procedure<MountService>) -> [Option<Procedure<MountService>>; 6] {
+    use mount_proc::*;
+    by_number(&[&[
+        //  number   name       DRC            runs on  largest reply  handler
+        row(NULL,    "NULL",    Idempotent,    Inline,  Small,         handler!(null)),
+        mnt,
+        row(DUMP,    "DUMP",    Idempotent,    Inline,  Small,         handler!(MountService::dump)),
+        row(UMNT,    "UMNT",    NonIdempotent, Inline,  Small,         handler!(MountService::umnt)),
+        row(UMNTALL, "UMNTALL", NonIdempotent, Inline,  Small,         handler!(MountService::umntall)),
+        row(EXPORT,  "EXPORT",  Idempotent,    Inline,  Small,         handler!(MountService::export)),
+    ]])
+}
 
-    fn name(&self) -> &'static str {
-        "mount"
-    }
+/// MOUNT version 1.
+#[rustfmt::skip]
+const V1: [Option<Procedure<MountService>>; 6] =
+    mount_table(row(mount_proc::MNT, "MNT", NonIdempotent, Inline, Small, handler!(MountService::mnt1::<1>)));
+/// MOUNT version 2: version 1's procedures (its PATHCONF, for NFSv2, is not served).
+#[rustfmt::skip]
+const V2: [Option<Procedure<MountService>>; 6] =
+    mount_table(row(mount_proc::MNT, "MNT", NonIdempotent, Inline, Small, handler!(MountService::mnt1::<2>)));
+/// MOUNT version 3.
+#[rustfmt::skip]
+const V3: [Option<Procedure<MountService>>; 6] =
+    mount_table(row(mount_proc::MNT, "MNT", NonIdempotent, Inline, Small, handler!(MountService::mnt3)));
 
-    fn versions(&self) -> (u32, u32) {
-        (VERSION_1, VERSION_3)
-    }
+impl RpcService for MountService {
+    const PROGRAM: u32 = PROGRAM;
+    const NAME: &'static str = "mount";
+    const VERSIONS: &'static [Version<Self>] = &[
+        Version { number: VERSION_1, procedures: &V1 },
+        Version { number: VERSION_2, procedures: &V2 },
+        Version { number: VERSION_3, procedures: &V3 },
+    ];
+}
 
-    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
-        use DrcClass::{Idempotent, NonIdempotent};
-        if !(VERSION_1..=VERSION_3).contains(&vers) {
-            return None;
-        }
-        match proc_ {
-            mount_proc::NULL => info("NULL", Idempotent),
-            mount_proc::MNT => info("MNT", NonIdempotent),
-            mount_proc::DUMP => info("DUMP", Idempotent),
-            mount_proc::UMNT => info("UMNT", NonIdempotent),
-            mount_proc::UMNTALL => info("UMNTALL", NonIdempotent),
-            mount_proc::EXPORT => info("EXPORT", Idempotent),
-            _ => None,
-        }
-    }
-
-    fn call(
-        &self,
-        ctx: &CallContext,
-        vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        reply: &mut BytesMut,
-    ) -> Result<(), RpcError> {
-        if !(VERSION_1..=VERSION_3).contains(&vers) {
-            return Err(RpcError::ProgMismatch { low: VERSION_1, high: VERSION_3 });
-        }
-        match proc_ {
-            mount_proc::NULL => {}
-            mount_proc::MNT => {
-                let path = dirpath::decode(args)?;
-                let result = self.mount(ctx, &path);
-                // A failed MNT changed nothing (the mount list only grows on success).
-                if result.is_err() {
-                    ctx.refuse();
-                }
-                if vers == VERSION_3 {
-                    match result {
-                        Ok(fhandle) => wire::mountres3::Ok(wire::mountres3_ok {
-                            fhandle,
-                            auth_flavors: AUTH_FLAVORS.to_vec(),
-                        }),
-                        Err(stat) => wire::mountres3::Err(stat),
-                    }
-                    .encode(reply);
-                } else {
-                    match result {
-                        Ok(h) if h.len() <= FHSIZE => {
-                            let mut fh = [0u8; FHSIZE];
-                            fh[..h.len()].copy_from_slice(&h);
-                            fhstatus::Ok(fh)
-                        }
-                        Ok(h) => {
-                            tracing::warn!(client = %ctx.peer, len = h.len(),
-                                "MOUNT v{vers} MNT: the {}-byte handle does not fit the 32-byte v1 handle \
-                                 (NFSv2 is not served; mount with vers=3)", h.len());
-                            fhstatus::Err(NFSERR_IO)
-                        }
-                        Err(stat) => fhstatus::Err(v1_status(stat)),
-                    }
-                    .encode(reply);
-                }
+/// The procedures, as the tables call them.
+impl MountService {
+    /// MNT of version 3: the handle and the flavors the client may use.
+    fn mnt3(&self, ctx: &CallContext, path: dirpath) -> Result<wire::mountres3, RpcError> {
+        Ok(match self.mnt(ctx, &path) {
+            Ok(fhandle) => {
+                wire::mountres3::Ok(wire::mountres3_ok { fhandle, auth_flavors: AUTH_FLAVORS.to_vec() })
             }
-            mount_proc::DUMP => self.dump().encode(reply),
-            mount_proc::UMNT => {
-                let path = dirpath::decode(args)?;
-                let shown = String::from_utf8_lossy(path.as_bytes());
-                let client = ctx.peer.ip().to_canonical().to_string();
-                self.lock().retain(|m| !(m.client == client && m.path == shown));
+            Err(stat) => wire::mountres3::Err(stat),
+        })
+    }
+
+    /// MNT of versions 1 and 2 (`VERS`): the handle padded to 32 bytes, when it fits.
+    fn mnt1<const VERS: u32>(&self, ctx: &CallContext, path: dirpath) -> Result<fhstatus, RpcError> {
+        Ok(match self.mnt(ctx, &path) {
+            Ok(h) if h.len() <= FHSIZE => {
+                let mut fh = [0u8; FHSIZE];
+                fh[..h.len()].copy_from_slice(&h);
+                fhstatus::Ok(fh)
             }
-            mount_proc::UMNTALL => {
-                let client = ctx.peer.ip().to_canonical().to_string();
-                self.lock().retain(|m| m.client != client);
+            Ok(h) => {
+                tracing::warn!(client = %ctx.peer, len = h.len(),
+                    "MOUNT v{VERS} MNT: the {}-byte handle does not fit the 32-byte v1 handle \
+                     (NFSv2 is not served; mount with vers=3)", h.len());
+                fhstatus::Err(NFSERR_IO)
             }
-            mount_proc::EXPORT => self.export_list().encode(reply),
-            _ => return Err(RpcError::ProcUnavail),
-        }
+            Err(stat) => fhstatus::Err(v1_status(stat)),
+        })
+    }
+
+    /// [`MountService::mount`], which every version's MNT runs. A failed MNT changed nothing (the
+    /// mount list only grows on success), so the call is marked refused.
+    fn mnt(&self, ctx: &CallContext, path: &dirpath) -> Result<Bytes, MountStat> {
+        self.mount(ctx, path).inspect_err(|_| ctx.refuse())
+    }
+
+    fn dump(&self, _: &CallContext, (): ()) -> Result<wire::mountlist, RpcError> {
+        Ok(self.mount_list())
+    }
+
+    fn umnt(&self, ctx: &CallContext, path: dirpath) -> Result<(), RpcError> {
+        let shown = String::from_utf8_lossy(path.as_bytes());
+        let client = ctx.peer.ip().to_canonical().to_string();
+        self.lock().retain(|m| !(m.client == client && m.path == shown));
         Ok(())
+    }
+
+    fn umntall(&self, ctx: &CallContext, (): ()) -> Result<(), RpcError> {
+        let client = ctx.peer.ip().to_canonical().to_string();
+        self.lock().retain(|m| m.client != client);
+        Ok(())
+    }
+
+    fn export(&self, _: &CallContext, (): ()) -> Result<wire::exports, RpcError> {
+        Ok(self.export_list())
     }
 }
 
@@ -301,8 +306,10 @@ impl Program for MountService {
 mod tests {
     use super::*;
     use crate::exports::parse_exports;
-    use crate::rpc::{Cred, Transport};
+    use crate::rpc::{Cred, DrcClass, Program, Transport};
+    use bytes::BytesMut;
     use xdr::mount::{exports, mountlist, mountres3, name};
+    use xdr::{Reader, Xdr};
 
     /// Returns `H<index>:<subpath>` as the handle; "missing" is NOENT, "long" a 40-byte handle.
     struct FakeBackend {
@@ -345,14 +352,20 @@ mod tests {
         )
     }
 
-    fn call(s: &MountService, c: &CallContext, vers: u32, p: u32, args: &[u8]) -> Result<Bytes, RpcError> {
+    fn run_call(
+        s: &MountService,
+        c: &CallContext,
+        vers: u32,
+        p: u32,
+        args: &[u8],
+    ) -> Result<Bytes, RpcError> {
         let mut out = BytesMut::new();
         s.call(c, vers, p, &mut Reader::from_slice(args), &mut out)?;
         Ok(out.freeze())
     }
 
     fn mnt3(s: &MountService, peer: &str, path: &str) -> mountres3 {
-        let b = call(s, &ctx(peer), 3, mount_proc::MNT, &dirpath::from(path).to_bytes()).unwrap();
+        let b = run_call(s, &ctx(peer), 3, mount_proc::MNT, &dirpath::from(path).to_bytes()).unwrap();
         mountres3::from_bytes(&b).unwrap()
     }
 
@@ -479,7 +492,7 @@ mod tests {
         handle(mnt3(&s, "10.1.1.1:700", "/srv/data"));
         handle(mnt3(&s, "[::ffff:10.2.2.2]:700", "/srv/data"));
         let dump = |s: &MountService| {
-            let b = call(s, &ctx("10.9.9.9:1"), 3, mount_proc::DUMP, &[]).unwrap();
+            let b = run_call(s, &ctx("10.9.9.9:1"), 3, mount_proc::DUMP, &[]).unwrap();
             mountlist::from_bytes(&b)
                 .unwrap()
                 .0
@@ -497,11 +510,11 @@ mod tests {
             dump(&s),
             [pair("10.1.1.1", "/srv"), pair("10.1.1.1", "/srv/data"), pair("10.2.2.2", "/srv/data")]
         );
-        let umnt =
-            call(&s, &ctx("10.1.1.1:800"), 3, mount_proc::UMNT, &dirpath::from("/srv").to_bytes()).unwrap();
+        let umnt = run_call(&s, &ctx("10.1.1.1:800"), 3, mount_proc::UMNT, &dirpath::from("/srv").to_bytes())
+            .unwrap();
         assert!(umnt.is_empty());
         assert_eq!(dump(&s), [pair("10.1.1.1", "/srv/data"), pair("10.2.2.2", "/srv/data")]);
-        call(&s, &ctx("10.2.2.2:800"), 1, mount_proc::UMNTALL, &[]).unwrap();
+        run_call(&s, &ctx("10.2.2.2:800"), 1, mount_proc::UMNTALL, &[]).unwrap();
         assert_eq!(dump(&s), [pair("10.1.1.1", "/srv/data")]);
         assert_eq!(s.mounts(), [MountEntry { client: "10.1.1.1".into(), path: "/srv/data".into() }]);
     }
@@ -510,7 +523,7 @@ mod tests {
     fn export_lists_paths_and_clients() {
         let (s, _) = service();
         for vers in 1..=3 {
-            let b = call(&s, &ctx("203.0.113.1:40000"), vers, mount_proc::EXPORT, &[]).unwrap();
+            let b = run_call(&s, &ctx("203.0.113.1:40000"), vers, mount_proc::EXPORT, &[]).unwrap();
             let e = exports::from_bytes(&b).unwrap();
             assert_eq!(e.0.len(), 3);
             assert_eq!(e.0[2].ex_dir.as_bytes(), b"/export/secure");
@@ -524,8 +537,8 @@ mod tests {
     fn mnt_v1_pads_short_handles_and_refuses_long_ones() {
         let (s, _) = service();
         let mnt1 = |path: &str| {
-            let b =
-                call(&s, &ctx("10.1.1.1:700"), 1, mount_proc::MNT, &dirpath::from(path).to_bytes()).unwrap();
+            let b = run_call(&s, &ctx("10.1.1.1:700"), 1, mount_proc::MNT, &dirpath::from(path).to_bytes())
+                .unwrap();
             fhstatus::from_bytes(&b).unwrap()
         };
         let mut want = [0u8; 32];
@@ -534,8 +547,8 @@ mod tests {
         assert_eq!(mnt1("/srv/data/long"), fhstatus::Err(5));
         assert_eq!(mnt1("/srv/data/missing"), fhstatus::Err(2));
         assert_eq!(mnt1("/srv/data/huge"), fhstatus::Err(5));
-        let b =
-            call(&s, &ctx("172.16.0.1:700"), 2, mount_proc::MNT, &dirpath::from("/srv").to_bytes()).unwrap();
+        let b = run_call(&s, &ctx("172.16.0.1:700"), 2, mount_proc::MNT, &dirpath::from("/srv").to_bytes())
+            .unwrap();
         assert_eq!(fhstatus::from_bytes(&b).unwrap(), fhstatus::Err(13));
     }
 
@@ -547,16 +560,45 @@ mod tests {
         assert_eq!(s.procedure(1, mount_proc::EXPORT).unwrap().drc, DrcClass::Idempotent);
         assert!(s.procedure(3, 6).is_none());
         assert!(s.procedure(4, 0).is_none());
-        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, 6, &[]), Err(RpcError::ProcUnavail));
-        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::NULL, &[]).unwrap().len(), 0);
+        assert_eq!(run_call(&s, &ctx("10.1.1.1:1"), 3, 6, &[]), Err(RpcError::ProcUnavail));
+        assert_eq!(run_call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::NULL, &[]).unwrap().len(), 0);
         // A path over MNTPATHLEN, and a truncated one, are garbage.
         let mut long = BytesMut::new();
         xdr::XdrWrite::put_opaque(&mut long, &[b'a'; 1025]);
-        assert_eq!(call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::MNT, &long), Err(RpcError::GarbageArgs));
+        assert_eq!(run_call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::MNT, &long), Err(RpcError::GarbageArgs));
         assert_eq!(
-            call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::UMNT, &[0, 0, 0, 9, b'/']),
+            run_call(&s, &ctx("10.1.1.1:1"), 3, mount_proc::UMNT, &[0, 0, 0, 9, b'/']),
             Err(RpcError::GarbageArgs)
         );
+    }
+
+    /// Bytes after the arguments are garbage, as NFS has it: nothing runs on arguments client and
+    /// server disagree about.
+    #[test]
+    fn bytes_after_the_arguments_are_garbage() {
+        let (s, backend) = service();
+        let c = ctx("10.1.1.1:700");
+        let path = dirpath::from("/srv").to_bytes();
+        let no_args: &[u8] = &[];
+        for vers in 1..=3 {
+            for (p, args) in [
+                (mount_proc::NULL, no_args),
+                (mount_proc::MNT, &path),
+                (mount_proc::DUMP, no_args),
+                (mount_proc::UMNT, &path),
+                (mount_proc::UMNTALL, no_args),
+                (mount_proc::EXPORT, no_args),
+            ] {
+                let longer = [args, &[0, 0, 0, 0]].concat();
+                assert_eq!(
+                    run_call(&s, &c, vers, p, &longer),
+                    Err(RpcError::GarbageArgs),
+                    "v{vers} proc {p}"
+                );
+            }
+        }
+        assert!(backend.calls.lock().unwrap().is_empty(), "no MNT ran");
+        assert!(s.mounts().is_empty());
     }
 
     #[test]
@@ -565,7 +607,7 @@ mod tests {
         let s = MountService::new(specs, Arc::new(FakeBackend { calls: Mutex::new(Vec::new()) }));
         for i in 0..(MAX_MOUNT_LIST + 10) {
             let path = format!("/x/{i}");
-            let b = call(
+            let b = run_call(
                 &s,
                 &ctx("10.0.0.1:40000"),
                 3,

@@ -18,15 +18,13 @@ use xdr::{Xdr, XdrWrite};
 
 use super::NfsService;
 use super::fattr::{fattr, wcc};
-use super::request::{Object, st};
+use super::request::{Object, Res, Unresolved, st};
 use crate::fs::attr::stat_fd;
 use crate::fs::files::{OpenFile, OpenMode, WritebackErrors};
 use crate::fs::sys;
 use crate::fs::{FileType, NowaitReads};
 use crate::rpc::buffers::LARGE_BUFFERS;
 use crate::rpc::{CallContext, RpcError};
-
-type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
 
 impl NfsService {
     /// The open file for a regular file's handle, after checking the caller may read (or
@@ -131,7 +129,7 @@ fn read_with(
     }
     let obj = match svc.resolve(ctx, &args.file) {
         Ok(o) => o,
-        Err(s) => {
+        Err(Unresolved(s)) => {
             READ3res::Err(s, None).encode(out);
             return Some(());
         }
@@ -202,13 +200,10 @@ pub fn write(svc: &NfsService, ctx: &CallContext, args: WRITE3args) -> Res<WRITE
     // as undecodable.
     let count = args.count as usize;
     if args.data.len() < count {
-        return Err(RpcError::GarbageArgs);
+        return Err(RpcError::GarbageArgs.into());
     }
     let data = &args.data[..count];
-    let obj = match svc.resolve(ctx, &args.file) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, wcc_data::default())),
-    };
+    let obj = svc.resolve(ctx, &args.file)?;
     let export = &obj.res.export;
     let pre = &obj.res.attr;
     let mut file_fd = None;
@@ -256,10 +251,7 @@ pub fn write(svc: &NfsService, ctx: &CallContext, args: WRITE3args) -> Res<WRITE
 }
 
 pub fn commit(svc: &NfsService, ctx: &CallContext, args: COMMIT3args) -> Res<COMMIT3resok, wcc_data> {
-    let obj = match svc.resolve(ctx, &args.file) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, wcc_data::default())),
-    };
+    let obj = svc.resolve(ctx, &args.file)?;
     let export = &obj.res.export;
     let pre = &obj.res.attr;
     let result = (|| {

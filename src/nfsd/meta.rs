@@ -11,19 +11,15 @@ use xdr::nfs3::*;
 
 use super::NfsService;
 use super::fattr::{fattr, nfstime, post_op, wcc};
-use super::request::{Caller, Object, st};
+use super::request::{Caller, Object, Res, st};
 use crate::fs::attr::stat_fd;
 use crate::fs::sys::{self, TimeSet};
 use crate::fs::{Attr, FileType};
-use crate::rpc::{CallContext, RpcError};
-
-type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
+use crate::rpc::CallContext;
 
 pub fn getattr(svc: &NfsService, ctx: &CallContext, args: GETATTR3args) -> Res<GETATTR3resok, ()> {
-    Ok(match svc.resolve(ctx, &args.object) {
-        Ok(obj) => Nfs3Result::Ok(GETATTR3resok { obj_attributes: fattr(&obj.res.export, &obj.res.attr) }),
-        Err(s) => Nfs3Result::Err(s, ()),
-    })
+    let obj = svc.resolve(ctx, &args.object)?;
+    Ok(Nfs3Result::Ok(GETATTR3resok { obj_attributes: fattr(&obj.res.export, &obj.res.attr) }))
 }
 
 /// The path through which a descriptor can be reopened or changed with path-based calls.
@@ -105,10 +101,7 @@ pub fn apply_sattr(
 }
 
 pub fn setattr(svc: &NfsService, ctx: &CallContext, args: SETATTR3args) -> Res<SETATTR3resok, wcc_data> {
-    let obj = match svc.resolve(ctx, &args.object) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, wcc_data::default())),
-    };
+    let obj = svc.resolve(ctx, &args.object)?;
     let pre = &obj.res.attr;
     let result = (|| {
         obj.caller.check_writable()?;
@@ -160,10 +153,7 @@ fn access_bits(obj: &Object, wanted: u32) -> Result<u32, nfsstat3> {
 }
 
 pub fn access(svc: &NfsService, ctx: &CallContext, args: ACCESS3args) -> Res<ACCESS3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.object) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.object)?;
     let attrs = Some(fattr(&obj.res.export, &obj.res.attr));
     Ok(match access_bits(&obj, args.access) {
         Ok(access) => Nfs3Result::Ok(ACCESS3resok { obj_attributes: attrs, access }),
@@ -176,10 +166,7 @@ pub fn readlink(
     ctx: &CallContext,
     args: READLINK3args,
 ) -> Res<READLINK3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.symlink) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.symlink)?;
     let attrs = Some(fattr(&obj.res.export, &obj.res.attr));
     if obj.res.attr.file_type != FileType::Symlink {
         return Ok(Nfs3Result::Err(nfsstat3::NFS3ERR_INVAL, attrs));
@@ -195,10 +182,7 @@ pub fn readlink(
 }
 
 pub fn fsstat(svc: &NfsService, ctx: &CallContext, args: FSSTAT3args) -> Res<FSSTAT3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.fsroot) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.fsroot)?;
     let attrs = Some(fattr(&obj.res.export, &obj.res.attr));
     Ok(match nix::sys::statvfs::fstatvfs(obj.res.fd.as_fd()) {
         Ok(v) => {
@@ -220,10 +204,7 @@ pub fn fsstat(svc: &NfsService, ctx: &CallContext, args: FSSTAT3args) -> Res<FSS
 }
 
 pub fn fsinfo(svc: &NfsService, ctx: &CallContext, args: FSINFO3args) -> Res<FSINFO3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.fsroot) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.fsroot)?;
     let max = svc.max_io_for(ctx);
     Ok(Nfs3Result::Ok(FSINFO3resok {
         obj_attributes: Some(fattr(&obj.res.export, &obj.res.attr)),
@@ -245,10 +226,7 @@ pub fn pathconf(
     ctx: &CallContext,
     args: PATHCONF3args,
 ) -> Res<PATHCONF3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.object) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.object)?;
     let attrs = post_op(&obj.res.export, obj.res.fd.as_fd());
     let fd = obj.res.fd.as_fd();
     let linkmax = nix::unistd::fpathconf(fd, nix::unistd::PathconfVar::LINK_MAX)

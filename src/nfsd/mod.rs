@@ -1,5 +1,5 @@
-//! The NFS version 3 program (100003, RFC 1813) as an RPC [`Program`]: the per-procedure table,
-//! argument decoding and result encoding, and the procedures themselves over the [`fs`] layer.
+//! The NFS version 3 program (100003, RFC 1813) as an [`RpcService`]: its procedure table (`V3`)
+//! and the procedures themselves over the [`fs`] layer.
 //!
 //! Every procedure follows the same shape: resolve the file handle at root identity (only root may
 //! `open_by_handle_at`), check the export's options for the caller (client rules, `secure`, `ro`),
@@ -22,14 +22,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use xdr::nfs3::{self, READ3args, procs};
+use xdr::nfs3::{self, READ3args, READDIR3args, READDIRPLUS3args, procs};
 use xdr::{Reader, Xdr};
 
 use crate::config::Limits;
 use crate::fs::Exports;
 use crate::fs::files::OpenFileCache;
 use crate::fs::listings::{DirListings, LISTED_ENTRIES};
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn};
+use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
+use crate::rpc::RunOn::{Inline, Pool, TryInline};
+use crate::rpc::program::LargestReply::{FromArgs, Small};
+use crate::rpc::program::{Attempt, Handler, Procedure, Version, arguments, by_number, handler, null, row};
+use crate::rpc::{CallContext, RpcError, RpcService, SMALL_REPLY_BOUND, xdr_padded, xdr_word};
 use verifier::WriteVerifier;
 
 /// Largest data payload offered over UDP.
@@ -64,56 +68,124 @@ pub struct CacheSizes {
     pub listed_entries: usize,
 }
 
-/// Whether re-executing procedure `proc_` could answer differently (RFC 1813 §4.5), so its
-/// reply must be kept by the duplicate-request cache.
-fn drc_class(proc_: u32) -> DrcClass {
-    match proc_ {
-        procs::SETATTR
-        | procs::CREATE
-        | procs::MKDIR
-        | procs::SYMLINK
-        | procs::MKNOD
-        | procs::REMOVE
-        | procs::RMDIR
-        | procs::RENAME
-        | procs::LINK => DrcClass::NonIdempotent,
-        _ => DrcClass::Idempotent,
+/// NFS version 3 (RFC 1813 §3.3), by procedure number.
+///
+/// DRC: the procedures whose re-execution could answer differently (RFC 1813 §4.5) are
+/// NonIdempotent, so the duplicate-request cache replays their replies.
+///
+/// Runs on: a resolve plus a metadata call or two runs inline. READ runs inline when its data is
+/// in the page cache ([`data::read_nowait`]). On memory-backed exports (tmpfs), where nothing can
+/// wait for a disk, every change, COMMIT and small directory reads (see [`INLINE_LISTING_MAX`])
+/// run inline too. Everything else may wait for the disk and goes to the blocking pool.
+///
+/// Largest reply: READ and the directory reads return up to the count the client asks for
+/// (capped at the transfer size); everything else has small results.
+#[rustfmt::skip]
+const V3: [Option<Procedure<NfsService>>; 22] = {
+    use data::{commit, read, write};
+    use meta::{access, fsinfo, fsstat, getattr, pathconf, readlink, setattr};
+    use names::{create, link, lookup, mkdir, mknod, remove, rename, rmdir, symlink};
+    use procs::*;
+    use readdir::{readdir, readdirplus};
+    let small_readdir: Attempt<NfsService> = small_listing::<READDIR3args>;
+    let small_readdirplus: Attempt<NfsService> = small_listing::<READDIRPLUS3args>;
+    by_number(&[&[
+        //  number       name           DRC            runs on                       largest reply            handler
+        row(NULL,        "NULL",        Idempotent,    Inline,                       Small,                   handler!(null)),
+        row(GETATTR,     "GETATTR",     Idempotent,    Inline,                       Small,                   handler!(getattr)),
+        row(SETATTR,     "SETATTR",     NonIdempotent, TryInline(in_memory),         Small,                   handler!(setattr)),
+        row(LOOKUP,      "LOOKUP",      Idempotent,    Inline,                       Small,                   handler!(lookup)),
+        row(ACCESS,      "ACCESS",      Idempotent,    Inline,                       Small,                   handler!(access)),
+        row(READLINK,    "READLINK",    Idempotent,    Inline,                       Small,                   handler!(readlink)),
+        row(READ,        "READ",        Idempotent,    TryInline(read_nowait),       FromArgs(counted::<8>),  handler!(writes read)),
+        row(WRITE,       "WRITE",       Idempotent,    Pool,                         Small,                   handler!(write)),
+        row(CREATE,      "CREATE",      NonIdempotent, TryInline(in_memory),         Small,                   handler!(create)),
+        row(MKDIR,       "MKDIR",       NonIdempotent, TryInline(in_memory),         Small,                   handler!(mkdir)),
+        row(SYMLINK,     "SYMLINK",     NonIdempotent, TryInline(in_memory),         Small,                   handler!(symlink)),
+        row(MKNOD,       "MKNOD",       NonIdempotent, TryInline(in_memory),         Small,                   handler!(mknod)),
+        row(REMOVE,      "REMOVE",      NonIdempotent, TryInline(in_memory),         Small,                   handler!(remove)),
+        row(RMDIR,       "RMDIR",       NonIdempotent, TryInline(in_memory),         Small,                   handler!(rmdir)),
+        row(RENAME,      "RENAME",      NonIdempotent, TryInline(in_memory),         Small,                   handler!(rename)),
+        row(LINK,        "LINK",        NonIdempotent, TryInline(in_memory),         Small,                   handler!(link)),
+        row(READDIR,     "READDIR",     Idempotent,    TryInline(small_readdir),     FromArgs(counted::<16>), handler!(readdir)),
+        row(READDIRPLUS, "READDIRPLUS", Idempotent,    TryInline(small_readdirplus), FromArgs(counted::<20>), handler!(readdirplus)),
+        row(FSSTAT,      "FSSTAT",      Idempotent,    Inline,                       Small,                   handler!(fsstat)),
+        row(FSINFO,      "FSINFO",      Idempotent,    Inline,                       Small,                   handler!(fsinfo)),
+        row(PATHCONF,    "PATHCONF",    Idempotent,    Inline,                       Small,                   handler!(pathconf)),
+        row(COMMIT,      "COMMIT",      Idempotent,    TryInline(in_memory),         Small,                   handler!(commit)),
+    ]])
+};
+
+impl RpcService for NfsService {
+    const PROGRAM: u32 = nfs3::PROGRAM;
+    const NAME: &'static str = "nfs";
+    const VERSIONS: &'static [Version<Self>] = &[Version { number: nfs3::VERSION, procedures: &V3 }];
+}
+
+/// The reply bound of a call whose arguments are a handle and then, `COUNT_AT` bytes after it,
+/// the count of data the client asks for (READ: after the offset; READDIR: after the cookie and
+/// its verifier; READDIRPLUS: after those and `dircount`).
+fn counted<const COUNT_AT: usize>(svc: &NfsService, args: &[u8]) -> usize {
+    let Some(fh) = xdr_word(args, 0).filter(|&l| l <= nfs3::FHSIZE) else { return SMALL_REPLY_BOUND };
+    xdr_word(args, 4 + xdr_padded(fh) + COUNT_AT)
+        .map_or(SMALL_REPLY_BOUND, |c| c.min(svc.max_io as usize) + SMALL_REPLY_BOUND)
+}
+
+/// READ on the async worker, if the data is all in the page cache.
+fn read_nowait(
+    svc: &NfsService,
+    ctx: &CallContext,
+    args: &mut Reader,
+    out: &mut BytesMut,
+    _: Handler<NfsService>,
+) -> Option<Result<(), RpcError>> {
+    match arguments::<READ3args>(args) {
+        Ok(a) => data::read_nowait(svc, ctx, a, out).map(Ok),
+        Err(e) => Some(Err(e)),
     }
 }
 
-/// Procedures that are a resolve plus a metadata call or two run inline (see [`RunOn`]); the rest
-/// may wait for the disk and go to the blocking pool.
-fn run_on(proc_: u32) -> RunOn {
-    match proc_ {
-        procs::NULL
-        | procs::GETATTR
-        | procs::LOOKUP
-        | procs::ACCESS
-        | procs::READLINK
-        | procs::FSSTAT
-        | procs::FSINFO
-        | procs::PATHCONF => RunOn::Inline,
-        // Served inline when the data is in the page cache (see data::read_nowait).
-        procs::READ => RunOn::TryInline,
-        // Served inline on memory-backed exports (tmpfs), where they cannot wait for a disk:
-        // small directory reads (see INLINE_LISTING_MAX), COMMIT and every change (the
-        // procedures the DRC keeps).
-        procs::READDIR | procs::READDIRPLUS | procs::COMMIT => RunOn::TryInline,
-        p if drc_class(p) == DrcClass::NonIdempotent => RunOn::TryInline,
-        _ => RunOn::Pool,
+/// The procedure on the async worker if its first argument, the handle of the object it works
+/// on, is on a memory-backed export: nothing it does there can wait for a disk.
+fn in_memory(
+    svc: &NfsService,
+    ctx: &CallContext,
+    args: &mut Reader,
+    out: &mut BytesMut,
+    handler: Handler<NfsService>,
+) -> Option<Result<(), RpcError>> {
+    svc.first_handle_is_memory_backed(args).then(|| handler(svc, ctx, args, out))
+}
+
+/// READDIR or READDIRPLUS (`A`) as [`in_memory`], if it asks for at most [`INLINE_LISTING_MAX`]
+/// bytes. Only routes the call: undecodable arguments go to the pool, where the procedure
+/// answers them.
+fn small_listing<A: ListingArgs>(
+    svc: &NfsService,
+    ctx: &CallContext,
+    args: &mut Reader,
+    out: &mut BytesMut,
+    handler: Handler<NfsService>,
+) -> Option<Result<(), RpcError>> {
+    let small = A::decode(&mut args.clone()).is_ok_and(|a| a.asked() <= INLINE_LISTING_MAX);
+    small.then(|| in_memory(svc, ctx, args, out, handler))?
+}
+
+/// The arguments of a directory read, and how many bytes of listing they ask for.
+trait ListingArgs: Xdr {
+    fn asked(&self) -> u32;
+}
+
+impl ListingArgs for READDIR3args {
+    fn asked(&self) -> u32 {
+        self.count
     }
 }
 
-/// Whether a call is not a listing, or a listing small enough for the async workers (see
-/// [`INLINE_LISTING_MAX`]). Only routes the call: undecodable arguments go to the pool, where the
-/// procedure answers them.
-fn listing_is_small(proc_: u32, args: &Reader) -> bool {
-    let count = match proc_ {
-        procs::READDIR => nfs3::READDIR3args::decode(&mut args.clone()).map(|a| a.count),
-        procs::READDIRPLUS => nfs3::READDIRPLUS3args::decode(&mut args.clone()).map(|a| a.maxcount),
-        _ => return true,
-    };
-    count.is_ok_and(|c| c <= INLINE_LISTING_MAX)
+impl ListingArgs for READDIRPLUS3args {
+    fn asked(&self) -> u32 {
+        self.maxcount
+    }
 }
 
 impl NfsService {
@@ -190,121 +262,18 @@ impl NfsService {
     }
 }
 
-fn reply<T: Xdr>(out: &mut BytesMut, res: T) -> Result<(), RpcError> {
-    res.encode(out);
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Program for NfsService {
-    fn program(&self) -> u32 {
-        nfs3::PROGRAM
-    }
-
-    fn name(&self) -> &'static str {
-        "nfs"
-    }
-
-    fn versions(&self) -> (u32, u32) {
-        (nfs3::VERSION, nfs3::VERSION)
-    }
-
-    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
-        if vers != nfs3::VERSION {
-            return None;
+    /// The table names every procedure as the codec crate does for clients and tools (the fault
+    /// proxy's rules), at the index of its number.
+    #[test]
+    fn the_table_has_every_procedure_under_its_rfc_name() {
+        assert_eq!(V3.len(), procs::NAMES.len());
+        for (number, row) in (0..).zip(&V3) {
+            let row = row.as_ref().expect("every NFS v3 procedure is served");
+            assert_eq!((row.number, Some(row.name)), (number, procs::name(number)));
         }
-        procs::name(proc_).map(|name| ProcInfo { name, drc: drc_class(proc_), run: run_on(proc_) })
-    }
-
-    /// READ and the directory reads return up to the count the client asks for (capped at the
-    /// transfer size); everything else has small results.
-    fn reply_bound(&self, _vers: u32, proc_: u32, args: &[u8]) -> usize {
-        use crate::rpc::{SMALL_REPLY_BOUND, xdr_padded, xdr_word};
-        // Each starts with the handle (length, bytes); the count follows fixed-size fields.
-        let Some(fh) = xdr_word(args, 0).filter(|&l| l <= nfs3::FHSIZE) else { return SMALL_REPLY_BOUND };
-        let after_fh = 4 + xdr_padded(fh);
-        let count_at = match proc_ {
-            procs::READ => after_fh + 8,                // offset
-            procs::READDIR => after_fh + 8 + 8,         // cookie, cookieverf
-            procs::READDIRPLUS => after_fh + 8 + 8 + 4, // cookie, cookieverf, dircount
-            _ => return SMALL_REPLY_BOUND,
-        };
-        xdr_word(args, count_at)
-            .map_or(SMALL_REPLY_BOUND, |c| c.min(self.max_io as usize) + SMALL_REPLY_BOUND)
-    }
-
-    fn call(
-        &self,
-        ctx: &CallContext,
-        _vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        out: &mut BytesMut,
-    ) -> Result<(), RpcError> {
-        macro_rules! run {
-            ($handler:path) => {{
-                let a = Xdr::decode(args)?;
-                args.finish()?;
-                reply(out, $handler(self, ctx, a)?)
-            }};
-        }
-        match proc_ {
-            procs::NULL => {
-                args.finish()?;
-                Ok(())
-            }
-            procs::GETATTR => run!(meta::getattr),
-            procs::SETATTR => run!(meta::setattr),
-            procs::LOOKUP => run!(names::lookup),
-            procs::ACCESS => run!(meta::access),
-            procs::READLINK => run!(meta::readlink),
-            procs::READ => {
-                let a = Xdr::decode(args)?;
-                args.finish()?;
-                data::read(self, ctx, a, out);
-                Ok(())
-            }
-            procs::WRITE => run!(data::write),
-            procs::CREATE => run!(names::create),
-            procs::MKDIR => run!(names::mkdir),
-            procs::SYMLINK => run!(names::symlink),
-            procs::MKNOD => run!(names::mknod),
-            procs::REMOVE => run!(names::remove),
-            procs::RMDIR => run!(names::rmdir),
-            procs::RENAME => run!(names::rename),
-            procs::LINK => run!(names::link),
-            procs::READDIR => run!(readdir::readdir),
-            procs::READDIRPLUS => run!(readdir::readdirplus),
-            procs::FSSTAT => run!(meta::fsstat),
-            procs::FSINFO => run!(meta::fsinfo),
-            procs::PATHCONF => run!(meta::pathconf),
-            procs::COMMIT => run!(data::commit),
-            _ => Err(RpcError::ProcUnavail),
-        }
-    }
-
-    fn call_nonblocking(
-        &self,
-        ctx: &CallContext,
-        vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        out: &mut BytesMut,
-    ) -> Option<Result<(), RpcError>> {
-        if proc_ == procs::READ {
-            let decoded = READ3args::decode(args).and_then(|a| args.finish().map(|()| a));
-            return match decoded {
-                Ok(a) => data::read_nowait(self, ctx, a, out).map(Ok),
-                Err(e) => Some(Err(e.into())),
-            };
-        }
-        if !listing_is_small(proc_, args) {
-            return None;
-        }
-        // Every other TryInline procedure starts with the handle of the object it works on: on a
-        // memory-backed export nothing it does can wait for a disk.
-        if self.first_handle_is_memory_backed(args) {
-            return Some(self.call(ctx, vers, proc_, args, out));
-        }
-        None
     }
 }

@@ -14,12 +14,10 @@ use xdr::nfs3::*;
 use super::NfsService;
 use super::fattr::{fattr, nfstime, post_op, wcc};
 use super::meta::{SattrScope, apply_sattr, proc_fd_path, stat};
-use super::request::{Caller, Object, component, is_dot, require_dir, st};
+use super::request::{Caller, Object, Res, Stop, Unresolved, component, is_dot, require_dir, st};
 use crate::fs::sys::{self, TimeSet};
 use crate::fs::{Export, FileType};
-use crate::rpc::{CallContext, RpcError};
-
-type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
+use crate::rpc::CallContext;
 
 /// Default modes when a client leaves `mode` unset (Linux clients always set it).
 const DEFAULT_FILE_MODE: u32 = 0o644;
@@ -31,10 +29,7 @@ fn open_path(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, nfsstat3> {
 
 pub fn lookup(svc: &NfsService, ctx: &CallContext, args: LOOKUP3args) -> Res<LOOKUP3resok, post_op_attr> {
     let name = component(&args.what.name)?;
-    let dir = match svc.resolve(ctx, &args.what.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let dir = svc.resolve(ctx, &args.what.dir)?;
     let export = &dir.res.export;
     let result = (|| {
         require_dir(&dir.res.attr)?;
@@ -88,10 +83,7 @@ fn create_entry(
     make: impl FnOnce(&Object, &CStr) -> Result<OwnedFd, nfsstat3>,
 ) -> Res<CREATE3resok, wcc_data> {
     let name = component(&where_.name)?;
-    let dir = match svc.resolve(ctx, &where_.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, wcc_data::default())),
-    };
+    let dir = svc.resolve(ctx, &where_.dir)?;
     let export = &dir.res.export;
     let pre = &dir.res.attr;
     let result = (|| {
@@ -284,12 +276,9 @@ fn remove_entry(
     ctx: &CallContext,
     object: &diropargs3,
     removal: Removal,
-) -> Result<(Result<(), nfsstat3>, wcc_data), RpcError> {
+) -> Result<(Result<(), nfsstat3>, wcc_data), Stop> {
     let name = component(&object.name)?;
-    let dir = match svc.resolve(ctx, &object.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok((Err(s), wcc_data::default())),
-    };
+    let dir = svc.resolve(ctx, &object.dir)?;
     let export = &dir.res.export;
     let pre = &dir.res.attr;
     let result = (|| {
@@ -336,16 +325,13 @@ pub fn rmdir(svc: &NfsService, ctx: &CallContext, args: RMDIR3args) -> Res<RMDIR
 pub fn rename(svc: &NfsService, ctx: &CallContext, args: RENAME3args) -> Res<RENAME3resok, RENAME3resfail> {
     let from_name = component(&args.from.name)?;
     let to_name = component(&args.to.name)?;
-    let fail = |s, fromdir_wcc, todir_wcc| Ok(Nfs3Result::Err(s, RENAME3resfail { fromdir_wcc, todir_wcc }));
-    let from = match svc.resolve(ctx, &args.from.dir) {
-        Ok(o) => o,
-        Err(s) => return fail(s, wcc_data::default(), wcc_data::default()),
-    };
+    let from = svc.resolve(ctx, &args.from.dir)?;
     let to = match svc.resolve(ctx, &args.to.dir) {
         Ok(o) => o,
-        Err(s) => {
-            let w = wcc(&from.res.export, Some(&from.res.attr), from.res.fd.as_fd());
-            return fail(s, w, wcc_data::default());
+        Err(Unresolved(s)) => {
+            let fromdir_wcc = wcc(&from.res.export, Some(&from.res.attr), from.res.fd.as_fd());
+            let todir_wcc = wcc_data::default();
+            return Ok(Nfs3Result::Err(s, RENAME3resfail { fromdir_wcc, todir_wcc }));
         }
     };
     let result = (|| {
@@ -379,18 +365,10 @@ pub fn rename(svc: &NfsService, ctx: &CallContext, args: RENAME3args) -> Res<REN
 
 pub fn link(svc: &NfsService, ctx: &CallContext, args: LINK3args) -> Res<LINK3resok, LINK3resfail> {
     let name = component(&args.link.name)?;
-    let file = match svc.resolve(ctx, &args.file) {
-        Ok(o) => o,
-        Err(s) => {
-            return Ok(Nfs3Result::Err(
-                s,
-                LINK3resfail { file_attributes: None, linkdir_wcc: wcc_data::default() },
-            ));
-        }
-    };
+    let file = svc.resolve(ctx, &args.file)?;
     let dir = match svc.resolve(ctx, &args.link.dir) {
         Ok(o) => o,
-        Err(s) => {
+        Err(Unresolved(s)) => {
             let file_attributes = post_op(&file.res.export, file.res.fd.as_fd());
             return Ok(Nfs3Result::Err(
                 s,

@@ -24,15 +24,13 @@ use xdr::nfs3::*;
 
 use super::NfsService;
 use super::fattr::{fattr, post_op};
-use super::request::{Object, require_dir, st};
+use super::request::{Object, Res, require_dir, st};
 use crate::fs::Attr;
 use crate::fs::attr::stat_at;
 use crate::fs::inode_handles::Provenance;
 use crate::fs::listings::{self, KnownHandle, ListedEntry, ListedHandle};
 use crate::fs::sys::{self, RawDirEntry};
-use crate::rpc::{CallContext, RpcError};
-
-type Res<T, F> = Result<Nfs3Result<T, F>, RpcError>;
+use crate::rpc::CallContext;
 
 /// Reply bytes before the entries: status, post_op_attr with attributes, cookie verifier.
 const HEADER_LEN: usize = 4 + 4 + fattr3::ENCODED_LEN + COOKIEVERFSIZE;
@@ -187,10 +185,7 @@ fn entry_fileid(obj: &Object, e: &RawDirEntry) -> u64 {
 }
 
 pub fn readdir(svc: &NfsService, ctx: &CallContext, args: READDIR3args) -> Res<READDIR3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.dir)?;
     let export = &obj.res.export;
     let count = (args.count.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {
@@ -386,10 +381,7 @@ pub fn readdirplus(
     ctx: &CallContext,
     args: READDIRPLUS3args,
 ) -> Res<READDIRPLUS3resok, post_op_attr> {
-    let obj = match svc.resolve(ctx, &args.dir) {
-        Ok(o) => o,
-        Err(s) => return Ok(Nfs3Result::Err(s, None)),
-    };
+    let obj = svc.resolve(ctx, &args.dir)?;
     let export = &obj.res.export;
     let maxcount = (args.maxcount.min(svc.max_io_for(ctx))) as usize;
     let result = (|| {

@@ -1,18 +1,22 @@
 //! What every procedure does before touching the filesystem: decode and resolve the file handle,
 //! decide the caller's options for that export (client rules, the `secure` port rule, `ro`), and
-//! run filesystem work under the caller's identity. Also the name rules for `filename3`.
+//! run filesystem work under the caller's identity. Also the name rules for `filename3`, and what
+//! a procedure returns ([`Res`]).
 
 use std::cell::Cell;
 use std::ffi::CString;
 use std::io;
 
-use xdr::nfs3::{MAX_NAME, filename3, nfs_fh3, nfsstat3};
+use bytes::BytesMut;
+use xdr::Xdr;
+use xdr::nfs3::{MAX_NAME, Nfs3Result, filename3, nfs_fh3, nfsstat3};
 
 use super::NfsService;
 use super::status::nfs_status;
 use crate::exports::ExportOptions;
 use crate::fs::cred::{Identity, with_identity};
 use crate::fs::{Attr, FileType, Resolved};
+use crate::rpc::program::Outcome;
 use crate::rpc::{CallContext, RpcError};
 
 thread_local! {
@@ -64,6 +68,47 @@ impl Caller {
     }
 }
 
+/// What a procedure returns: its result, or why it stopped before it had one.
+pub type Res<T, F> = Result<Nfs3Result<T, F>, Stop>;
+
+/// Why a procedure stopped before it had a result of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// An RPC-level failure: the arguments were undecodable.
+    Rpc(RpcError),
+    /// A handle did not resolve ([`Unresolved`]).
+    Unresolved(nfsstat3),
+}
+
+/// A handle that did not resolve for the caller (see [`NfsService::resolve`]). The procedure
+/// answers its status with the failure body that carries no attributes, having no object to
+/// take them from: `?` on a resolve returns exactly that (see [`Res`]'s [`Outcome`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unresolved(pub nfsstat3);
+
+impl From<RpcError> for Stop {
+    fn from(e: RpcError) -> Self {
+        Stop::Rpc(e)
+    }
+}
+
+impl From<Unresolved> for Stop {
+    fn from(Unresolved(status): Unresolved) -> Self {
+        Stop::Unresolved(status)
+    }
+}
+
+impl<T: Xdr, F: Xdr + Default> Outcome for Res<T, F> {
+    fn encode_into(self, reply: &mut BytesMut) -> Result<(), RpcError> {
+        match self {
+            Ok(result) => result.encode(reply),
+            Err(Stop::Unresolved(status)) => Nfs3Result::<T, F>::Err(status, F::default()).encode(reply),
+            Err(Stop::Rpc(e)) => return Err(e),
+        }
+        Ok(())
+    }
+}
+
 /// A resolved handle with its caller.
 #[derive(Debug)]
 pub struct Object {
@@ -77,16 +122,16 @@ impl NfsService {
     /// an unprivileged port on a `secure` export (as knfsd answers).
     /// Every failure here happens before the filesystem is touched, so it marks the call
     /// refused (see [`CallContext::refuse`]).
-    pub(super) fn resolve(&self, ctx: &CallContext, fh: &nfs_fh3) -> Result<Object, nfsstat3> {
+    pub(super) fn resolve(&self, ctx: &CallContext, fh: &nfs_fh3) -> Result<Object, Unresolved> {
         let resolved = self
             .exports
             .resolve(fh.as_bytes())
             .map_err(nfsstat3::from)
             .and_then(|res| Ok(Object { caller: self.caller_for(ctx, &res)?, res }));
-        if resolved.is_err() {
+        resolved.map_err(|status| {
             ctx.refuse();
-        }
-        resolved
+            Unresolved(status)
+        })
     }
 
     fn caller_for(&self, ctx: &CallContext, res: &Resolved) -> Result<Caller, nfsstat3> {

@@ -1,5 +1,5 @@
-//! The embedded portmapper as an RPC [`Program`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
-//! from a [`Registry`].
+//! The embedded portmapper as an [`RpcService`]: PMAP v2 and RPCBIND v3/v4 (RFC 1833) answered
+//! from a [`Registry`] (the tables are `PMAP`, `RPCBIND3` and `RPCBIND4`).
 //!
 //! Who may change registrations follows rpcbind (`check_access`, `is_localroot`, `map_unset`):
 //! SET and UNSET only from a loopback address and a privileged source port, which only root (or
@@ -31,17 +31,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
+use xdr::Xdr;
 use xdr::portmap::{
     NC_TPI_CLTS, NC_TPI_COTS_ORD, PROGRAM, RPCBSTAT_HIGHPROC, VERSION_PMAP, VERSION_RPCBIND3,
     VERSION_RPCBIND4, mapping, netid_for, netid_protocol, pmap_proc, pmaplist, rpcb, rpcb_entry,
     rpcb_entry_list, rpcb_proc, rpcb_stat, rpcb_stat_byvers, rpcblist, to_uaddr, uaddr,
 };
 use xdr::rpc::AuthFlavor;
-use xdr::{Reader, Xdr, XdrWrite};
 
 use super::registry::{Registration, Registry, SUPERUSER, VersionMatch, merge_addr, netid};
-use crate::rpc::{CallContext, DrcClass, ProcInfo, Program, RpcError, RunOn, Transport};
+use crate::rpc::DrcClass::{Idempotent, NonIdempotent};
+use crate::rpc::RunOn::Inline;
+use crate::rpc::program::LargestReply::Small;
+use crate::rpc::program::{Procedure, Version, by_number, handler, null, row};
+use crate::rpc::{CallContext, RpcError, RpcService, Transport};
 
 /// The largest UDP reply: 10 times the smallest call (40 bytes: the call header with AUTH_NONE).
 pub const UDP_REPLY_MAX: usize = 400;
@@ -89,10 +93,6 @@ fn transport_of(netid: &str) -> Option<(u32, &'static str, &'static str)> {
         "udp6" => Some((NC_TPI_CLTS, "inet6", "udp")),
         _ => None,
     }
-}
-
-fn info(name: &'static str, drc: DrcClass) -> Option<ProcInfo> {
-    Some(ProcInfo { name, drc, run: RunOn::Inline })
 }
 
 /// The kernel's first unprivileged port in this network namespace (containers often lower it,
@@ -213,144 +213,113 @@ impl PortmapService {
         &self.registry
     }
 
-    fn call_pmap(
-        &self,
-        ctx: &CallContext,
-        proc_: u32,
-        args: &mut Reader,
-        reply: &mut BytesMut,
-    ) -> Result<(), RpcError> {
-        match proc_ {
-            pmap_proc::NULL => Ok(()),
-            pmap_proc::SET => {
-                let m = mapping::decode(args)?;
-                let ok = self.set(ctx, |owner| {
-                    let netid = netid_for(m.prot, false)?;
-                    let port = u16::try_from(m.port).ok()?;
-                    Some(Registration {
-                        prog: m.prog,
-                        vers: m.vers,
-                        netid: netid.to_string(),
-                        addr: to_uaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
-                        owner,
-                    })
-                });
-                self.count_change(VERSION_PMAP, true, ok);
-                reply.put_xdr_bool(ok);
-                Ok(())
-            }
-            pmap_proc::UNSET => {
-                // PMAP UNSET ignores prot and port and removes the version on every transport.
-                let m = mapping::decode(args)?;
-                let ok = self.unset(ctx, m.prog, m.vers, None);
-                self.count_change(VERSION_PMAP, false, ok);
-                reply.put_xdr_bool(ok);
-                Ok(())
-            }
-            pmap_proc::GETPORT => {
-                let m = mapping::decode(args)?;
-                let port = netid_for(m.prot, false)
-                    .and_then(|n| self.registry.lookup(m.prog, m.vers, n, VersionMatch::Any))
-                    .and_then(|r| r.socket_addr())
-                    .map_or(0, |a| a.port());
-                reply.put_u32(u32::from(port));
-                Ok(())
-            }
-            pmap_proc::DUMP => {
-                let list = self
-                    .registry
-                    .entries()
-                    .into_iter()
-                    .filter_map(|r| {
-                        let (prot, ipv6) = netid_protocol(&r.netid)?;
-                        let addr = r.socket_addr().filter(|_| !ipv6)?;
-                        Some(mapping { prog: r.prog, vers: r.vers, prot, port: u32::from(addr.port()) })
-                    })
-                    .collect();
-                pmaplist(fit_list(ctx, reply, list)).encode(reply);
-                Ok(())
-            }
-            _ => Err(RpcError::ProcUnavail),
-        }
+    /// PMAP SET: registers a mapping for a caller allowed to (see [`Self::changer`]).
+    fn pmap_set(&self, ctx: &CallContext, m: mapping) -> Result<bool, RpcError> {
+        let ok = self.set(ctx, |owner| {
+            let netid = netid_for(m.prot, false)?;
+            let port = u16::try_from(m.port).ok()?;
+            Some(Registration {
+                prog: m.prog,
+                vers: m.vers,
+                netid: netid.to_string(),
+                addr: to_uaddr(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)),
+                owner,
+            })
+        });
+        self.count_change(VERSION_PMAP, true, ok);
+        Ok(ok)
     }
 
-    fn call_rpcbind(
-        &self,
-        ctx: &CallContext,
-        vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        reply: &mut BytesMut,
-    ) -> Result<(), RpcError> {
-        match proc_ {
-            rpcb_proc::NULL => Ok(()),
-            rpcb_proc::SET => {
-                let a = rpcb::decode(args)?;
-                // The owner the caller names is ignored: it is decided by who the caller is.
-                let ok = self.set(ctx, |owner| {
-                    Some(Registration {
-                        prog: a.r_prog,
-                        vers: a.r_vers,
-                        netid: a.r_netid,
-                        addr: a.r_addr,
-                        owner,
-                    })
-                });
-                self.count_change(vers, true, ok);
-                reply.put_xdr_bool(ok);
-                Ok(())
-            }
-            rpcb_proc::UNSET => {
-                let a = rpcb::decode(args)?;
-                let netid = Some(a.r_netid.as_str()).filter(|n| !n.is_empty());
-                let ok = self.unset(ctx, a.r_prog, a.r_vers, netid);
-                self.count_change(vers, false, ok);
-                reply.put_xdr_bool(ok);
-                Ok(())
-            }
-            rpcb_proc::GETADDRLIST if vers == VERSION_RPCBIND4 => {
-                let a = rpcb::decode(args)?;
-                rpcb_entry_list(fit_list(ctx, reply, self.getaddrlist(ctx, &a))).encode(reply);
-                Ok(())
-            }
-            rpcb_proc::GETSTAT if vers == VERSION_RPCBIND4 => {
-                rpcb_stat_byvers(std::array::from_fn(|i| self.stats[i].snapshot())).encode(reply);
-                Ok(())
-            }
-            rpcb_proc::GETADDR => {
-                let a = rpcb::decode(args)?;
-                self.getaddr(ctx, &a, VersionMatch::Any).encode(reply);
-                Ok(())
-            }
-            rpcb_proc::GETVERSADDR if vers == VERSION_RPCBIND4 => {
-                let a = rpcb::decode(args)?;
-                self.getaddr(ctx, &a, VersionMatch::Exact).encode(reply);
-                Ok(())
-            }
-            rpcb_proc::DUMP => {
-                let list = self
-                    .registry
-                    .entries()
-                    .into_iter()
-                    .map(|r| rpcb {
-                        r_prog: r.prog,
-                        r_vers: r.vers,
-                        r_netid: r.netid,
-                        r_addr: r.addr,
-                        r_owner: r.owner,
-                    })
-                    .collect();
-                rpcblist(fit_list(ctx, reply, list)).encode(reply);
-                Ok(())
-            }
-            rpcb_proc::GETTIME => {
-                // RPCBIND time is 32-bit seconds; it wraps in 2106.
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                reply.put_u32(now as u32);
-                Ok(())
-            }
-            _ => Err(RpcError::ProcUnavail),
-        }
+    /// PMAP UNSET ignores prot and port and removes the version on every transport.
+    fn pmap_unset(&self, ctx: &CallContext, m: mapping) -> Result<bool, RpcError> {
+        let ok = self.unset(ctx, m.prog, m.vers, None);
+        self.count_change(VERSION_PMAP, false, ok);
+        Ok(ok)
+    }
+
+    /// PMAP GETPORT: the port, or 0 for a program not registered.
+    fn pmap_getport(&self, _: &CallContext, m: mapping) -> Result<u32, RpcError> {
+        let port = netid_for(m.prot, false)
+            .and_then(|n| self.registry.lookup(m.prog, m.vers, n, VersionMatch::Any))
+            .and_then(|r| r.socket_addr())
+            .map_or(0, |a| a.port());
+        Ok(u32::from(port))
+    }
+
+    /// PMAP DUMP: the IPv4 registrations, as many as fit (see [`fit_list`]).
+    fn pmap_dump(&self, ctx: &CallContext, (): (), reply: &mut BytesMut) {
+        let list = self
+            .registry
+            .entries()
+            .into_iter()
+            .filter_map(|r| {
+                let (prot, ipv6) = netid_protocol(&r.netid)?;
+                let addr = r.socket_addr().filter(|_| !ipv6)?;
+                Some(mapping { prog: r.prog, vers: r.vers, prot, port: u32::from(addr.port()) })
+            })
+            .collect();
+        pmaplist(fit_list(ctx, reply, list)).encode(reply);
+    }
+
+    /// RPCBIND SET of version `VERS`. The owner the caller names is ignored: it is decided by who
+    /// the caller is.
+    fn rpcb_set<const VERS: u32>(&self, ctx: &CallContext, a: rpcb) -> Result<bool, RpcError> {
+        let ok = self.set(ctx, |owner| {
+            Some(Registration { prog: a.r_prog, vers: a.r_vers, netid: a.r_netid, addr: a.r_addr, owner })
+        });
+        self.count_change(VERS, true, ok);
+        Ok(ok)
+    }
+
+    /// RPCBIND UNSET of version `VERS`: an empty netid removes the version on every transport.
+    fn rpcb_unset<const VERS: u32>(&self, ctx: &CallContext, a: rpcb) -> Result<bool, RpcError> {
+        let netid = Some(a.r_netid.as_str()).filter(|n| !n.is_empty());
+        let ok = self.unset(ctx, a.r_prog, a.r_vers, netid);
+        self.count_change(VERS, false, ok);
+        Ok(ok)
+    }
+
+    /// RPCBIND GETADDR: the address of the program on the netid asked for, of any version.
+    fn rpcb_getaddr(&self, ctx: &CallContext, a: rpcb) -> Result<uaddr, RpcError> {
+        Ok(self.getaddr(ctx, &a, VersionMatch::Any))
+    }
+
+    /// RPCBIND GETVERSADDR (version 4): GETADDR of exactly the version asked for.
+    fn rpcb_getversaddr(&self, ctx: &CallContext, a: rpcb) -> Result<uaddr, RpcError> {
+        Ok(self.getaddr(ctx, &a, VersionMatch::Exact))
+    }
+
+    /// RPCBIND DUMP: every registration, as many as fit (see [`fit_list`]).
+    fn rpcb_dump(&self, ctx: &CallContext, (): (), reply: &mut BytesMut) {
+        let list = self
+            .registry
+            .entries()
+            .into_iter()
+            .map(|r| rpcb {
+                r_prog: r.prog,
+                r_vers: r.vers,
+                r_netid: r.netid,
+                r_addr: r.addr,
+                r_owner: r.owner,
+            })
+            .collect();
+        rpcblist(fit_list(ctx, reply, list)).encode(reply);
+    }
+
+    /// RPCBIND GETTIME: 32-bit seconds, which wrap in 2106.
+    fn rpcb_gettime(&self, _: &CallContext, (): ()) -> Result<u32, RpcError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Ok(now as u32)
+    }
+
+    /// RPCBIND GETADDRLIST (version 4), as many addresses as fit (see [`fit_list`]).
+    fn rpcb_getaddrlist(&self, ctx: &CallContext, a: rpcb, reply: &mut BytesMut) {
+        rpcb_entry_list(fit_list(ctx, reply, self.getaddrlist(ctx, &a))).encode(reply);
+    }
+
+    /// RPCBIND GETSTAT (version 4): the calls counted by [`RpcService::admit`] and the changes.
+    fn rpcb_getstat(&self, _: &CallContext, (): ()) -> Result<rpcb_stat_byvers, RpcError> {
+        Ok(rpcb_stat_byvers(std::array::from_fn(|i| self.stats[i].snapshot())))
     }
 
     /// GETADDRLIST: every address of exactly this program and version, on every transport.
@@ -387,48 +356,64 @@ impl PortmapService {
     }
 }
 
-impl Program for PortmapService {
-    fn program(&self) -> u32 {
-        PROGRAM
-    }
+/// PMAP, version 2 (RFC 1833 §3). SET and UNSET change the registry, so the duplicate-request
+/// cache replays them. Everything runs inline: the registry is in memory. CALLIT (5) has no row,
+/// so it answers PROC_UNAVAIL (see the module documentation).
+#[rustfmt::skip]
+const PMAP: [Option<Procedure<PortmapService>>; 5] = {
+    use pmap_proc::*;
+    by_number(&[&[
+        //  number   name       DRC            runs on  largest reply  handler
+        row(NULL,    "NULL",    Idempotent,    Inline,  Small,         handler!(null)),
+        row(SET,     "SET",     NonIdempotent, Inline,  Small,         handler!(PortmapService::pmap_set)),
+        row(UNSET,   "UNSET",   NonIdempotent, Inline,  Small,         handler!(PortmapService::pmap_unset)),
+        row(GETPORT, "GETPORT", Idempotent,    Inline,  Small,         handler!(PortmapService::pmap_getport)),
+        row(DUMP,    "DUMP",    Idempotent,    Inline,  Small,         handler!(writes PortmapService::pmap_dump)),
+    ]])
+};
 
-    fn name(&self) -> &'static str {
-        "portmap"
-    }
+/// The procedures RPCBIND versions 3 and 4 share (RFC 1833 §2), for version `VERS`. CALLIT (5),
+/// UADDR2TADDR (7) and TADDR2UADDR (8) have no row (see the module documentation).
+#[rustfmt::skip]
+const fn rpcbind<const VERS: u32>() -> [Procedure<PortmapService>; 6] {
+    use rpcb_proc::*;
+    [
+        //  number   name       DRC            runs on  largest reply  handler
+        row(NULL,    "NULL",    Idempotent,    Inline,  Small,         handler!(null)),
+        row(SET,     "SET",     NonIdempotent, Inline,  Small,         handler!(PortmapService::rpcb_set::<VERS>)),
+        row(UNSET,   "UNSET",   NonIdempotent, Inline,  Small,         handler!(PortmapService::rpcb_unset::<VERS>)),
+        row(GETADDR, "GETADDR", Idempotent,    Inline,  Small,         handler!(PortmapService::rpcb_getaddr)),
+        row(DUMP,    "DUMP",    Idempotent,    Inline,  Small,         handler!(writes PortmapService::rpcb_dump)),
+        row(GETTIME, "GETTIME", Idempotent,    Inline,  Small,         handler!(PortmapService::rpcb_gettime)),
+    ]
+}
 
-    fn versions(&self) -> (u32, u32) {
-        (VERSION_PMAP, VERSION_RPCBIND4)
-    }
+/// RPCBIND version 3.
+const RPCBIND3: [Option<Procedure<PortmapService>>; 7] = by_number(&[&rpcbind::<VERSION_RPCBIND3>()]);
 
-    fn procedure(&self, vers: u32, proc_: u32) -> Option<ProcInfo> {
-        use DrcClass::{Idempotent, NonIdempotent};
-        match (vers, proc_) {
-            (VERSION_PMAP, pmap_proc::NULL) => info("NULL", Idempotent),
-            (VERSION_PMAP, pmap_proc::SET) => info("SET", NonIdempotent),
-            (VERSION_PMAP, pmap_proc::UNSET) => info("UNSET", NonIdempotent),
-            (VERSION_PMAP, pmap_proc::GETPORT) => info("GETPORT", Idempotent),
-            (VERSION_PMAP, pmap_proc::DUMP) => info("DUMP", Idempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::NULL) => info("NULL", Idempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::SET) => info("SET", NonIdempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::UNSET) => info("UNSET", NonIdempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::GETADDR) => info("GETADDR", Idempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::DUMP) => info("DUMP", Idempotent),
-            (VERSION_RPCBIND3 | VERSION_RPCBIND4, rpcb_proc::GETTIME) => info("GETTIME", Idempotent),
-            (VERSION_RPCBIND4, rpcb_proc::GETVERSADDR) => info("GETVERSADDR", Idempotent),
-            (VERSION_RPCBIND4, rpcb_proc::GETADDRLIST) => info("GETADDRLIST", Idempotent),
-            (VERSION_RPCBIND4, rpcb_proc::GETSTAT) => info("GETSTAT", Idempotent),
-            _ => None,
-        }
-    }
+/// RPCBIND version 4: version 3's procedures and three more. INDIRECT (10) has no row.
+#[rustfmt::skip]
+const RPCBIND4: [Option<Procedure<PortmapService>>; 13] = {
+    use rpcb_proc::*;
+    by_number(&[&rpcbind::<VERSION_RPCBIND4>(), &[
+        //  number       name           DRC         runs on  largest reply  handler
+        row(GETVERSADDR, "GETVERSADDR", Idempotent, Inline,  Small,         handler!(PortmapService::rpcb_getversaddr)),
+        row(GETADDRLIST, "GETADDRLIST", Idempotent, Inline,  Small,         handler!(writes PortmapService::rpcb_getaddrlist)),
+        row(GETSTAT,     "GETSTAT",     Idempotent, Inline,  Small,         handler!(PortmapService::rpcb_getstat)),
+    ]])
+};
 
-    fn call(
-        &self,
-        ctx: &CallContext,
-        vers: u32,
-        proc_: u32,
-        args: &mut Reader,
-        reply: &mut BytesMut,
-    ) -> Result<(), RpcError> {
+impl RpcService for PortmapService {
+    const PROGRAM: u32 = PROGRAM;
+    const NAME: &'static str = "portmap";
+    const VERSIONS: &'static [Version<Self>] = &[
+        Version { number: VERSION_PMAP, procedures: &PMAP },
+        Version { number: VERSION_RPCBIND3, procedures: &RPCBIND3 },
+        Version { number: VERSION_RPCBIND4, procedures: &RPCBIND4 },
+    ];
+
+    /// Only calls on the portmapper's own port, when it has one; counts each call for GETSTAT.
+    fn admit(&self, ctx: &CallContext, vers: u32, proc_: u32) -> Result<(), RpcError> {
         if self.port.is_some_and(|p| p != ctx.local.port()) {
             // Nothing was done: the reply need not be kept by the duplicate-request cache.
             ctx.refuse();
@@ -437,19 +422,16 @@ impl Program for PortmapService {
         if let Some(counter) = self.version_stats(vers).and_then(|s| s.procs.get(proc_ as usize)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
-        match vers {
-            VERSION_PMAP => self.call_pmap(ctx, proc_, args, reply),
-            VERSION_RPCBIND3 | VERSION_RPCBIND4 => self.call_rpcbind(ctx, vers, proc_, args, reply),
-            _ => Err(RpcError::ProgMismatch { low: VERSION_PMAP, high: VERSION_RPCBIND4 }),
-        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpc::{Cred, Transport};
+    use crate::rpc::{Cred, DrcClass, Program, Transport};
     use bytes::Bytes;
+    use xdr::Reader;
     use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP};
 
     fn ctx(peer: &str) -> CallContext {
@@ -474,14 +456,24 @@ mod tests {
         PortmapService::new(reg)
     }
 
-    fn call(s: &PortmapService, c: &CallContext, vers: u32, p: u32, args: &[u8]) -> Result<Bytes, RpcError> {
+    /// One call as the dispatcher makes it: the table lookup, the program's admission, the row's
+    /// handler.
+    fn run_call(
+        s: &PortmapService,
+        c: &CallContext,
+        vers: u32,
+        p: u32,
+        args: &[u8],
+    ) -> Result<Bytes, RpcError> {
         let mut out = BytesMut::new();
+        s.procedure(vers, p).ok_or(RpcError::ProcUnavail)?;
+        s.admit_call(c, vers, p)?;
         s.call(c, vers, p, &mut Reader::from_slice(args), &mut out)?;
         Ok(out.freeze())
     }
 
     fn getport(s: &PortmapService, prog: u32, vers: u32, prot: u32) -> u32 {
-        let b = call(
+        let b = run_call(
             s,
             &ctx("127.0.0.1:900"),
             2,
@@ -493,7 +485,7 @@ mod tests {
 
     fn getaddr(s: &PortmapService, vers: u32, p: u32, prog: u32, pv: u32, netid: &str) -> String {
         let a = rpcb { r_prog: prog, r_vers: pv, r_netid: netid.into(), ..Default::default() };
-        uaddr::from_bytes(&call(s, &ctx("127.0.0.1:900"), vers, p, &a.to_bytes()).unwrap()).unwrap().0
+        uaddr::from_bytes(&run_call(s, &ctx("127.0.0.1:900"), vers, p, &a.to_bytes()).unwrap()).unwrap().0
     }
 
     #[test]
@@ -521,25 +513,28 @@ mod tests {
         assert_eq!(getaddr(&s, 4, rpcb_proc::GETADDR, 100005, 3, ""), "127.0.0.1.78.80");
         // GETVERSADDR does not exist in version 3.
         let a = rpcb { r_prog: 100003, r_vers: 3, ..Default::default() }.to_bytes();
-        assert_eq!(call(&s, &ctx("127.0.0.1:1"), 3, rpcb_proc::GETVERSADDR, &a), Err(RpcError::ProcUnavail));
+        assert_eq!(
+            run_call(&s, &ctx("127.0.0.1:1"), 3, rpcb_proc::GETVERSADDR, &a),
+            Err(RpcError::ProcUnavail)
+        );
     }
 
     #[test]
     fn dump_v2_lists_ipv4_mappings() {
         let s = service();
         s.registry().register(100003, 3, Transport::Tcp, "[::]:2049".parse().unwrap());
-        let b = call(&s, &ctx("10.0.0.9:5000"), 2, pmap_proc::DUMP, &[]).unwrap();
+        let b = run_call(&s, &ctx("10.0.0.9:5000"), 2, pmap_proc::DUMP, &[]).unwrap();
         let list = pmaplist::from_bytes(&b).unwrap().0;
         assert_eq!(list.len(), 8);
         assert!(list.contains(&mapping { prog: 100005, vers: 1, prot: IPPROTO_UDP, port: 20048 }));
         let mut tcp = ctx("10.0.0.9:5000");
         tcp.transport = Transport::Tcp;
-        let b = call(&s, &tcp, 4, rpcb_proc::DUMP, &[]).unwrap();
+        let b = run_call(&s, &tcp, 4, rpcb_proc::DUMP, &[]).unwrap();
         let list = rpcblist::from_bytes(&b).unwrap().0;
         assert_eq!(list.len(), 9);
         assert!(list.iter().any(|r| r.r_netid == "tcp6" && r.r_addr == "::.8.1" && r.r_owner == "rnfsd"));
         // Over UDP the list ends where the reply would pass its bound.
-        let b = call(&s, &ctx("10.0.0.9:5000"), 4, rpcb_proc::DUMP, &[]).unwrap();
+        let b = run_call(&s, &ctx("10.0.0.9:5000"), 4, rpcb_proc::DUMP, &[]).unwrap();
         assert!(b.len() <= UDP_REPLY_MAX, "{}", b.len());
         let udp_list = rpcblist::from_bytes(&b).unwrap().0;
         assert!(udp_list.len() < 9 && udp_list[..] == list[..udp_list.len()], "{}", udp_list.len());
@@ -550,13 +545,16 @@ mod tests {
         let s = service();
         let m = mapping { prog: 300000, vers: 1, prot: IPPROTO_TCP, port: 4000 }.to_bytes();
         let unprivileged = ctx("127.0.0.1:40000");
-        assert_eq!(&call(&s, &unprivileged, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&run_call(&s, &unprivileged, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
         assert!(unprivileged.was_refused());
         assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
         let un = mapping { prog: 100003, vers: 3, prot: 0, port: 0 }.to_bytes();
-        assert_eq!(&call(&s, &unprivileged, 2, pmap_proc::UNSET, &un).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&run_call(&s, &unprivileged, 2, pmap_proc::UNSET, &un).unwrap()[..], &[0, 0, 0, 0]);
         // Nor can the superuser remove rnfsd's own registration.
-        assert_eq!(&call(&s, &ctx("127.0.0.1:700"), 2, pmap_proc::UNSET, &un).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(
+            &run_call(&s, &ctx("127.0.0.1:700"), 2, pmap_proc::UNSET, &un).unwrap()[..],
+            &[0, 0, 0, 0]
+        );
         assert_eq!(getport(&s, 100003, 3, IPPROTO_TCP), 2049);
     }
 
@@ -566,8 +564,8 @@ mod tests {
         let mut on_nfs_port = ctx("127.0.0.1:700");
         on_nfs_port.local = "127.0.0.1:2049".parse().unwrap();
         let un = mapping { prog: 100003, vers: 3, prot: 0, port: 0 }.to_bytes();
-        assert_eq!(call(&s, &on_nfs_port, 2, pmap_proc::UNSET, &un), Err(RpcError::ProgUnavail));
-        assert_eq!(call(&s, &on_nfs_port, 2, pmap_proc::DUMP, &[]), Err(RpcError::ProgUnavail));
+        assert_eq!(run_call(&s, &on_nfs_port, 2, pmap_proc::UNSET, &un), Err(RpcError::ProgUnavail));
+        assert_eq!(run_call(&s, &on_nfs_port, 2, pmap_proc::DUMP, &[]), Err(RpcError::ProgUnavail));
         assert!(on_nfs_port.was_refused());
         assert_eq!(getport(&s, 100003, 3, IPPROTO_TCP), 2049);
     }
@@ -577,16 +575,16 @@ mod tests {
         let s = service();
         let m = mapping { prog: 300000, vers: 1, prot: IPPROTO_TCP, port: 4000 }.to_bytes();
         let remote = ctx("192.0.2.7:700");
-        assert_eq!(&call(&s, &remote, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&run_call(&s, &remote, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
         assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
         let local = ctx("[::ffff:127.0.0.1]:700");
-        assert_eq!(&call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(&run_call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 1]);
         assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 4000);
         // A second SET of the same program, version and protocol fails.
-        assert_eq!(&call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
-        assert_eq!(&call(&s, &remote, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&run_call(&s, &local, 2, pmap_proc::SET, &m).unwrap()[..], &[0, 0, 0, 0]);
+        assert_eq!(&run_call(&s, &remote, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 0]);
         assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 4000);
-        assert_eq!(&call(&s, &local, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(&run_call(&s, &local, 2, pmap_proc::UNSET, &m).unwrap()[..], &[0, 0, 0, 1]);
         assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0);
     }
 
@@ -602,16 +600,16 @@ mod tests {
         };
         let mut c = ctx("127.0.0.1:1000");
         c.cred = Cred::sys(1000, 1000, vec![]);
-        assert_eq!(&call(&s, &c, 3, rpcb_proc::SET, &a.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(&run_call(&s, &c, 3, rpcb_proc::SET, &a.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
         let reg = s.registry().lookup(300001, 2, "udp", VersionMatch::Exact).unwrap();
         assert_eq!(reg.owner, "1000");
         assert_eq!(getport(&s, 300001, 2, IPPROTO_UDP), 1000);
         let un = rpcb { r_netid: String::new(), ..a };
         assert_eq!(
-            &call(&s, &ctx("10.1.1.1:1"), 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..],
+            &run_call(&s, &ctx("10.1.1.1:1"), 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..],
             &[0, 0, 0, 0]
         );
-        assert_eq!(&call(&s, &c, 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
+        assert_eq!(&run_call(&s, &c, 4, rpcb_proc::UNSET, &un.to_bytes()).unwrap()[..], &[0, 0, 0, 1]);
         assert_eq!(getport(&s, 300001, 2, IPPROTO_UDP), 0);
     }
 
@@ -626,21 +624,60 @@ mod tests {
         assert_eq!(s.procedure(2, pmap_proc::SET).unwrap().drc, DrcClass::NonIdempotent);
         assert_eq!(s.procedure(4, rpcb_proc::GETADDR).unwrap().drc, DrcClass::Idempotent);
         let c = ctx("127.0.0.1:1");
-        assert_eq!(call(&s, &c, 2, pmap_proc::CALLIT, &[0; 16]), Err(RpcError::ProcUnavail));
-        assert_eq!(call(&s, &c, 4, rpcb_proc::INDIRECT, &[]), Err(RpcError::ProcUnavail));
-        assert!(call(&s, &c, 4, rpcb_proc::GETTIME, &[]).unwrap().len() == 4);
-        assert_eq!(call(&s, &c, 2, pmap_proc::NULL, &[]).unwrap().len(), 0);
+        assert_eq!(run_call(&s, &c, 2, pmap_proc::CALLIT, &[0; 16]), Err(RpcError::ProcUnavail));
+        assert_eq!(run_call(&s, &c, 4, rpcb_proc::INDIRECT, &[]), Err(RpcError::ProcUnavail));
+        assert!(run_call(&s, &c, 4, rpcb_proc::GETTIME, &[]).unwrap().len() == 4);
+        assert_eq!(run_call(&s, &c, 2, pmap_proc::NULL, &[]).unwrap().len(), 0);
     }
 
     #[test]
     fn garbage_args() {
         let s = service();
         let c = ctx("127.0.0.1:1");
-        assert_eq!(call(&s, &c, 2, pmap_proc::GETPORT, &[0, 0, 0]), Err(RpcError::GarbageArgs));
+        assert_eq!(run_call(&s, &c, 2, pmap_proc::GETPORT, &[0, 0, 0]), Err(RpcError::GarbageArgs));
         assert_eq!(
-            call(&s, &c, 3, rpcb_proc::GETADDR, &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0, 0, 0]),
+            run_call(&s, &c, 3, rpcb_proc::GETADDR, &[0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0, 0, 0]),
             Err(RpcError::GarbageArgs)
         );
+    }
+
+    /// Bytes after the arguments are garbage, as NFS has it: nothing runs on arguments client and
+    /// server disagree about.
+    #[test]
+    fn bytes_after_the_arguments_are_garbage() {
+        let s = service();
+        let c = ctx("127.0.0.1:700");
+        let m = mapping { prog: 300000, vers: 1, prot: IPPROTO_TCP, port: 4000 }.to_bytes();
+        let r = rpcb {
+            r_prog: 300000,
+            r_vers: 1,
+            r_netid: "tcp".into(),
+            r_addr: "127.0.0.1.15.160".into(),
+            ..Default::default()
+        }
+        .to_bytes();
+        let no_args: &[u8] = &[];
+        let pmap = [pmap_proc::NULL, pmap_proc::DUMP].map(|p| (2, p, no_args));
+        let pmap_mapping = [pmap_proc::SET, pmap_proc::UNSET, pmap_proc::GETPORT].map(|p| (2, p, &m[..]));
+        let rpcbind =
+            [3, 4].map(|v| [rpcb_proc::NULL, rpcb_proc::DUMP, rpcb_proc::GETTIME].map(|p| (v, p, no_args)));
+        let rpcbind_rpcb =
+            [3, 4].map(|v| [rpcb_proc::SET, rpcb_proc::UNSET, rpcb_proc::GETADDR].map(|p| (v, p, &r[..])));
+        let v4 = [
+            (4, rpcb_proc::GETVERSADDR, &r[..]),
+            (4, rpcb_proc::GETADDRLIST, &r[..]),
+            (4, rpcb_proc::GETSTAT, no_args),
+        ];
+        let calls = pmap
+            .iter()
+            .chain(&pmap_mapping)
+            .chain(rpcbind.iter().flatten())
+            .chain(rpcbind_rpcb.iter().flatten());
+        for &(vers, p, args) in calls.chain(&v4) {
+            let longer = [args, &[0, 0, 0, 0]].concat();
+            assert_eq!(run_call(&s, &c, vers, p, &longer), Err(RpcError::GarbageArgs), "v{vers} proc {p}");
+        }
+        assert_eq!(getport(&s, 300000, 1, IPPROTO_TCP), 0, "no SET ran");
     }
 
     #[test]
@@ -649,17 +686,18 @@ mod tests {
         let c = ctx("127.0.0.1:1");
         let a = rpcb { r_prog: 100003, r_vers: 3, r_netid: "tcp".into(), ..Default::default() }.to_bytes();
         let list =
-            rpcb_entry_list::from_bytes(&call(&s, &c, 4, rpcb_proc::GETADDRLIST, &a).unwrap()).unwrap();
+            rpcb_entry_list::from_bytes(&run_call(&s, &c, 4, rpcb_proc::GETADDRLIST, &a).unwrap()).unwrap();
         assert!(list.0.iter().any(|e| e.r_nc_netid == "tcp" && e.r_nc_semantics == NC_TPI_COTS_ORD));
         assert!(list.0.iter().any(|e| e.r_nc_netid == "udp" && e.r_nc_proto == "udp"));
         assert!(list.0.iter().all(|e| e.r_maddr.ends_with(".8.1")));
         let none = rpcb { r_prog: 100003, r_vers: 2, ..Default::default() }.to_bytes();
-        let list =
-            rpcb_entry_list::from_bytes(&call(&s, &c, 4, rpcb_proc::GETADDRLIST, &none).unwrap()).unwrap();
+        let list = rpcb_entry_list::from_bytes(&run_call(&s, &c, 4, rpcb_proc::GETADDRLIST, &none).unwrap())
+            .unwrap();
         assert!(list.0.is_empty());
-        let stat = rpcb_stat_byvers::from_bytes(&call(&s, &c, 4, rpcb_proc::GETSTAT, &[]).unwrap()).unwrap();
+        let stat =
+            rpcb_stat_byvers::from_bytes(&run_call(&s, &c, 4, rpcb_proc::GETSTAT, &[]).unwrap()).unwrap();
         assert_eq!(stat.0[2].rpcbs_procs[rpcb_proc::GETADDRLIST as usize], 2);
         assert_eq!(stat.0[2].rpcbs_procs[rpcb_proc::GETSTAT as usize], 1);
-        assert_eq!(call(&s, &c, 3, rpcb_proc::GETADDRLIST, &a), Err(RpcError::ProcUnavail));
+        assert_eq!(run_call(&s, &c, 3, rpcb_proc::GETADDRLIST, &a), Err(RpcError::ProcUnavail));
     }
 }

@@ -1,8 +1,9 @@
 //! The dispatcher: turns one received record into at most one reply record. It decodes the call
 //! header, answers every RPC-level error (RFC 5531 §9: RPC_MISMATCH, AUTH_ERROR, PROG_UNAVAIL,
-//! PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR), consults the duplicate-request cache for
-//! non-idempotent procedures, and runs the procedure inline or on the blocking pool, whose slots
-//! are shared fairly between clients (see [`super::fair`]).
+//! PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR), looks the procedure up in its program's
+//! table (see [`super::program`]), counts the call, consults the duplicate-request cache for
+//! non-idempotent procedures, and runs the procedure where its row says: inline or on the blocking
+//! pool, whose slots are shared fairly between clients (see [`super::fair`]).
 //! It is transport-agnostic: TCP and UDP hand it records and send what it returns.
 
 use std::collections::HashMap;
@@ -17,8 +18,8 @@ use xdr::{Reader, Xdr};
 
 use super::drc::{Drc, DrcConfig, DrcKey, DrcLookup};
 use super::fair::FairShare;
-use super::stats::{ErrorKind, RpcStats, StatsSnapshot};
-use super::{CallContext, Cred, DrcClass, Program, RpcError, RunOn, Transport};
+use super::stats::{CallCounters, ErrorKind, RpcStats, StatsSnapshot};
+use super::{CallContext, Cred, DrcClass, Placement, Program, RpcError, Transport};
 
 /// Settings of the dispatcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,14 @@ pub struct DispatcherConfig {
     pub drc: DrcConfig,
 }
 
+/// Procedures executing at once on the pool when not configured (`--fs-threads`).
+pub const DEFAULT_WORKERS: usize = 32;
+
 impl Default for DispatcherConfig {
     fn default() -> Self {
         DispatcherConfig {
-            workers: 32,
-            workers_per_client: default_workers_per_client(32),
+            workers: DEFAULT_WORKERS,
+            workers_per_client: default_workers_per_client(DEFAULT_WORKERS),
             drc: DrcConfig::default(),
         }
     }
@@ -45,13 +49,20 @@ impl Default for DispatcherConfig {
 /// The registered programs, the duplicate-request cache, the bound on blocking work and the
 /// counters. One per server, shared by every transport.
 pub struct Dispatcher {
-    /// Programs by program number.
-    programs: HashMap<u32, Arc<dyn Program>>,
+    /// The programs, each with its call counters. A handful: found by a scan, cheaper than
+    /// hashing the program number.
+    programs: Box<[Registered]>,
     drc: Drc,
     /// Slots for executing procedures on the pool, shared between clients; held for as long as
     /// the blocking closure runs.
     workers: Arc<FairShare>,
     stats: RpcStats,
+}
+
+/// A program the dispatcher serves, with its call counters.
+struct Registered {
+    program: Arc<dyn Program>,
+    calls: CallCounters,
 }
 
 const MSG_CALL_WORD: usize = MSG_CALL as usize;
@@ -96,19 +107,23 @@ impl Dispatcher {
     /// A dispatcher serving `programs`.
     ///
     /// # Panics
-    /// If two programs have the same program number: that is a wiring mistake, not a runtime
-    /// condition.
+    /// If two programs have the same program number, or a program's versions have a gap: those
+    /// are wiring mistakes, not runtime conditions.
     pub fn new(programs: impl IntoIterator<Item = Arc<dyn Program>>, config: DispatcherConfig) -> Self {
-        let mut map: HashMap<u32, Arc<dyn Program>> = HashMap::new();
-        for p in programs {
-            let number = p.program();
-            let name = p.name();
-            if let Some(old) = map.insert(number, p) {
-                panic!("program {number} registered twice ({} and {name})", old.name());
+        let mut registered: Vec<Registered> = Vec::new();
+        for program in programs {
+            let (number, name) = (program.program(), program.name());
+            if let Some(old) = registered.iter().find(|r| r.program.program() == number) {
+                panic!("program {number} registered twice ({} and {name})", old.program.name());
             }
+            let (low, high) = program.versions();
+            if let Some(gap) = (low..=high).find(|&v| program.procedure_count(v) == 0) {
+                panic!("program {name} has versions {low} to {high} but no table for version {gap}");
+            }
+            registered.push(Registered { calls: CallCounters::new(program.as_ref()), program });
         }
         Dispatcher {
-            programs: map,
+            programs: registered.into(),
             drc: Drc::new(config.drc),
             workers: FairShare::new(config.workers.max(1), config.workers_per_client),
             stats: RpcStats::default(),
@@ -117,12 +132,21 @@ impl Dispatcher {
 
     /// The registered program numbers with their version ranges, for portmapper registration.
     pub fn programs(&self) -> Vec<(u32, &'static str, (u32, u32))> {
-        let mut v: Vec<_> = self.programs.values().map(|p| (p.program(), p.name(), p.versions())).collect();
+        let mut v: Vec<_> = self
+            .programs
+            .iter()
+            .map(|r| (r.program.program(), r.program.name(), r.program.versions()))
+            .collect();
         v.sort_unstable_by_key(|(n, ..)| *n);
         v
     }
 
-    /// Whether `record` is a call to a [`RunOn::Inline`] procedure, judged from the fixed-position
+    /// The program numbered `prog`, if it is served.
+    fn registered(&self, prog: u32) -> Option<&Registered> {
+        self.programs.iter().find(|r| r.program.program() == prog)
+    }
+
+    /// Whether `record` is a call to a [`Placement::Inline`] procedure, judged from the fixed-position
     /// header words (xid, CALL, rpcvers, prog, vers, proc). Transports run such calls in place
     /// instead of spawning a task for them; anything unusual answers `false` and takes the
     /// general path, which also produces the right error.
@@ -134,15 +158,15 @@ impl Dispatcher {
         else {
             return false;
         };
-        self.programs
-            .get(&prog)
-            .and_then(|p| p.procedure(vers, proc_))
-            .is_some_and(|info| info.run == RunOn::Inline && info.drc == DrcClass::Idempotent)
+        self.registered(prog)
+            .and_then(|r| r.program.procedure(vers, proc_))
+            .is_some_and(|info| info.run == Placement::Inline && info.drc == DrcClass::Idempotent)
     }
 
-    /// The most bytes the reply to `record` can take ([`Program::reply_bound`]), for the
-    /// transport to reserve before the call runs. Anything that is not a call to a registered
-    /// program gets an error reply, which is small.
+    /// The most bytes the reply to `record` can take (its row's
+    /// [`LargestReply`](super::program::LargestReply)), for the transport to reserve before the
+    /// call runs. Anything that is not a call to a registered program gets an error reply, which
+    /// is small.
     pub fn reply_bound(&self, record: &[u8]) -> usize {
         use super::{SMALL_REPLY_BOUND, xdr_padded, xdr_word};
         // xid, CALL, rpcvers, prog, vers, proc, then the credential and the verifier (flavor,
@@ -160,12 +184,12 @@ impl Dispatcher {
         let Some(verf) = word(verf_at + 4).filter(|&l| l <= xdr::rpc::MAX_AUTH_BYTES) else {
             return SMALL_REPLY_BOUND;
         };
-        let (Some(args), Some(program)) =
-            (record.get(verf_at + 8 + xdr_padded(verf)..), self.programs.get(&(prog as u32)))
+        let (Some(args), Some(registered)) =
+            (record.get(verf_at + 8 + xdr_padded(verf)..), self.registered(prog as u32))
         else {
             return SMALL_REPLY_BOUND;
         };
-        program.reply_bound(vers as u32, proc_ as u32, args)
+        registered.program.reply_bound(vers as u32, proc_ as u32, args)
     }
 
     /// Expires duplicate-request cache entries whose time is up and shrinks its tables, for the
@@ -177,7 +201,11 @@ impl Dispatcher {
 
     /// A copy of every counter, including the cache's.
     pub fn stats(&self) -> StatsSnapshot {
-        self.stats.snapshot(self.drc.snapshot())
+        let mut calls = HashMap::new();
+        for r in self.programs.iter() {
+            r.calls.collect_into(&mut calls);
+        }
+        self.stats.snapshot(calls, self.drc.snapshot())
     }
 
     /// The live counters, for the transports.
@@ -256,7 +284,7 @@ impl Dispatcher {
                 return (Some(self.error_reply(xid, RpcError::Auth(stat))), ErrorKind::AuthError.as_str());
             }
         };
-        let Some(program) = self.programs.get(&h.prog) else {
+        let Some(Registered { program, calls }) = self.registered(h.prog) else {
             return (Some(self.error_reply(xid, RpcError::ProgUnavail)), ErrorKind::ProgUnavail.as_str());
         };
         let span = tracing::Span::current();
@@ -270,7 +298,7 @@ impl Dispatcher {
             return (Some(self.error_reply(xid, RpcError::ProcUnavail)), ErrorKind::ProcUnavail.as_str());
         };
         span.record("proc", info.name);
-        self.stats.count_call(h.prog, h.vers, h.proc_);
+        calls.count(h.vers, h.proc_);
 
         let ticket = match info.drc {
             DrcClass::Idempotent => None,
@@ -298,13 +326,19 @@ impl Dispatcher {
         };
 
         let ctx = CallContext::new(xid, peer, local, transport, cred);
-        let (reply, status, refused) = match info.run {
-            RunOn::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
-            RunOn::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
-            RunOn::TryInline => {
-                match self.try_inline(program.as_ref(), &ctx, h.vers, h.proc_, args.clone()) {
-                    Some(done) => done,
-                    None => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+        let admitted = catch_panic(xid, || program.admit_call(&ctx, h.vers, h.proc_)).and_then(|r| r);
+        let (reply, status, refused) = if let Err(e) = admitted {
+            let (reply, status) = self.finish(xid, Err(e));
+            (reply, status, ctx.was_refused())
+        } else {
+            match info.run {
+                Placement::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
+                Placement::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+                Placement::TryInline => {
+                    match self.try_inline(program.as_ref(), &ctx, h.vers, h.proc_, args.clone()) {
+                        Some(done) => done,
+                        None => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+                    }
                 }
             }
         };
@@ -322,7 +356,7 @@ impl Dispatcher {
         (Some(reply), status)
     }
 
-    /// Runs a [`RunOn::Inline`] procedure right here. A panic is caught like on the pool and
+    /// Runs a [`Placement::Inline`] procedure right here. A panic is caught like on the pool and
     /// becomes SYSTEM_ERR.
     fn execute_inline(
         &self,
@@ -337,7 +371,7 @@ impl Dispatcher {
         (reply, status, ctx.was_refused())
     }
 
-    /// Runs a [`RunOn::TryInline`] procedure here if it can finish without waiting; `None` if it
+    /// Runs a [`Placement::TryInline`] procedure here if it can finish without waiting; `None` if it
     /// gave up (nothing was done that matters: it only reads).
     fn try_inline(
         &self,

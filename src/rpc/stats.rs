@@ -1,11 +1,13 @@
 //! Counters of the RPC layer: calls per (program, version, procedure), RPC error replies by kind,
 //! duplicate-request cache outcomes and transport events. Updated with relaxed atomics on the
-//! request path; [`RpcStats::snapshot`] copies them into a plain [`StatsSnapshot`] for tests,
-//! logs and metrics.
+//! request path, without locks: calls have one slot per row of each procedure table
+//! (`CallCounters`). [`RpcStats::snapshot`] copies them into a plain [`StatsSnapshot`] for
+//! tests, logs and metrics.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::Program;
 
 /// The kinds of RPC-level error replies (RFC 5531 §9 `accept_stat` and `reject_stat` arms).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,12 +94,51 @@ impl DrcCounters {
     }
 }
 
-/// Counters of the dispatcher and the transports that feed it.
+/// Calls that reached a known procedure of one program: a slot per procedure number of each
+/// version's table, so counting is one relaxed increment.
+#[derive(Debug)]
+pub(crate) struct CallCounters {
+    program: u32,
+    /// The lowest version; `by_version[i]` is version `first_version + i`.
+    first_version: u32,
+    by_version: Box<[Box<[AtomicU64]>]>,
+}
+
+impl CallCounters {
+    /// Slots for every procedure of every version of `program`.
+    pub(crate) fn new(program: &dyn Program) -> Self {
+        let (low, high) = program.versions();
+        let by_version = (low..=high)
+            .map(|vers| (0..program.procedure_count(vers)).map(|_| AtomicU64::new(0)).collect())
+            .collect();
+        CallCounters { program: program.program(), first_version: low, by_version }
+    }
+
+    /// Counts a call of a procedure the table has (others have no slot and are not counted).
+    pub(crate) fn count(&self, vers: u32, proc_: u32) {
+        let slot = self.by_version.get(vers.wrapping_sub(self.first_version) as usize);
+        if let Some(calls) = slot.and_then(|procs| procs.get(proc_ as usize)) {
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Adds the procedures called at least once to `calls`, by (program, version, procedure).
+    pub(crate) fn collect_into(&self, calls: &mut HashMap<(u32, u32, u32), u64>) {
+        for (vers, procs) in (self.first_version..).zip(&self.by_version) {
+            for (proc_, n) in (0..).zip(procs.iter()) {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    calls.insert((self.program, vers, proc_), n);
+                }
+            }
+        }
+    }
+}
+
+/// Counters of the dispatcher and the transports that feed it (calls are counted per program,
+/// in `CallCounters`).
 #[derive(Debug, Default)]
 pub struct RpcStats {
-    /// Calls that reached a known procedure, by (program, version, procedure). A mutex is enough:
-    /// the critical section is one hash-map increment, far cheaper than the call it counts.
-    calls: Mutex<HashMap<(u32, u32, u32), u64>>,
     errors: [AtomicU64; ErrorKind::ALL.len()],
     /// Records that were not a decodable call and got no reply.
     pub records_dropped: AtomicU64,
@@ -112,17 +153,12 @@ pub struct RpcStats {
 }
 
 impl RpcStats {
-    pub fn count_call(&self, prog: u32, vers: u32, proc_: u32) {
-        let mut calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
-        *calls.entry((prog, vers, proc_)).or_insert(0) += 1;
-    }
-
     pub fn count_error(&self, kind: ErrorKind) {
         self.errors[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn snapshot(&self, drc: DrcSnapshot) -> StatsSnapshot {
-        let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    /// Every counter, with the calls counted per program and the cache's counters.
+    pub fn snapshot(&self, calls: HashMap<(u32, u32, u32), u64>, drc: DrcSnapshot) -> StatsSnapshot {
         StatsSnapshot {
             calls,
             errors: ErrorKind::ALL
@@ -143,6 +179,7 @@ impl RpcStats {
 /// A copy of every RPC-layer counter at one instant.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
+    /// Calls by (program, version, procedure); procedures never called are absent.
     pub calls: HashMap<(u32, u32, u32), u64>,
     /// Error replies sent, by kind; kinds never sent are absent.
     pub errors: HashMap<ErrorKind, u64>,
