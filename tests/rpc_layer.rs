@@ -620,6 +620,11 @@ async fn idle_connections_close_but_busy_ones_do_not() {
     tokio::time::advance(Duration::from_millis(600)).await;
     let reply = busy.recv().await.expect("the busy connection stays open for its reply");
     assert_eq!(parse(&reply).0.xid, 1);
+    // A connection closed while its request ran would still have flushed that reply; only a
+    // call after it shows the connection was left open.
+    busy.send(&call(2, NULL, &[])).await;
+    let after = busy.recv().await.expect("the busy connection was not closed as idle");
+    assert_eq!(parse(&after).0.xid, 2);
 
     let mut idle = Client::connect(server.tcp).await;
     tokio::time::sleep(Duration::from_millis(600)).await;

@@ -2,8 +2,13 @@
 //! header, answers every RPC-level error (RFC 5531 §9: RPC_MISMATCH, AUTH_ERROR, PROG_UNAVAIL,
 //! PROG_MISMATCH, PROC_UNAVAIL, GARBAGE_ARGS, SYSTEM_ERR), looks the procedure up in its program's
 //! table (see [`super::program`]), counts the call, consults the duplicate-request cache for
-//! non-idempotent procedures, and runs the procedure where its row says: inline or on the blocking
-//! pool, whose slots are shared fairly between clients (see [`super::fair`]).
+//! non-idempotent procedures, and runs the procedure where its row says: `Inline` on the async
+//! worker that decoded it (the TCP reader calls the dispatcher in place, with no task of its
+//! own), `TryInline` there first through its attempt and on the pool when the attempt would
+//! wait, `Pool` on the blocking pool, whose slots are shared fairly between clients (see
+//! `super::fair`). A panic in a procedure is caught on either kind of thread and answered
+//! SYSTEM_ERR; the thread serves again only because `fs::cred` guarantees it is back at plain
+//! root, or the process has aborted.
 //! It is transport-agnostic: TCP and UDP hand it records and send what it returns.
 
 use std::collections::HashMap;

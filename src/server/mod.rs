@@ -260,7 +260,7 @@ impl Server {
         &self.nfs
     }
 
-    /// Stops accepting, lets in-flight calls finish and flush (for at most [`SHUTDOWN_GRACE`]),
+    /// Stops accepting, lets in-flight calls finish and flush (for at most `SHUTDOWN_GRACE`),
     /// closes every cached file (syncing what is uncommitted) and removes any rpcbind
     /// registration.
     pub async fn shutdown(self) {
