@@ -29,7 +29,7 @@ run | build | seeds | cmin)
     shift
     ;;
 esac
-ALL_TARGETS=(rpc_record nfs3_args mount_args portmap_args exports_parse server)
+ALL_TARGETS=(rpc_record nfs3_args mount_args nlm_args portmap_args exports_parse server)
 TARGETS=("$@")
 [[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=("${ALL_TARGETS[@]}")
 for t in "${TARGETS[@]}"; do

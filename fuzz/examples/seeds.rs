@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use rnfsd_fuzz::server::{HANDLE_PLACEHOLDER, call_record};
 use xdr::nfs3::{self, procs, *};
 use xdr::rpc::{AuthSysParams, CallHeader, OpaqueAuth, record_marker};
-use xdr::{Xdr, mount, portmap};
+use xdr::{Xdr, mount, nlm, nsm, portmap};
 
 /// The placeholder the `server` target replaces with real handle number `n`.
 fn ph(n: u8) -> nfs_fh3 {
@@ -236,6 +236,7 @@ fn main() {
             write(&corpus.join("portmap_args"), &format!("{i:02}_{label}"), &with_selector(sel, &args));
         }
     }
+    nlm_seeds(&corpus.join("nlm_args"));
     write(&corpus.join("portmap_args"), "uaddr_v4", b"\x07127.0.0.1.8.1");
     write(&corpus.join("portmap_args"), "uaddr_v6", b"\x07::1.0.111");
 
@@ -348,4 +349,46 @@ fn main() {
         });
         println!("{:40} {shown}", path.file_name().unwrap().to_string_lossy());
     }
+}
+
+/// nlm_args: selector = the target's type index. A LOCK, TEST and UNLOCK as the Linux client
+/// sends them, a DENIED TEST result, and the status monitor's MON and NOTIFY.
+fn nlm_seeds(dir: &Path) {
+    let alock = nlm::nlm4_lock {
+        caller_name: "client".into(),
+        fh: nlm::netobj(Bytes::from_static(&[7; 28])),
+        oh: "0@client".into(),
+        svid: 0,
+        l_offset: 0,
+        l_len: 0,
+    };
+    let cookie = nlm::netobj(Bytes::from_static(&[0, 0, 0, 1]));
+    let test = nlm::nlm4_testargs { cookie: cookie.clone(), exclusive: true, alock: alock.clone() };
+    write(dir, "0_testargs", &with_selector(0, &test.to_bytes()));
+    let holder = nlm::nlm4_holder { exclusive: true, svid: 3, oh: "3@other".into(), l_offset: 10, l_len: 5 };
+    let denied = nlm::nlm4_testres { cookie: cookie.clone(), test_stat: nlm::nlm4_testrply::Denied(holder) };
+    write(dir, "1_testres_denied", &with_selector(1, &denied.to_bytes()));
+    let lock = nlm::nlm4_lockargs {
+        cookie: cookie.clone(),
+        block: true,
+        exclusive: true,
+        alock: alock.clone(),
+        reclaim: false,
+        state: 3,
+    };
+    write(dir, "2_lockargs", &with_selector(2, &lock.to_bytes()));
+    let unlock = nlm::nlm4_unlockargs { cookie: cookie.clone(), alock };
+    write(dir, "4_unlockargs", &with_selector(4, &unlock.to_bytes()));
+    let res = nlm::nlm4_res { cookie, stat: nlm::nlm4_stats::Blocked };
+    write(dir, "5_res", &with_selector(5, &res.to_bytes()));
+    let mon = nsm::mon {
+        mon_id: nsm::mon_id {
+            mon_name: "client".into(),
+            my_id: nsm::my_id { my_name: "127.0.0.1".into(), my_prog: 100021, my_vers: 4, my_proc: 16 },
+        },
+        priv_: [1; nsm::SM_PRIV_SIZE],
+    };
+    write(dir, "10_mon", &with_selector(10, &mon.to_bytes()));
+    let notify = nsm::stat_chge { mon_name: "client".into(), state: 5 };
+    write(dir, "12_notify", &with_selector(12, &notify.to_bytes()));
 }
