@@ -3,8 +3,9 @@
 //! newline, a carriage return or terminal escapes; printed raw, an unlisted client could write a
 //! fake "mounted" line into the log or hide a line on an operator's terminal.
 //!
-//! It is a module of its own, used by every layer that logs (rpc, portmap, mountd, nfsd, fs,
-//! server), because it depends on nothing and each of them gets strings from the network.
+//! It is a module of its own, beside every layer, because it depends on nothing. Today MOUNT
+//! paths go through it (mountd, and the server's mount log line); any other layer that logs
+//! client-chosen bytes must use it too.
 
 use std::fmt;
 

@@ -194,9 +194,9 @@ fn in_memory(
     svc.first_handle_is_memory_backed(args).then(|| handler(svc, ctx, args, out))
 }
 
-/// READDIR or READDIRPLUS (`A`) as [`in_memory`], if it asks for at most [`INLINE_LISTING_MAX`]
-/// bytes, or for at most [`WORKER_LISTING_MAX`] while a worker is spare. Only routes the call: undecodable arguments go to the pool, where the procedure
-/// answers them.
+/// READDIR or READDIRPLUS (`A`) on a memory-backed export, if it asks for at most
+/// [`INLINE_LISTING_MAX`] bytes, or for at most [`WORKER_LISTING_MAX`] while a worker is spare.
+/// Only routes the call: undecodable arguments go to the pool, where the procedure answers them.
 fn small_listing<A: ListingArgs>(
     svc: &NfsService,
     ctx: &CallContext,
@@ -205,13 +205,10 @@ fn small_listing<A: ListingArgs>(
     handler: Handler<NfsService>,
 ) -> Option<Result<(), RpcError>> {
     let asked = A::decode(&mut args.clone()).ok()?.asked();
-    if asked <= INLINE_LISTING_MAX {
-        return in_memory(svc, ctx, args, out, handler);
-    }
     if asked > WORKER_LISTING_MAX || !svc.first_handle_is_memory_backed(args) {
         return None;
     }
-    let _turn = svc.worker_listings.take()?;
+    let _turn = if asked > INLINE_LISTING_MAX { Some(svc.worker_listings.take()?) } else { None };
     Some(handler(svc, ctx, args, out))
 }
 

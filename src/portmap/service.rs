@@ -49,6 +49,9 @@ use crate::rpc::{CallContext, RpcError, RpcService, Transport};
 
 /// The largest UDP reply: 10 times the smallest call (40 bytes: the call header with AUTH_NONE).
 pub const UDP_REPLY_MAX: usize = 400;
+// The transport's own bound on MOUNT and portmapper datagrams must leave room for this one and
+// the accepted-reply header (24 bytes), or a full DUMP would turn into SYSTEM_ERR.
+const _: () = assert!(UDP_REPLY_MAX + 24 <= crate::rpc::transport::BOUNDED_REPLY_MAX);
 
 /// Where the kernel's privileged ports end unless `net.ipv4.ip_unprivileged_port_start` says
 /// otherwise.

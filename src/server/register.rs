@@ -8,16 +8,20 @@ use std::sync::Arc;
 
 use super::BoundAddrs;
 use crate::config::PortmapMode;
+use crate::mountd::MountService;
+use crate::nfsd::NfsService;
+use crate::portmap::PortmapService;
 use crate::portmap::{PmapClient, Registry, RpcbindTarget, Service, register_with_system, unregister_with};
-use crate::rpc::Transport;
+use crate::rpc::{RpcService, Transport};
 
-pub(super) const NFS_PROGRAM: u32 = xdr::nfs3::PROGRAM;
-const NFS_VERSION: u32 = xdr::nfs3::VERSION;
-pub(super) const MOUNT_PROGRAM: u32 = xdr::mount::PROGRAM;
-const MOUNT_VERSIONS: [u32; 3] = [xdr::mount::VERSION_1, xdr::mount::VERSION_2, xdr::mount::VERSION_3];
-pub(super) const PMAP_PROGRAM: u32 = xdr::portmap::PROGRAM;
-const PMAP_VERSIONS: [u32; 3] =
-    [xdr::portmap::VERSION_PMAP, xdr::portmap::VERSION_RPCBIND3, xdr::portmap::VERSION_RPCBIND4];
+pub(super) const NFS_PROGRAM: u32 = <NfsService as RpcService>::PROGRAM;
+pub(super) const MOUNT_PROGRAM: u32 = <MountService as RpcService>::PROGRAM;
+pub(super) const PMAP_PROGRAM: u32 = <PortmapService as RpcService>::PROGRAM;
+
+/// The version numbers a program's tables serve: what is registered is what is served.
+fn versions<S: RpcService>() -> impl Iterator<Item = u32> {
+    S::VERSIONS.iter().map(|v| v.number)
+}
 
 /// What came of the portmapper policy.
 #[derive(Debug, Clone)]
@@ -42,9 +46,9 @@ pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
     let mut v = Vec::new();
     for transport in [Transport::Tcp, Transport::Udp] {
         if transport == Transport::Tcp || nfs_over_udp {
-            v.push((NFS_PROGRAM, NFS_VERSION, transport, nfs));
+            v.extend(versions::<NfsService>().map(|vers| (NFS_PROGRAM, vers, transport, nfs)));
         }
-        for vers in MOUNT_VERSIONS {
+        for vers in versions::<MountService>() {
             v.push((MOUNT_PROGRAM, vers, transport, mount));
         }
     }
@@ -55,7 +59,7 @@ pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
 /// lists itself, then `services`, all at the bound address `bind`.
 pub(super) fn embedded_registry(bind: IpAddr, portmap_port: u16, services: &[Service]) -> Arc<Registry> {
     let registry = Arc::new(Registry::new());
-    for vers in PMAP_VERSIONS {
+    for vers in versions::<PortmapService>() {
         for transport in [Transport::Tcp, Transport::Udp] {
             registry.register(PMAP_PROGRAM, vers, transport, SocketAddr::new(bind, portmap_port));
         }
