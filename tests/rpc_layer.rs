@@ -14,7 +14,7 @@ use rnfsd::rpc::program::LargestReply::Small;
 use rnfsd::rpc::program::{Procedure, Version, by_number, row};
 use rnfsd::rpc::stats::ErrorKind;
 use rnfsd::rpc::transport::{TransportLimits, serve_tcp, serve_udp};
-use rnfsd::rpc::{AuthStat, CallContext, DrcClass, Program, RpcError, RpcService, RunOn};
+use rnfsd::rpc::{AuthStat, CallContext, DrcClass, Program, RpcError, RpcService, RunOn, Transport};
 use rnfsd_test_support::records::{REPLY_WAIT, RecordStream as Client};
 use rnfsd_test_support::wait_until_async;
 use rnfsd_test_support::wire::{call_header, encode_call, split_reply};
@@ -657,4 +657,43 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
 
     server.stop().await;
     assert!(TcpStream::connect(server.tcp).await.is_err(), "the listener is closed after shutdown");
+}
+
+/// A call of a connection closed while it waits for a pool slot is never executed: the calls an
+/// evicted connection left queued cannot pile up behind the one slot it held in the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_waiting_for_the_pool_is_dropped_when_its_connection_closes() {
+    let program = Arc::new(TestProgram::default());
+    let programs: [Arc<dyn Program>; 1] = [program.clone()];
+    let config = DispatcherConfig { workers: 1, workers_per_client: 1, ..DispatcherConfig::default() };
+    let dispatcher = Arc::new(Dispatcher::new(programs, config));
+    let peer: SocketAddr = "127.0.0.1:800".parse().unwrap();
+    let local: SocketAddr = "127.0.0.1:2049".parse().unwrap();
+    let busy = {
+        let d = dispatcher.clone();
+        let record = Bytes::from(call(1, INCREMENT, &increment_args(400, b"slow")));
+        tokio::spawn(async move { d.handle(record, peer, local, Transport::Tcp).await })
+    };
+    wait_until_async("the slow call holds the only pool slot", REPLY_WAIT, || {
+        (dispatcher.stats().calls_to(PROG, 1, INCREMENT) == 1).then_some(())
+    })
+    .await;
+    let closed = CancellationToken::new();
+    let queued = {
+        let (d, closed) = (dispatcher.clone(), closed.clone());
+        let record = Bytes::from(call(2, INCREMENT, &increment_args(0, b"queued")));
+        tokio::spawn(async move { d.handle_until(record, peer, local, Transport::Tcp, Some(&closed)).await })
+    };
+    wait_until_async("the second call waits for the slot", REPLY_WAIT, || {
+        (dispatcher.stats().calls_to(PROG, 1, INCREMENT) == 2).then_some(())
+    })
+    .await;
+    closed.cancel();
+    assert_eq!(queued.await.unwrap(), None, "no reply for a closed connection");
+    assert_eq!(counter_value(&busy.await.unwrap().unwrap()), 1);
+    // It never ran, and its cache entry is gone: a retransmission runs it once.
+    assert_eq!(program.counter.load(Ordering::SeqCst), 1);
+    let again = Bytes::from(call(2, INCREMENT, &increment_args(0, b"queued")));
+    let reply = dispatcher.handle(again, peer, local, Transport::Tcp).await.unwrap();
+    assert_eq!(counter_value(&reply), 2);
 }

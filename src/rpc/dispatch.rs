@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use xdr::rpc::{AcceptedStatus, CallHeader, MSG_CALL, RPC_VERSION, RejectedReply, ReplyHeader};
 use xdr::{Reader, Xdr};
@@ -228,6 +229,22 @@ impl Dispatcher {
         local: SocketAddr,
         transport: Transport,
     ) -> Option<Bytes> {
+        self.handle_until(record, peer, local, transport, None).await
+    }
+
+    /// [`Dispatcher::handle`] for a call of a connection that may be closed before the call runs
+    /// (`closed` cancelled): a call still waiting for a pool slot then gives up and is never
+    /// executed, so the calls a closed connection left queued hold no memory or slots once its
+    /// place in the connection table has gone to another. A call already executing runs to its
+    /// end, keeping its duplicate-request cache entry, so a retransmission waits for it.
+    pub async fn handle_until(
+        &self,
+        record: Bytes,
+        peer: SocketAddr,
+        local: SocketAddr,
+        transport: Transport,
+        closed: Option<&CancellationToken>,
+    ) -> Option<Bytes> {
         let start = Instant::now();
         let mut args = Reader::new(record.clone());
         let header = match CallHeader::decode(&mut args) {
@@ -242,7 +259,7 @@ impl Dispatcher {
             %peer,
         );
         async {
-            let (reply, status) = self.dispatch(header, args, peer, local, transport).await;
+            let (reply, status) = self.dispatch(header, args, peer, local, transport, closed).await;
             tracing::debug!(
                 status,
                 latency_us = start.elapsed().as_micros() as u64,
@@ -277,6 +294,7 @@ impl Dispatcher {
         peer: SocketAddr,
         local: SocketAddr,
         transport: Transport,
+        closed: Option<&CancellationToken>,
     ) -> (Option<Bytes>, &'static str) {
         let xid = h.xid;
         if h.rpcvers != RPC_VERSION {
@@ -338,11 +356,20 @@ impl Dispatcher {
         } else {
             match info.run {
                 Placement::Inline => self.execute_inline(program.as_ref(), ctx, h.vers, h.proc_, args),
-                Placement::Pool => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+                Placement::Pool => {
+                    match self.execute(program.clone(), ctx, h.vers, h.proc_, args, closed).await {
+                        Some(done) => done,
+                        None => return (None, "connection_closed"),
+                    }
+                }
                 Placement::TryInline => {
                     match self.try_inline(program.as_ref(), &ctx, h.vers, h.proc_, args.clone()) {
                         Some(done) => done,
-                        None => self.execute(program.clone(), ctx, h.vers, h.proc_, args).await,
+                        None => match self.execute(program.clone(), ctx, h.vers, h.proc_, args, closed).await
+                        {
+                            Some(done) => done,
+                            None => return (None, "connection_closed"),
+                        },
                     }
                 }
             }
@@ -395,7 +422,8 @@ impl Dispatcher {
     }
 
     /// Runs the procedure on the blocking pool while holding a worker permit. A panic becomes
-    /// SYSTEM_ERR.
+    /// SYSTEM_ERR. `None` when `closed` was cancelled before a permit came free: the procedure
+    /// did not run.
     async fn execute(
         &self,
         program: Arc<dyn Program>,
@@ -403,9 +431,18 @@ impl Dispatcher {
         vers: u32,
         proc_: u32,
         mut args: Reader,
-    ) -> (Bytes, &'static str, bool) {
+        closed: Option<&CancellationToken>,
+    ) -> Option<(Bytes, &'static str, bool)> {
         let xid = ctx.xid;
-        let permit = self.workers.acquire(ctx.peer.ip().to_canonical()).await;
+        let client = ctx.peer.ip().to_canonical();
+        let permit = match closed {
+            Some(closed) => tokio::select! {
+                biased;
+                _ = closed.cancelled() => return None,
+                permit = self.workers.acquire(client) => permit,
+            },
+            None => self.workers.acquire(client).await,
+        };
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
             // The permit lives as long as the thread is busy, even if this call's future is dropped.
@@ -427,7 +464,7 @@ impl Dispatcher {
             }
         };
         let (reply, status) = self.finish(xid, result);
-        (reply, status, refused)
+        Some((reply, status, refused))
     }
 
     /// The reply to send for a procedure's outcome, and its status for the counters.

@@ -372,8 +372,10 @@ impl Connection {
                 }
                 let dispatcher = self.dispatcher.clone();
                 let tx = tx.clone();
+                let closed = evicted.clone();
                 self.tracker.spawn(async move {
-                    let reply = dispatcher.handle(record, peer, local, Transport::Tcp).await;
+                    let reply =
+                        dispatcher.handle_until(record, peer, local, Transport::Tcp, Some(&closed)).await;
                     drop(record_bytes);
                     if let Some(recycle) = recycle {
                         LARGE_BUFFERS.give_back(recycle);
