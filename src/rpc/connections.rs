@@ -89,6 +89,13 @@ impl ConnState {
         self.partial_progress.store(if holding { self.now() } else { 0 }, Ordering::Relaxed);
     }
 
+    /// Starts the stall clock of a partial record that holds request budget, unless it runs
+    /// already: a record of which only the marker arrived holds the budget its claimed size took,
+    /// and must be as easy to close as one that stopped halfway.
+    pub fn partial_holding(&self) {
+        let _ = self.partial_progress.compare_exchange(0, self.now(), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     /// The writer sent something (or `false`: it has nothing left to send).
     pub fn writer_progress(&self, waiting: bool) {
         self.writer_progress.store(if waiting { self.now() } else { 0 }, Ordering::Relaxed);

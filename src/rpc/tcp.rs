@@ -430,6 +430,9 @@ impl Connection {
                 usize::MAX
             };
             held.force_resize(request_bytes(&buf, &assembler));
+            if held.bytes() > 0 {
+                state.partial_holding();
+            }
             if !buf.is_empty() || assembler.partial_len() > 0 {
                 clock.started.get_or_insert_with(Instant::now);
             }
