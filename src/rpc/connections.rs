@@ -351,7 +351,11 @@ impl ConnectionTable {
             .hosts
             .values()
             .flat_map(|h| h.conns.iter())
-            .filter(|c| !std::ptr::eq(c.as_ref(), asking) && !c.paused.load(Ordering::Relaxed))
+            .filter(|c| !std::ptr::eq(c.as_ref(), asking))
+            // A paused connection is not reading its record by its own choice; its writer, on
+            // the other hand, waits for the peer, and pausing is what a peer that reads no
+            // replies makes the reader do.
+            .filter(|c| reason != Reason::StalledRecord || !c.paused.load(Ordering::Relaxed))
             .filter_map(|c| Some((c.stalled_for(stamp(c))?, c)))
             .filter(|(d, _)| *d >= stalled)
             .max_by_key(|(d, _)| *d)
@@ -477,5 +481,20 @@ mod tests {
         assert!(old.state.evicted().is_cancelled());
         assert!(!young.state.evicted().is_cancelled() && !paused.state.evicted().is_cancelled());
         assert_eq!(t.stats().evicted_stalled_records, 1);
+    }
+
+    /// A connection whose peer reads no replies has its reader paused (waiting for reply room);
+    /// that does not shield its stalled writer.
+    #[test]
+    fn a_paused_connection_with_a_stalled_writer_can_be_closed() {
+        let t = ConnectionTable::new(SHARES);
+        let asking = t.admit(ip(1), true).unwrap();
+        let hoarder = t.admit(ip(2), true).unwrap();
+        hoarder.state.writer_progress(true);
+        hoarder.state.set_paused(true);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(t.evict_stalled_writer(&asking.state, Duration::from_millis(10)));
+        assert!(hoarder.state.evicted().is_cancelled());
+        assert_eq!(t.stats().evicted_stalled_writers, 1);
     }
 }
