@@ -36,7 +36,12 @@ pub fn names_for(ip: IpAddr) -> Vec<String> {
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
     let cache = guard.get_or_insert_with(HashMap::new);
     if cache.len() >= CACHE_MAX {
-        cache.clear();
+        // Addresses cycled by one host should not cost every other client its entry: expired
+        // entries go first, and the whole cache only when none has expired.
+        cache.retain(|_, (at, _)| now.duration_since(*at) < CACHE_TTL);
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
     }
     cache.insert(ip, (now, names.clone()));
     names
