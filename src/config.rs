@@ -115,6 +115,40 @@ impl Default for Limits {
     }
 }
 
+/// Network locking (NLM v4 and NSM on the NFS port).
+#[derive(Debug, Clone)]
+pub struct LockConfig {
+    /// Whether NLM and NSM are served and registered (`--no-locks` turns them off; clients must
+    /// then mount with `nolock`).
+    pub enabled: bool,
+    /// How long after a restart with recorded clients only reclaims are granted (`--lock-grace`).
+    pub grace: std::time::Duration,
+    /// The port of a client's portmapper, asked where its lock manager (for GRANTED) and status
+    /// monitor (for SM_NOTIFY) listen: 111 everywhere; tests run their own elsewhere.
+    pub peer_portmap_port: u16,
+    /// How often waiters that a lock of another process blocks are retried: rnfsd learns of its
+    /// own unlocks at once, not of a host process's.
+    pub poll_interval: std::time::Duration,
+    /// How long a lock taken for a waiter is kept when its GRANTED callback was not delivered and
+    /// the client does not re-send its LOCK (the Linux client re-sends every 30 s).
+    pub unclaimed_grant: std::time::Duration,
+}
+
+/// The grace period knfsd's nfsd and nfs-ganesha use.
+pub const DEFAULT_LOCK_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
+
+impl Default for LockConfig {
+    fn default() -> Self {
+        LockConfig {
+            enabled: true,
+            grace: DEFAULT_LOCK_GRACE,
+            peer_portmap_port: DEFAULT_PORTMAP_PORT,
+            poll_interval: std::time::Duration::from_secs(1),
+            unclaimed_grant: std::time::Duration::from_secs(70),
+        }
+    }
+}
+
 /// Everything [`Server::start`](crate::server::Server::start) needs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -135,6 +169,7 @@ pub struct Config {
     /// Handle key and other state that must survive restarts.
     pub state_dir: PathBuf,
     pub limits: Limits,
+    pub locks: LockConfig,
 }
 
 impl Config {
@@ -151,6 +186,7 @@ impl Config {
             portmap_port: DEFAULT_PORTMAP_PORT,
             state_dir,
             limits: Limits::default(),
+            locks: LockConfig::default(),
         }
     }
 }

@@ -24,6 +24,7 @@ pub mod fs;
 pub mod logsafe;
 pub mod mountd;
 pub mod nfsd;
+pub mod nlm;
 pub mod portmap;
 pub mod rpc;
 pub mod server;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rnfsd::config::{
-    Config, DEFAULT_MOUNT_PORT, DEFAULT_NFS_PORT, DEFAULT_PORTMAP_PORT, Limits, PortmapMode,
+    Config, DEFAULT_MOUNT_PORT, DEFAULT_NFS_PORT, DEFAULT_PORTMAP_PORT, Limits, LockConfig, PortmapMode,
     default_state_dir,
 };
 use rnfsd::exports::{ExportSpec, parse_export_line, parse_exports};
@@ -93,6 +93,18 @@ struct ServeArgs {
     /// at most 8), so one host cannot take them all.
     #[arg(long)]
     fs_threads_per_client: Option<usize>,
+    /// Serve no network locks (NLM and NSM stay unregistered): clients must mount with
+    /// `-o nolock`, and each client's locks are then local to it.
+    #[arg(long, env = "RNFSD_NO_LOCKS", value_parser = clap::builder::BoolishValueParser::new())]
+    no_locks: bool,
+    /// Seconds after a restart during which only clients reclaiming their locks get them (only
+    /// when some client held locks before the restart).
+    #[arg(long, value_name = "SECONDS", default_value_t = rnfsd::config::DEFAULT_LOCK_GRACE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    lock_grace: u64,
+    /// Port of the clients' portmappers, for lock callbacks and reboot notices (tests).
+    #[arg(long, default_value_t = DEFAULT_PORTMAP_PORT, hide = true)]
+    lock_peer_portmap_port: u16,
     /// Only check the exports and print them, then exit.
     #[arg(long)]
     check_exports: bool,
@@ -178,6 +190,12 @@ fn main() -> ExitCode {
             max_reply_bytes: (args.max_reply_memory as usize) << 20,
             fs_threads_per_client: args.fs_threads_per_client.map(|n| n.max(1)),
             ..Limits::default()
+        },
+        locks: LockConfig {
+            enabled: !args.no_locks,
+            grace: std::time::Duration::from_secs(args.lock_grace),
+            peer_portmap_port: args.lock_peer_portmap_port,
+            ..LockConfig::default()
         },
     };
     match rnfsd::server::run_until_signal(config) {

@@ -180,7 +180,7 @@ fn warn_if_exposed(path: &Path) {
 
 /// Writes `name` in `dir` through a synced temporary file and a rename, then syncs the directory,
 /// so a crash leaves either the old or the new content.
-fn write_atomically(dir: &Path, name: &str, content: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, content: &[u8], mode: u32) -> io::Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
     f.write_all(content)?;

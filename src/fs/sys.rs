@@ -1,5 +1,5 @@
 //! Every system call the server makes that `nix` and `std` do not wrap safely: kernel file handles,
-//! `statx`, per-thread credentials and capabilities, `getdents64`, `faccessat2`, `sync_file_range` and per-thread nice values (plus glibc's
+//! `statx`, per-thread credentials and capabilities, `getdents64`, `faccessat2`, `sync_file_range`, open-file-description locks and per-thread nice values (plus glibc's
 //! `mallopt`, `malloc_trim` and `mallinfo2`, the allocator's tuning and statistics calls). This is the
 //! only module with `unsafe`; each function here is a safe wrapper returning `io::Result`.
 #![allow(unsafe_code)]
@@ -380,6 +380,77 @@ pub fn thread_nice() -> io::Result<i32> {
     Ok(nice)
 }
 
+/// The kind of an open-file-description lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A shared (read) lock, `F_RDLCK`.
+    Read,
+    /// An exclusive (write) lock, `F_WRLCK`; the descriptor must be open for writing.
+    Write,
+    /// Releasing, `F_UNLCK`.
+    Unlock,
+}
+
+impl LockKind {
+    fn raw(self) -> libc::c_short {
+        (match self {
+            LockKind::Read => libc::F_RDLCK,
+            LockKind::Write => libc::F_WRLCK,
+            LockKind::Unlock => libc::F_UNLCK,
+        }) as libc::c_short
+    }
+}
+
+/// A lock as `F_OFD_GETLK` reports it: its kind, first byte and length (0: to the end of file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockRange {
+    pub kind: LockKind,
+    pub start: u64,
+    pub len: u64,
+}
+
+fn flock_for(kind: LockKind, start: u64, len: u64) -> io::Result<libc::flock> {
+    let (Ok(l_start), Ok(l_len)) = (i64::try_from(start), i64::try_from(len)) else {
+        return Err(io::Error::from_raw_os_error(libc::EOVERFLOW));
+    };
+    // SAFETY: flock is plain data; all zeroes is a valid value (and l_pid must be 0 for OFD
+    // commands).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind.raw();
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = l_start;
+    fl.l_len = l_len;
+    Ok(fl)
+}
+
+/// `fcntl(F_OFD_SETLK)`: takes (or with [`LockKind::Unlock`] releases) a lock on bytes
+/// `start..start+len` (`len` 0: to the end of file) for the open file description `fd`, without
+/// waiting: a conflicting lock of another description fails with EAGAIN. Locks of one description
+/// split and merge as the kernel does for POSIX locks, and closing the last descriptor of the
+/// description releases them. They conflict with every other description's locks, classic
+/// `F_SETLK` locks of other processes included.
+pub fn ofd_setlk(fd: BorrowedFd<'_>, kind: LockKind, start: u64, len: u64) -> io::Result<()> {
+    let fl = flock_for(kind, start, len)?;
+    // SAFETY: fl is a valid flock that outlives the call.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl as *const libc::flock) })?;
+    Ok(())
+}
+
+/// `fcntl(F_OFD_GETLK)`: the first lock of another open file description (or another process)
+/// that would conflict with taking `kind` on `start..start+len` through `fd`, or `None`. Locks
+/// of `fd`'s own description never conflict. `kind` is Read or Write.
+pub fn ofd_getlk(fd: BorrowedFd<'_>, kind: LockKind, start: u64, len: u64) -> io::Result<Option<LockRange>> {
+    let mut fl = flock_for(kind, start, len)?;
+    // SAFETY: fl is a valid flock the kernel overwrites in place.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl as *mut libc::flock) })?;
+    let kind = match i32::from(fl.l_type) {
+        libc::F_UNLCK => return Ok(None),
+        libc::F_RDLCK => LockKind::Read,
+        _ => LockKind::Write,
+    };
+    Ok(Some(LockRange { kind, start: fl.l_start.max(0) as u64, len: fl.l_len.max(0) as u64 }))
+}
+
 /// The effective uid of the process.
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
@@ -390,6 +461,44 @@ pub fn effective_uid() -> u32 {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn ofd_locks_of_two_descriptions_conflict_and_report_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let open = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap()
+        };
+        let (a, b) = (open(), open());
+        ofd_setlk(a.as_fd(), LockKind::Write, 0, 100).unwrap();
+        let err = ofd_setlk(b.as_fd(), LockKind::Read, 50, 10).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+        assert_eq!(
+            ofd_getlk(b.as_fd(), LockKind::Read, 0, 0).unwrap(),
+            Some(LockRange { kind: LockKind::Write, start: 0, len: 100 })
+        );
+        // The holder's own description sees no conflict with its own lock.
+        assert_eq!(ofd_getlk(a.as_fd(), LockKind::Write, 0, 0).unwrap(), None);
+        // Splitting: release the middle, the ends stay.
+        ofd_setlk(a.as_fd(), LockKind::Unlock, 40, 20).unwrap();
+        ofd_setlk(b.as_fd(), LockKind::Write, 45, 10).unwrap();
+        assert_eq!(
+            ofd_getlk(b.as_fd(), LockKind::Read, 60, 0).unwrap(),
+            Some(LockRange { kind: LockKind::Write, start: 60, len: 40 })
+        );
+        drop(a);
+        assert_eq!(ofd_getlk(b.as_fd(), LockKind::Write, 0, 0).unwrap(), None, "closing released them");
+        assert_eq!(
+            ofd_setlk(b.as_fd(), LockKind::Write, u64::MAX, 1).unwrap_err().raw_os_error(),
+            Some(libc::EOVERFLOW)
+        );
+    }
 
     #[test]
     fn lowering_a_threads_priority_leaves_the_others() {

@@ -13,7 +13,7 @@ mod fattr;
 mod meta;
 mod names;
 mod readdir;
-mod request;
+pub(crate) mod request;
 pub mod status;
 pub mod verifier;
 

@@ -134,6 +134,21 @@ impl NfsService {
         })
     }
 
+    /// The lock manager's resolution of an NFS handle sent in an NLM call: the same checks as
+    /// every NFS request (handle, export boundary, client list, `secure`).
+    pub(crate) fn resolve_for_lock(
+        &self,
+        ctx: &CallContext,
+        fh: &[u8],
+    ) -> Result<(Resolved, Caller), nfsstat3> {
+        if fh.len() > xdr::nfs3::FHSIZE {
+            ctx.refuse();
+            return Err(nfsstat3::NFS3ERR_BADHANDLE);
+        }
+        let fh = nfs_fh3::from(fh);
+        self.resolve(ctx, &fh).map(|o| (o.res, o.caller)).map_err(|Unresolved(status)| status)
+    }
+
     fn caller_for(&self, ctx: &CallContext, res: &Resolved) -> Result<Caller, nfsstat3> {
         let peer = ctx.peer.ip().to_canonical();
         let Some(options) = res.export.spec.options_for(peer) else {

@@ -76,6 +76,18 @@ impl Server {
             }
         };
         let _ = writeln!(b, "portmapper ({}): {pm}", self.config.portmap);
+        let locks = match (&self.locks, self.addrs.nfs_tcp.port()) {
+            (None, _) => "off (--no-locks): clients must mount with nolock".to_string(),
+            (Some(t), port) => {
+                let grace = if t.counts().grace {
+                    format!("grace period of {} s for reclaims", self.config.locks.grace.as_secs())
+                } else {
+                    "no grace period".to_string()
+                };
+                format!("NLM v4 and NSM v1 on port {port} (tcp and udp), {grace}")
+            }
+        };
+        let _ = writeln!(b, "locks: {locks}");
         let _ = writeln!(b, "mount with:");
         for line in self.mount_commands() {
             let _ = writeln!(b, "  {line}");
@@ -98,8 +110,11 @@ impl Server {
         if !(portmapper_on_111 && default_ports) {
             let _ = write!(opts, ",port={nfs_port},mountport={mount_port},mountproto=tcp");
         }
-        // There is no NLM (lock manager) service.
-        opts.push_str(",nolock");
+        // The client's lock manager finds NLM through the portmapper on port 111 (no mount
+        // option names the NLM port): without one, or with locking off, it must not lock.
+        if self.locks.is_none() || !portmapper_on_111 {
+            opts.push_str(",nolock");
+        }
         let host = display_host(self.config.bind);
         self.nfs
             .exports()

@@ -34,13 +34,14 @@ use tokio_util::task::TaskTracker;
 
 pub use bind::ServerPort;
 use bind::{bind_hint, bind_pair};
-use register::{MOUNT_PROGRAM, NFS_PROGRAM, PMAP_PROGRAM, PortmapOutcome};
+use register::{MOUNT_PROGRAM, NFS_PROGRAM, NLM_PROGRAM, NSM_PROGRAM, PMAP_PROGRAM, PortmapOutcome};
 use report::{caches_line, counters_line, memory_line, tcp_line};
 
 use crate::config::{Config, PortmapMode};
 use crate::fs::{Exports, OpenExportError};
 use crate::mountd::{MountBackend, MountService, MountStat, mount_status};
 use crate::nfsd::NfsService;
+use crate::nlm::Locking;
 use crate::portmap::PortmapService;
 use crate::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use crate::rpc::stats::StatsSnapshot;
@@ -86,6 +87,8 @@ pub enum StartError {
     NoEphemeralPort { service: ServerPort, addr: IpAddr },
     #[error("NFS service: {0}")]
     Nfs(io::Error),
+    #[error("lock manager state: {0}")]
+    Locks(io::Error),
     #[error("--portmap register: {0}")]
     Register(String),
     #[error("tokio runtime: {0}")]
@@ -130,6 +133,8 @@ pub struct Server {
     /// Whether the export root handle resolved at startup (it fails without
     /// CAP_DAC_READ_SEARCH); `Err` carries the reason for the banner.
     handle_check: Result<(), String>,
+    /// The lock table, unless locking is off.
+    locks: Option<Arc<crate::nlm::LockTable>>,
     /// Cancelled to stop accepting and reading; every transport, connection and request task
     /// watches it.
     shutdown: CancellationToken,
@@ -146,6 +151,15 @@ impl Server {
         let exports = Arc::new(Exports::open(&config.exports, &config.state_dir)?);
         let handle_check = check_handles(&exports);
         let nfs = Arc::new(NfsService::new(exports.clone(), &config.limits).map_err(StartError::Nfs)?);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let locking = match config.locks.enabled {
+            true => Some(
+                Locking::start(&config.locks, &config.state_dir, nfs.clone(), &shutdown, &tracker)
+                    .map_err(StartError::Locks)?,
+            ),
+            false => None,
+        };
         let backend = Arc::new(ExportsMountBackend { exports: exports.clone() });
         let mount = Arc::new(MountService::new(config.exports.clone(), backend));
 
@@ -175,9 +189,13 @@ impl Server {
             portmap_tcp: portmap_socks.as_ref().map(|p| p.tcp_addr),
             portmap_udp: portmap_socks.as_ref().map(|p| p.udp_addr),
         };
-        let services = register::services(&addrs, config.nfs_over_udp);
+        let services = register::services(&addrs, config.nfs_over_udp, locking.is_some());
 
         let mut programs: Vec<Arc<dyn Program>> = vec![nfs.clone(), mount];
+        if let Some(l) = &locking {
+            programs.push(l.nlm.clone());
+            programs.push(l.nsm.clone());
+        }
         if let Some(pm_tcp) = addrs.portmap_tcp {
             let registry = register::embedded_registry(bind, pm_tcp.port(), &services);
             programs.push(Arc::new(PortmapService::new(registry).serving_only_port(pm_tcp.port())));
@@ -200,8 +218,6 @@ impl Server {
         let specs = config.exports.clone();
         let tcp = TcpShared::new(limits, move |ip| specs.iter().any(|s| s.options_for(ip).is_some()));
         let udp_policy = Arc::new(udp_policy(config.nfs_over_udp));
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
         for pair in std::iter::once(nfs_socks).chain(mount_socks).chain(portmap_socks) {
             let d = dispatcher.clone();
             tracker.spawn(serve_tcp_shared(
@@ -238,7 +254,8 @@ impl Server {
             }
         };
 
-        Ok(Server { addrs, dispatcher, nfs, tcp, config, portmap, handle_check, shutdown, tracker })
+        let locks = locking.map(|l| l.table);
+        Ok(Server { addrs, dispatcher, nfs, tcp, config, portmap, handle_check, locks, shutdown, tracker })
     }
 
     pub fn addrs(&self) -> &BoundAddrs {
@@ -254,6 +271,11 @@ impl Server {
     /// the bytes of requests and large replies held.
     pub fn tcp_stats(&self) -> TcpStats {
         self.tcp.stats()
+    }
+
+    /// Locks held, waiters, clients and grace, unless locking is off.
+    pub fn lock_counts(&self) -> Option<crate::nlm::LockCounts> {
+        self.locks.as_ref().map(|t| t.counts())
     }
 
     pub fn nfs(&self) -> &Arc<NfsService> {
@@ -295,7 +317,7 @@ fn check_handles(exports: &Exports) -> Result<(), String> {
 fn udp_policy(nfs_over_udp: bool) -> UdpPolicy {
     UdpPolicy {
         refused: if nfs_over_udp { Vec::new() } else { vec![NFS_PROGRAM] },
-        bounded: vec![MOUNT_PROGRAM, PMAP_PROGRAM],
+        bounded: vec![MOUNT_PROGRAM, PMAP_PROGRAM, NLM_PROGRAM, NSM_PROGRAM],
         bounded_reply_max: BOUNDED_REPLY_MAX,
     }
 }
@@ -327,6 +349,9 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
                     tracing::info!("{}", memory_line());
                     tracing::info!("{}", caches_line(&server.nfs().cache_sizes()));
                     tracing::info!("{}", tcp_line(&server.tcp_stats()));
+                    if let Some(c) = server.lock_counts() {
+                        tracing::info!("{}", report::locks_line(&c));
+                    }
                 }
             }
         };
@@ -354,11 +379,11 @@ mod tests {
             portmap_tcp: None,
             portmap_udp: None,
         };
-        let off = register::services(&addrs, false);
+        let off = register::services(&addrs, false, true);
         assert!(!off.contains(&(NFS_PROGRAM, 3, Transport::Udp, 2049)), "{off:?}");
         assert!(off.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
         assert!(off.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 2049)), "MOUNT stays on UDP");
-        assert!(register::services(&addrs, true).contains(&(NFS_PROGRAM, 3, Transport::Udp, 2049)));
+        assert!(register::services(&addrs, true, true).contains(&(NFS_PROGRAM, 3, Transport::Udp, 2049)));
         assert_eq!(udp_policy(false).refused, vec![NFS_PROGRAM]);
         assert!(udp_policy(true).refused.is_empty());
     }

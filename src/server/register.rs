@@ -10,12 +10,15 @@ use super::BoundAddrs;
 use crate::config::PortmapMode;
 use crate::mountd::MountService;
 use crate::nfsd::NfsService;
+use crate::nlm::{NlmService, NsmService};
 use crate::portmap::PortmapService;
 use crate::portmap::{PmapClient, Registry, RpcbindTarget, Service, register_with_system, unregister_with};
 use crate::rpc::{RpcService, Transport};
 
 pub(super) const NFS_PROGRAM: u32 = <NfsService as RpcService>::PROGRAM;
 pub(super) const MOUNT_PROGRAM: u32 = <MountService as RpcService>::PROGRAM;
+pub(super) const NLM_PROGRAM: u32 = <NlmService as RpcService>::PROGRAM;
+pub(super) const NSM_PROGRAM: u32 = <NsmService as RpcService>::PROGRAM;
 pub(super) const PMAP_PROGRAM: u32 = <PortmapService as RpcService>::PROGRAM;
 
 /// The version numbers a program's tables serve: what is registered is what is served.
@@ -39,8 +42,8 @@ pub(super) enum PortmapOutcome {
 
 /// What this server registers with a portmapper: NFS v3 on the NFS port, MOUNT v1..=v3 on the
 /// MOUNT port (the NFS port when there is none), each on TCP and UDP, except NFS over UDP when it
-/// is not served.
-pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
+/// is not served, and with `locks` NLM v4 and NSM v1 on the NFS port.
+pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool, locks: bool) -> Vec<Service> {
     let nfs = addrs.nfs_tcp.port();
     let mount = addrs.mount_tcp.map_or(nfs, |a| a.port());
     let mut v = Vec::new();
@@ -50,6 +53,10 @@ pub(super) fn services(addrs: &BoundAddrs, nfs_over_udp: bool) -> Vec<Service> {
         }
         for vers in versions::<MountService>() {
             v.push((MOUNT_PROGRAM, vers, transport, mount));
+        }
+        if locks {
+            v.extend(versions::<NlmService>().map(|vers| (NLM_PROGRAM, vers, transport, nfs)));
+            v.extend(versions::<NsmService>().map(|vers| (NSM_PROGRAM, vers, transport, nfs)));
         }
     }
     v
@@ -128,11 +135,11 @@ mod tests {
             portmap_tcp: None,
             portmap_udp: None,
         };
-        let s = services(&addrs, true);
+        let s = services(&addrs, true, false);
         assert_eq!(s.len(), 8);
         assert!(s.iter().all(|&(_, _, _, port)| port == 2049));
         addrs.mount_tcp = Some(a(20048));
-        let s = services(&addrs, true);
+        let s = services(&addrs, true, false);
         assert!(s.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 20048)));
         assert!(s.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
     }

@@ -97,6 +97,18 @@ pub fn memory_line() -> String {
     s
 }
 
+/// The lock manager's line: locks held (open descriptions holding locks), waiters, clients
+/// recorded, and whether the grace period is on.
+pub fn locks_line(c: &crate::nlm::LockCounts) -> String {
+    format!(
+        "locks: {} file(s) locked by owners, {} waiter(s), {} client(s) monitored, grace {}",
+        c.holdings,
+        c.waiters,
+        c.clients,
+        if c.grace { "on" } else { "off" }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -171,3 +183,4 @@ mod tests {
         );
     }
 }
+
