@@ -971,3 +971,50 @@ fn an_exclusive_lock_on_a_read_only_export_is_rofs() {
     assert_eq!(r.a.lock(&a0, &fh, true, range(0, 1)), Rofs);
     assert_eq!(r.a.lock(&a0, &fh, false, range(0, 1)), Granted, "a read lock is fine");
 }
+
+#[test]
+fn a_secure_export_refuses_locks_from_an_unprivileged_port() {
+    let r = Rig::build(TestServer::builder().options("rw,no_root_squash"), true, |_| {});
+    let mut low = NlmClient::connect_privileged(ip(A_IP), r.ts.addr(), "hosta");
+    let mut high = NlmClient::connect(ip(B_IP), r.ts.addr(), "hostb");
+    let (l0, h0) = (low.owner(0), high.owner(0));
+    assert_eq!(high.lock(&h0, &r.fh, true, range(0, 1)), Failed, "unprivileged source port");
+    assert_eq!(low.lock(&l0, &r.fh, true, range(0, 1)), Granted);
+}
+
+#[test]
+fn a_caller_without_read_permission_is_not_granted() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut r = Rig::new();
+    let a0 = r.a.owner(0);
+    std::fs::write(r.ts.path("private"), b"").unwrap();
+    std::fs::set_permissions(r.ts.path("private"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(r.ts.path("public"), b"").unwrap();
+    std::fs::set_permissions(r.ts.path("public"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut c, root) = r.ts.client();
+    let (private, public) = (c.lookup_fh(&root, "private"), c.lookup_fh(&root, "public"));
+    r.a.set_cred(rnfsd_test_support::auth_sys_named("hosta", 1000, 1000, &[]));
+    assert_ne!(
+        r.a.lock(&a0, &private, false, range(0, 1)),
+        Granted,
+        "uid 1000 may not read a 0600 root file"
+    );
+    assert_eq!(r.a.lock(&a0, &public, false, range(0, 1)), Granted, "a read lock with read permission");
+}
+
+#[test]
+fn nfs_io_on_a_locked_file_keeps_its_locks() {
+    // Opening and closing the file for READ and WRITE (the open-file cache) must not drop the
+    // locks, as closing a classic POSIX-lock descriptor would.
+    let mut r = Rig::new();
+    let (a0, b0) = (r.a.owner(0), r.b.owner(0));
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
+    let (mut c, _) = r.ts.client();
+    for i in 0..20u64 {
+        rnfsd_test_support::ok(c.write(&r.fh, i * 10, b"0123456789", xdr::nfs3::stable_how::FILE_SYNC));
+        rnfsd_test_support::ok(c.read(&r.fh, 0, 100));
+    }
+    std::fs::read(r.ts.path("f")).unwrap();
+    assert_eq!(r.b.lock(&b0, &r.fh, true, range(0, 100)), Denied);
+    assert!(r.host_file().conflict(LockType::Read, 0, 0).is_some());
+}

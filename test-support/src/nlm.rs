@@ -22,7 +22,7 @@ use xdr::nsm::{mon, mon_id, my_id, sm_name, sm_proc, sm_stat_res, stat_chge};
 use xdr::rpc::{AuthSysParams, OpaqueAuth};
 
 use crate::client::Client;
-use crate::net::connect_from;
+use crate::net::{connect_from, connect_privileged};
 use crate::wire::{RpcFailure, call_message, parse_reply, udp_exchange};
 
 pub use xdr::nlm::{PROGRAM as NLM, VERSION_4 as NLM_V4};
@@ -68,9 +68,21 @@ impl NlmClient {
         NlmClient { rpc, local, caller_name: caller_name.to_string(), state: 1, server, next_cookie: 1 }
     }
 
+    /// [`NlmClient::connect`] from a privileged port (the caller runs as root), for `secure`
+    /// exports.
+    pub fn connect_privileged(local: IpAddr, server: SocketAddr, caller_name: &str) -> NlmClient {
+        let s = connect_privileged(local, server);
+        let rpc = Self::over(s, caller_name);
+        NlmClient { rpc, local, caller_name: caller_name.to_string(), state: 1, server, next_cookie: 1 }
+    }
+
     fn open(local: IpAddr, server: SocketAddr, caller_name: &str) -> Client {
         let s = connect_from(SocketAddr::new(local, 0), server)
             .unwrap_or_else(|e| panic!("connect {server} from {local}: {e}"));
+        Self::over(s, caller_name)
+    }
+
+    fn over(s: std::net::TcpStream, caller_name: &str) -> Client {
         let cred = AuthSysParams {
             stamp: 1,
             machine_name: Bytes::copy_from_slice(caller_name.as_bytes()),
