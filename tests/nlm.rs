@@ -8,11 +8,11 @@
 //! as `locks.peer_portmap_port`. The server listens on 127.0.0.1, so callbacks must come from
 //! there.
 
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use rnfsd::config::Config;
-use rnfsd_test_support::callback::{CallbackListener, Via};
+use rnfsd_test_support::callback::{CallbackListener, ClosedPort, Via};
 use rnfsd_test_support::hostlock::{HostConflict, HostFile, LockType};
 use rnfsd_test_support::net::connect_from;
 use rnfsd_test_support::nlm::{NLM, NSM, NlmClient, Owner, range, sm_notify_udp, test_granted};
@@ -49,6 +49,8 @@ struct Rig {
     b: NlmClient,
     /// A's and B's listeners; empty for a rig whose callbacks are unreachable.
     listeners: Vec<CallbackListener>,
+    /// For such a rig, the peer portmapper port, kept reserved and closed.
+    _closed: Option<ClosedPort>,
     /// The `locks.peer_portmap_port` the server was given.
     peer_port: u16,
     /// A regular file of the export, `f`.
@@ -74,10 +76,12 @@ impl Rig {
         listen: bool,
         f: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Rig {
-        let (peer_port, listeners) = if listen {
-            CallbackListener::start_on(&[ip(A_IP), ip(B_IP)])
+        let (peer_port, listeners, closed) = if listen {
+            let (port, listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP)]);
+            (port, listeners, None)
         } else {
-            (closed_port(), Vec::new())
+            let closed = ClosedPort::reserve(&[ip(A_IP), ip(B_IP)]);
+            (closed.port, Vec::new(), Some(closed))
         };
         let ts = builder
             .configure(move |c| {
@@ -91,7 +95,7 @@ impl Rig {
         let fh = c.lookup_fh(&root, "f");
         let a = NlmClient::connect(ip(A_IP), ts.addr(), "hosta");
         let b = NlmClient::connect(ip(B_IP), ts.addr(), "hostb");
-        Rig { ts, a, b, listeners, peer_port, fh, root }
+        Rig { ts, a, b, listeners, _closed: closed, peer_port, fh, root }
     }
 
     fn la(&self) -> &CallbackListener {
@@ -122,12 +126,6 @@ impl Rig {
     fn nsm_state(&self) -> i32 {
         read_nsm_state(&self.ts)
     }
-}
-
-/// A port of 127.0.0.2 and 127.0.0.3 where nothing listens (bound and released).
-fn closed_port() -> u16 {
-    let l = TcpListener::bind((ip(A_IP), 0)).unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn read_nsm_state(ts: &TestServer) -> i32 {

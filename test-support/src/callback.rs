@@ -197,6 +197,43 @@ impl Drop for CallbackListener {
     }
 }
 
+/// A port reserved on some addresses where nothing listens: TCP sockets bound to it but not
+/// listening, so connections are refused and no other test's listener can take the port while
+/// this lives (a callback meant to fail cannot reach someone else's listener).
+pub struct ClosedPort {
+    pub port: u16,
+    _socks: Vec<std::os::fd::OwnedFd>,
+}
+
+impl ClosedPort {
+    pub fn reserve(ips: &[IpAddr]) -> ClosedPort {
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
+        use std::os::fd::AsRawFd;
+        let sock = || socket(AddressFamily::Inet, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+        let v4 = |ip: IpAddr| match ip {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => panic!("IPv4 loopback addresses only"),
+        };
+        for _ in 0..100 {
+            let first = sock();
+            bind(first.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(v4(ips[0]), 0))).unwrap();
+            let port = getsockname::<SockaddrIn>(first.as_raw_fd()).unwrap().port();
+            let mut socks = vec![first];
+            for ip in &ips[1..] {
+                let s = sock();
+                if bind(s.as_raw_fd(), &SockaddrIn::from(std::net::SocketAddrV4::new(v4(*ip), port))).is_ok()
+                {
+                    socks.push(s);
+                }
+            }
+            if socks.len() == ips.len() {
+                return ClosedPort { port, _socks: socks };
+            }
+        }
+        panic!("no port free on every one of {ips:?}");
+    }
+}
+
 /// A TCP listener and a UDP socket on the same free port of `ip`.
 fn bind_pair(ip: IpAddr) -> std::io::Result<(TcpListener, UdpSocket)> {
     for _ in 0..100 {
@@ -369,5 +406,16 @@ mod tests {
         assert_eq!((n[0].0.ip(), n[0].1, &n[0].2), (src.ip(), Via::Udp, &chge));
         // An unknown program is PROG_UNAVAIL.
         assert!(nlm.call(100003, 3, 0, &[]).is_err());
+    }
+
+    #[test]
+    fn a_closed_port_refuses_and_stays_reserved() {
+        let ips = [IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3])];
+        let closed = ClosedPort::reserve(&ips);
+        for ip in ips {
+            let e = TcpStream::connect((ip, closed.port)).expect_err("nothing listens");
+            assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+            assert!(TcpListener::bind((ip, closed.port)).is_err(), "the port stays taken");
+        }
     }
 }
