@@ -972,12 +972,21 @@ fn an_exclusive_lock_on_a_read_only_export_is_rofs() {
 
 #[test]
 fn a_secure_export_refuses_locks_from_an_unprivileged_port() {
-    let r = Rig::build(TestServer::builder().options("rw,no_root_squash"), true, |_| {});
-    let mut low = NlmClient::connect_privileged(ip(A_IP), r.ts.addr(), "hosta");
-    let mut high = NlmClient::connect(ip(B_IP), r.ts.addr(), "hostb");
+    let (peer_port, _listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP)]);
+    let ts = TestServer::builder()
+        .options("rw,no_root_squash")
+        .configure(move |c| c.locks.peer_portmap_port = peer_port)
+        .start();
+    // MOUNT needs a privileged port too on a `secure` export.
+    let mut nfs =
+        Client::over_tcp(rnfsd_test_support::net::connect_privileged(ip([127, 0, 0, 1]), ts.addr()));
+    let root = nfs.mount(ts.export_path().to_str().unwrap()).expect("MNT from a privileged port");
+    let fh = nfs.create_file(&root, "f");
+    let mut low = NlmClient::connect_privileged(ip(A_IP), ts.addr(), "hosta");
+    let mut high = NlmClient::connect(ip(B_IP), ts.addr(), "hostb");
     let (l0, h0) = (low.owner(0), high.owner(0));
-    assert_eq!(high.lock(&h0, &r.fh, true, range(0, 1)), Failed, "unprivileged source port");
-    assert_eq!(low.lock(&l0, &r.fh, true, range(0, 1)), Granted);
+    assert_eq!(high.lock(&h0, &fh, true, range(0, 1)), Failed, "unprivileged source port");
+    assert_eq!(low.lock(&l0, &fh, true, range(0, 1)), Granted);
 }
 
 #[test]
