@@ -32,3 +32,21 @@ pub async fn wait_until_async<T>(what: &str, within: Duration, mut cond: impl Fn
         tokio::task::yield_now().await;
     }
 }
+
+/// [`wait_until`] looking every `every` rather than every 5 ms: for conditions that cost a call
+/// to a server each time (a LOCK re-sent until it is granted, as a client's re-poll would).
+pub fn poll_until<T>(
+    what: &str,
+    within: Duration,
+    every: Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(every);
+    }
+}
