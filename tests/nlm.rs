@@ -811,12 +811,24 @@ fn sm_notify_over_udp_from_the_client_releases_its_locks_and_wakes_a_waiter() {
 }
 
 #[test]
-fn sm_notify_naming_the_client_address_releases_its_locks() {
-    // From a third host, with mon_name = A's address string.
+fn sm_notify_from_a_third_host_naming_the_client_keeps_its_locks() {
+    // A host speaks only for itself: a third host naming A (by address or name) must not release
+    // A's locks, or anyone on the network could break every client's locks with one datagram.
     let mut r = Rig::new();
     let (a0, b0) = (r.a.owner(0), r.b.owner(0));
     assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
     sm_notify_udp(ip(C_IP), r.ts.udp_addr(), "127.0.0.2", 3).expect("SM_NOTIFY answered");
+    sm_notify_udp(ip(C_IP), r.ts.udp_addr(), "hosta", 3).expect("SM_NOTIFY answered");
+    assert_eq!(r.b.lock(&b0, &r.fh, true, range(0, 100)), Denied);
+}
+
+#[test]
+fn sm_notify_from_the_server_host_naming_the_client_address_releases_its_locks() {
+    // The server's own host (a local statd relaying a notice) may name the client.
+    let mut r = Rig::new();
+    let (a0, b0) = (r.a.owner(0), r.b.owner(0));
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
+    sm_notify_udp(ip([127, 0, 0, 1]), r.ts.udp_addr(), "127.0.0.2", 3).expect("SM_NOTIFY answered");
     assert_eq!(r.b.lock(&b0, &r.fh, true, range(0, 100)), Granted);
 }
 

@@ -45,15 +45,35 @@ pub struct ClientStore {
     dir: PathBuf,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// A caller name as the file shows it: printable ASCII as is, anything else (spaces, line
+/// breaks, backslashes: the client chose these bytes) as `\xNN`, so a name is one field.
+fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if b.is_ascii_graphic() && b != b'\\' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
+fn unescape_name(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            let hex = text.get(i + 2..i + 4).filter(|_| bytes.get(i + 1) == Some(&b'x'))?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
     }
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
+    Some(out)
 }
 
 impl ClientStore {
@@ -78,7 +98,7 @@ impl ClientStore {
                     Some(ClientRecord {
                         addr: addr.parse().ok()?,
                         local: local.parse().ok()?,
-                        caller_name: Bytes::from(unhex(name)?),
+                        caller_name: Bytes::from(unescape_name(name)?),
                     })
                 })(),
                 _ => None,
@@ -95,7 +115,7 @@ impl ClientStore {
     pub fn save<'a>(&self, clients: impl Iterator<Item = &'a ClientRecord>) -> io::Result<()> {
         let mut text = String::new();
         for c in clients {
-            text.push_str(&format!("client {} {} {}\n", c.addr, c.local, hex(&c.caller_name)));
+            text.push_str(&format!("client {} {} {}\n", c.addr, c.local, escape_name(&c.caller_name)));
         }
         write_atomically(&self.dir, CLIENTS_FILE, text.as_bytes(), 0o600)
     }
@@ -127,6 +147,10 @@ mod tests {
             local: "10.0.2.100".parse().unwrap(),
         };
         store.save([c.clone()].iter()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CLIENTS_FILE)).unwrap(),
+            "client 10.0.2.15 10.0.2.100 guest\\x20a\\x0a\n"
+        );
         let mut text = std::fs::read_to_string(dir.path().join(CLIENTS_FILE)).unwrap();
         text.push_str("client nonsense\n");
         std::fs::write(dir.path().join(CLIENTS_FILE), text).unwrap();
