@@ -2,7 +2,8 @@
 # Builds the qemu guest that runs the Linux kernel NFS client, from Debian's packages, and prints
 # the folder that holds it: `vmlinux` (the uncompressed kernel of linux-image-amd64, booted through
 # PVH), `initramfs.gz` (static busybox, the virtio/9p/NFS modules with their signatures stripped,
-# scripts/vm/init.sh as /init) and `relay` (the host side of qemu's guestfwd rules).
+# scripts/vm/init.sh as /init), `relay` (the host side of qemu's guestfwd rules) and `lockt` (the
+# lock tool of the lock scenarios, run in the guest and on the host).
 #
 # The result is cached under $RNFSD_VM_CACHE (default ${XDG_CACHE_HOME:-$HOME/.cache}/rnfsd-vm), in
 # a folder named after the kernel package and version, the busybox version and a hash of the rig's
@@ -10,7 +11,8 @@
 #
 # Installs what it needs with apt when it is missing and this runs as root: qemu-system-x86,
 # busybox-static, xz-utils, cpio, gcc, libc6-dev, iproute2, nfs-common (mount.nfs, used in the
-# guest from the host's root), and make and git for the build-git scenario.
+# guest from the host's root), make and git for the build-git scenario, and for the lock scenarios
+# rpcbind and rpc.statd (run in the guest), sqlite3 and python3.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +25,8 @@ source "$HERE/../lib.sh"
 
 # command:package pairs the rig needs on the host.
 NEEDED=(qemu-system-x86_64:qemu-system-x86 xz:xz-utils cpio:cpio gcc:gcc ip:iproute2
-    unshare:util-linux mount.nfs:nfs-common dpkg-deb:dpkg apt-get:apt make:make git:git)
+    unshare:util-linux mount.nfs:nfs-common rpc.statd:nfs-common rpcbind:rpcbind dpkg-deb:dpkg
+    apt-get:apt make:make git:git sqlite3:sqlite3 python3:python3)
 missing_packages() {
     local pair
     for pair in "${NEEDED[@]}"; do
@@ -70,12 +73,12 @@ fi
 [[ -n $KPKG ]] || die "apt does not know linux-image-amd64 (is this Debian with its main archive?)"
 KVERSION=$(apt-cache show --no-all-versions "$KPKG" | awk '/^Version:/ { print $2; exit }')
 BBVERSION=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || echo unknown)
-RIG_HASH=$(cat "$HERE/build-guest.sh" "$HERE/init.sh" "$HERE/relay.c" | sha256sum | cut -c1-12)
+RIG_HASH=$(cat "$HERE/build-guest.sh" "$HERE/init.sh" "$HERE/relay.c" "$HERE/lockt.c" | sha256sum | cut -c1-12)
 KEY="${KPKG}_${KVERSION}_busybox-${BBVERSION}_${RIG_HASH}"
 KEY=${KEY//[^A-Za-z0-9._+-]/_}
 OUT=$CACHE/$KEY
 
-if [[ -s $OUT/vmlinux && -s $OUT/initramfs.gz && -x $OUT/relay ]]; then
+if [[ -s $OUT/vmlinux && -s $OUT/initramfs.gz && -x $OUT/relay && -x $OUT/lockt ]]; then
     echo "$OUT"
     exit 0
 fi
@@ -160,9 +163,10 @@ install -m 0755 "$HERE/init.sh" "$INITRD/init"
 (cd "$INITRD" && find . | /bin/busybox cpio -o -H newc -R 0:0 2>/dev/null | gzip -6) >"$STAGE/initramfs.gz"
 
 gcc -O2 -Wall -Wextra -Werror -o "$STAGE/relay" "$HERE/relay.c"
+gcc -O2 -Wall -Wextra -Werror -o "$STAGE/lockt" "$HERE/lockt.c"
 
 mkdir -p "$OUT.new"
-mv "$STAGE/vmlinux" "$STAGE/initramfs.gz" "$STAGE/relay" "$OUT.new/"
+mv "$STAGE/vmlinux" "$STAGE/initramfs.gz" "$STAGE/relay" "$STAGE/lockt" "$OUT.new/"
 echo "$KVER" >"$OUT.new/kernel-release"
 rm -rf "$OUT"
 mv "$OUT.new" "$OUT"

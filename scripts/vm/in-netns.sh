@@ -15,6 +15,16 @@
 # Its control socket is WORK/faultproxy.sock, its event log WORK/faults.log (every call, reply
 # and fault), its own log WORK/faultproxy.log.
 #
+# With GUESTS set (a scenario's `# guests: NAME...`), the guests are named and run at once, the way
+# the lock scenarios need them: rnfsd listens on 10.0.2.100 (an address added to the namespace's
+# lo, the address the guests mount), guest number i (from 0) gets the address 10.0.2.(15+i), both
+# inside the guest and on the namespace's lo, and host name guest-NAME; its relays connect from that
+# address, so rnfsd sees one client address per guest; and `hostfwd` rules on that address lead to
+# the guest's rpcbind (111), lockd (4045) and rpc.statd (1662), so rnfsd can call its lock manager
+# back and notify its status monitor. LOCK_GRACE, if set, is rnfsd's --lock-grace. Each guest's
+# console goes to WORK/console-NAME.log, its qemu pid to WORK/qemu-NAME.pid; the host side can
+# kill_guest NAME (recorded in WORK/killed-NAME) and sm_notify_as NAME STATE.
+#
 # usage: in-netns.sh WORK GUEST_DIR RNFSD_BIN TIMEOUT_SECONDS [FAULTPROXY_BIN]
 # Exit status: qemu's (124 when the timeout stopped it), or 1 when rnfsd or the proxy did not
 # start.
@@ -22,7 +32,12 @@ set -euo pipefail
 
 WORK=$1 GUEST=$2 BIN=$3 LIMIT=$4 PROXY_BIN=${5:-}
 EXPORT=$WORK/export
-QEMU_PID='' CAPTURE_PID='' HOST_PID='' PROXY_PID=''
+QEMU_PIDS=() CAPTURE_PID='' HOST_PID='' PROXY_PID=''
+read -r -a NAMED <<<"${GUESTS:-}"
+SERVER_ADDR=127.0.0.1
+((${#NAMED[@]} == 0)) || SERVER_ADDR=10.0.2.100
+# guest_addr I: the address of named guest number I.
+guest_addr() { echo "10.0.2.$((15 + $1))"; }
 
 SCRIPT=vm
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -30,7 +45,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 # Every step runs, whatever the ones before it did.
 cleanup() {
     set +e
-    stop_pid "$QEMU_PID" TERM 50
+    local pid
+    for pid in "${QEMU_PIDS[@]}"; do
+        stop_pid "$pid" TERM 50
+    done
     stop_pid "$HOST_PID" TERM 20
     stop_pid "$PROXY_PID" TERM 20
     server_stop TERM
@@ -41,13 +59,23 @@ trap cleanup EXIT
 trap 'say "interrupted"; exit 143' TERM INT HUP
 
 ip link set lo up
+if ((${#NAMED[@]} > 0)); then
+    [[ ! -f $WORK/faults ]] || {
+        say "fault rules and named guests do not go together"
+        exit 1
+    }
+    ip addr add "$SERVER_ADDR/32" dev lo
+    for i in "${!NAMED[@]}"; do
+        ip addr add "$(guest_addr "$i")/32" dev lo
+    done
+fi
 
 if [[ ${VM_CAPTURE:-0} == 1 ]]; then
     command -v tshark >/dev/null || {
         say "VM_CAPTURE=1 needs tshark"
         exit 1
     }
-    tshark -q -i lo -f 'tcp port 2049 or tcp port 20048 or tcp port 111' -w "$WORK/capture.pcap" \
+    tshark -q -i lo -f 'port 2049 or port 20048 or port 111 or port 4045 or port 1662' -w "$WORK/capture.pcap" \
         >"$WORK/tshark.log" 2>&1 &
     CAPTURE_PID=$!
     wait_for_line "$WORK/tshark.log" 'Capturing on' 50 "$CAPTURE_PID" || true
@@ -58,8 +86,10 @@ fi
 server_start() {
     local log_start
     log_start=$(stat -c %s "$WORK/server.log" 2>/dev/null || echo 0)
-    "$BIN" serve --bind 127.0.0.1 --port 2049 --mount-port 20048 --portmap embedded \
-        --state-dir "$WORK/state" --export "$EXPORT *(rw,no_root_squash,insecure,sync)" \
+    local extra=()
+    [[ -z ${LOCK_GRACE:-} ]] || extra+=(--lock-grace "$LOCK_GRACE")
+    "$BIN" serve --bind "$SERVER_ADDR" --port 2049 --mount-port 20048 --portmap embedded \
+        --state-dir "$WORK/state" --export "$EXPORT *(rw,no_root_squash,insecure,sync)" "${extra[@]}" \
         >>"$WORK/server.log" 2>&1 &
     echo $! >"$WORK/server.pid"
     # The banner's last section means every listener is bound.
@@ -92,6 +122,48 @@ server_counters() {
     return 1
 }
 
+# locks_logged_after N: whether the server log has more than N lock report lines.
+locks_logged_after() { (($(grep -c ' locks: ' "$WORK/server.log" || true) > $1)); }
+
+# server_locks: has rnfsd log its lock report (SIGUSR1) and prints that line.
+server_locks() {
+    local before
+    before=$(grep -c ' locks: ' "$WORK/server.log" || true)
+    kill -USR1 "$(cat "$WORK/server.pid")" || return 1
+    if wait_until 100 locks_logged_after "$before"; then
+        grep ' locks: ' "$WORK/server.log" | tail -n 1
+        return 0
+    fi
+    say "rnfsd did not log its lock report"
+    return 1
+}
+
+# kill_guest NAME: kills named guest NAME's qemu at once, as a crash would (the recorded pid is
+# that of the `timeout` that runs qemu; SIGKILL goes to qemu itself, its only child).
+kill_guest() {
+    local tpid qpid
+    tpid=$(cat "$WORK/qemu-$1.pid")
+    qpid=$(cat "/proc/$tpid/task/$tpid/children")
+    [[ -n $qpid ]] || return 1
+    : >"$WORK/killed-$1"
+    kill -KILL $qpid
+}
+
+# sm_notify_as NAME STATE: sends the SM_NOTIFY a rebooted named guest NAME would send (UDP, from
+# its address, naming its host name, with its new NSM state STATE) to rnfsd's status monitor.
+sm_notify_as() {
+    local i
+    for i in "${!NAMED[@]}"; do
+        [[ ${NAMED[$i]} == "$1" ]] || continue
+        python3 "$RIG/sm-notify.py" --from "$(guest_addr "$i")" --server "$SERVER_ADDR" \
+            --mon-name "guest-$1" --state "$2"
+        return
+    done
+    say "no guest named $1"
+    return 1
+}
+RIG=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
 server_start || exit 1
 
 # The port the guest's 2049 leads to: rnfsd, or the fault proxy in front of it.
@@ -123,8 +195,10 @@ fi
 fault() { "$PROXY_BIN" ctl "$WORK/faultproxy.sock" "$@"; }
 
 # A scenario's host side (tests/kernel/NAME.host.sh, copied to WORK/host.sh) runs alongside the
-# guest, with server_start/server_stop/server_counters (and fault, with a proxy) at hand, and talks to the guest through files in
-# JOB/sync (lib.sh's ask_host on the guest side).
+# guest, with server_start/server_stop/server_counters/server_locks (and fault, with a proxy;
+# kill_guest and sm_notify_as, with named guests; the lockers of tests/kernel/locker.sh) at hand,
+# and talks to the guest through files in JOB/sync (lib.sh's ask_host, tell and await on the
+# guest side).
 if [[ -f $WORK/host.sh ]]; then
     mkdir -p "$WORK/job/sync"
     (
@@ -134,6 +208,11 @@ if [[ -f $WORK/host.sh ]]; then
         wait_for_guest() { wait_until $((LIMIT * 10)) test -e "$JOB/sync/$1"; }
         # answer_guest NAME TEXT: ends the guest's wait for NAME; TEXT is what it reads back.
         answer_guest() { printf '%s\n' "$2" >"$JOB/sync/$1.done.tmp" && mv "$JOB/sync/$1.done.tmp" "$JOB/sync/$1.done"; }
+        # tell NAME: raises the flag NAME that the guests await.
+        tell() { : >"$JOB/sync/$1.tmp.host" && mv "$JOB/sync/$1.tmp.host" "$JOB/sync/$1"; }
+        LOCKT=$JOB/lockt
+        # shellcheck source=/dev/null
+        source "$JOB/locker.sh"
         rc=0
         # shellcheck source=/dev/null
         (source "$WORK/host.sh") || rc=$?
@@ -143,37 +222,75 @@ if [[ -f $WORK/host.sh ]]; then
 fi
 
 RELAY=$GUEST/relay
-FWD=
-for port in 2049 20048 111; do
-    target=$port
-    [[ $port == 2049 ]] && target=$NFS_TARGET
-    FWD+=",guestfwd=tcp:10.0.2.100:$port-cmd:$RELAY 127.0.0.1 $target"
-done
 export RELAY_LOG=$WORK/relay.log
 
-# Host-clock stamps on the console lines give boot and step timings.
-mkfifo "$WORK/console.fifo"
-started=${EPOCHREALTIME/./}
-while IFS= read -r line; do
-    now=${EPOCHREALTIME/./}
-    cs=$(((now - started) / 10000))
-    printf '%4d.%02d %s\n' $((cs / 100)) $((cs % 100)) "${line%$'\r'}"
-done <"$WORK/console.fifo" >"$WORK/console.log" &
-STAMPER_PID=$!
+# start_guest NAME INDEX: boots one guest in the background (INDEX -1: the unnamed guest of the
+# other scenarios) and records its qemu's pid.
+start_guest() {
+    local name=$1 index=$2 fwd='' append="rnfsd_job=$WORK/job" console=$WORK/console.log from='' port target
+    if ((index >= 0)); then
+        local addr
+        addr=$(guest_addr "$index")
+        from="--from $addr "
+        append+=" rnfsd_guest=$name rnfsd_ip=$addr"
+        console=$WORK/console-$name.log
+        for port in 111 4045 1662; do
+            fwd+=",hostfwd=tcp:$addr:$port-$addr:$port"
+        done
+        fwd+=",hostfwd=udp:$addr:1662-$addr:1662"
+    fi
+    for port in 2049 20048 111; do
+        target=$port
+        [[ $port == 2049 ]] && target=$NFS_TARGET
+        fwd+=",guestfwd=tcp:10.0.2.100:$port-cmd:$RELAY $from$SERVER_ADDR $target"
+    done
+    # Host-clock stamps on the console lines give boot and step timings.
+    local fifo=$WORK/console${name:+-$name}.fifo
+    mkfifo "$fifo"
+    (
+        started=${EPOCHREALTIME/./}
+        while IFS= read -r line; do
+            now=${EPOCHREALTIME/./}
+            cs=$(((now - started) / 10000))
+            printf '%4d.%02d %s\n' $((cs / 100)) $((cs % 100)) "${line%$'\r'}"
+        done <"$fifo" >"$console"
+    ) &
+    STAMPER_PIDS+=($!)
+    timeout -k 10 "$LIMIT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
+        -display none -monitor none -serial stdio -no-reboot \
+        -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.gz" \
+        -append "console=ttyS0 quiet loglevel=4 panic=-1 $append" \
+        -netdev "user,id=n0,restrict=on,ipv6=off$fwd" \
+        -device virtio-net-pci,netdev=n0 \
+        -device virtio-rng-pci \
+        -virtfs "local,path=$WORK/job,mount_tag=job,security_model=none,multidevs=remap" \
+        -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
+        </dev/null >"$fifo" 2>&1 &
+    QEMU_PIDS+=($!)
+    [[ -z $name ]] || echo $! >"$WORK/qemu-$name.pid"
+}
 
-timeout -k 10 "$LIMIT" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 1024 \
-    -display none -monitor none -serial stdio -no-reboot \
-    -kernel "$GUEST/vmlinux" -initrd "$GUEST/initramfs.gz" \
-    -append "console=ttyS0 quiet loglevel=4 panic=-1 rnfsd_job=$WORK/job" \
-    -netdev "user,id=n0,restrict=on,ipv6=off$FWD" \
-    -device virtio-net-pci,netdev=n0 \
-    -device virtio-rng-pci \
-    -virtfs "local,path=$WORK/job,mount_tag=job,security_model=none,multidevs=remap" \
-    -virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap" \
-    </dev/null >"$WORK/console.fifo" 2>&1 &
-QEMU_PID=$!
-wait "$QEMU_PID" && rc=0 || rc=$?
-QEMU_PID=
-# Let the stamper drain the console.
-wait "$STAMPER_PID" || true
+STAMPER_PIDS=()
+if ((${#NAMED[@]} == 0)); then
+    start_guest '' -1
+else
+    for i in "${!NAMED[@]}"; do
+        start_guest "${NAMED[$i]}" "$i"
+    done
+fi
+# The first failure is the status; a guest killed on purpose (kill_guest) does not count.
+rc=0
+for i in "${!QEMU_PIDS[@]}"; do
+    r=0
+    wait "${QEMU_PIDS[$i]}" || r=$?
+    if ((${#NAMED[@]} > 0)) && [[ -e $WORK/killed-${NAMED[$i]} ]]; then
+        r=0
+    fi
+    ((rc != 0)) || rc=$r
+done
+QEMU_PIDS=()
+# Let the stampers drain the consoles.
+for pid in "${STAMPER_PIDS[@]}"; do
+    wait "$pid" || true
+done
 exit "$rc"

@@ -4,7 +4,10 @@
 # guestfwd rules), mounts the job folder and the host's root (read-only) over 9p, runs the job
 # chrooted into the host root, writes its exit status to JOB/rc, and powers off.
 #
-# The kernel command line carries `rnfsd_job=<host path of the job folder>`.
+# The kernel command line carries `rnfsd_job=<host path of the job folder>`, and for a scenario
+# with named guests (several guests at once, each with its own address and host name)
+# `rnfsd_guest=NAME rnfsd_ip=ADDRESS`: the host name becomes guest-NAME, eth0 gets ADDRESS, the
+# job sees GUEST=NAME, and its output and status go to JOB/out-NAME.log and JOB/rc-NAME.
 export PATH=/bin:/sbin
 
 say() { echo "vm-init: $*"; }
@@ -21,16 +24,21 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 
-JOB=
+JOB= GUEST= ADDRESS=10.0.2.15
 for word in $(cat /proc/cmdline); do
     case $word in
     rnfsd_job=*) JOB=${word#rnfsd_job=} ;;
+    rnfsd_guest=*) GUEST=${word#rnfsd_guest=} ;;
+    rnfsd_ip=*) ADDRESS=${word#rnfsd_ip=} ;;
     esac
 done
+# Where this guest's output and status go in the job folder.
+TAG=${GUEST:+-$GUEST}
+[ -n "$GUEST" ] && hostname "guest-$GUEST"
 
 finish() {
     echo "VMRUN-RC=$1"
-    [ -d /job ] && echo "$1" >/job/rc
+    [ -d /job ] && echo "$1" >"/job/rc$TAG"
     sync
     umount -l /host 2>/dev/null
     umount -l /job 2>/dev/null
@@ -43,7 +51,7 @@ done
 
 ip link set lo up
 ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
+ip addr add "$ADDRESS/24" dev eth0
 ip route add default via 10.0.2.2
 
 P9=trans=virtio,version=9p2000.L,msize=262144
@@ -74,9 +82,9 @@ mkdir -p "/host$JOB"
 mount -o bind /job "/host$JOB"
 
 say "running job $JOB"
-chroot /host /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
+chroot /host /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 GUEST="$GUEST" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /bin/sh -c "cd '$JOB' && /bin/bash ./job.sh; echo \$? >job.rc" </dev/null 2>&1 | tee /job/out.log
-rc=$(cat /job/job.rc 2>/dev/null || echo 125)
+    /bin/sh -c "cd '$JOB' && /bin/bash ./job.sh; echo \$? >job$TAG.rc" </dev/null 2>&1 | tee "/job/out$TAG.log"
+rc=$(cat "/job/job$TAG.rc" 2>/dev/null || echo 125)
 umount -l "/host$JOB"
 finish "$rc"

@@ -3,11 +3,14 @@
  *
  * libslirp spawns this program once per guest TCP connection, with stdin, stdout and stderr all
  * connected to the guest side of that connection. It connects to HOST:PORT, which must be a
- * loopback address (the rig's only permitted destination), and copies bytes both ways until both
- * directions are finished, passing half-closes on. It never prints anything: every byte on
- * stdout/stderr would reach the guest. Diagnostics go to the file named by $RELAY_LOG, if set.
+ * loopback address or an address of this host (the rig adds such addresses to the `lo` of the
+ * network namespace it creates, so nothing outside that namespace can be reached), optionally
+ * from the local address FROM (so that the server sees one address per guest), and copies bytes
+ * both ways until both directions are finished, passing half-closes on. It never prints
+ * anything: every byte on stdout/stderr would reach the guest. Diagnostics go to the file named by
+ * $RELAY_LOG, if set.
  *
- * usage: relay HOST PORT
+ * usage: relay [--from FROM] HOST PORT
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -72,11 +75,36 @@ static int pump(struct pipe_dir *d)
     return 0;
 }
 
+/* Whether `a` is an address of this host: binding a socket to it succeeds only then. */
+static int is_local(struct in_addr a)
+{
+    if ((ntohl(a.s_addr) >> 24) == 127)
+        return 1;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return 0;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = a };
+    int ok = bind(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(s);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    struct sockaddr_in from = { .sin_family = AF_INET };
+    int bind_from = 0;
+    if (argc == 5 && strcmp(argv[1], "--from") == 0) {
+        if (inet_pton(AF_INET, argv[2], &from.sin_addr) != 1) {
+            note("bad source address %s", argv[2]);
+            return 2;
+        }
+        bind_from = 1;
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 3) {
-        note("usage: relay HOST PORT");
+        note("usage: relay [--from FROM] HOST PORT");
         return 2;
     }
     struct sockaddr_in to = { .sin_family = AF_INET };
@@ -86,13 +114,17 @@ int main(int argc, char **argv)
         note("bad target %s %s", argv[1], argv[2]);
         return 2;
     }
-    if ((ntohl(to.sin_addr.s_addr) >> 24) != 127) {
-        note("refusing non-loopback target %s", argv[1]);
+    if (!is_local(to.sin_addr)) {
+        note("refusing target %s: neither loopback nor an address of this host", argv[1]);
         return 2;
     }
     to.sin_port = htons((unsigned short)port);
 
     int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && bind_from && bind(s, (struct sockaddr *)&from, sizeof from) < 0) {
+        note("bind %s: %s", argv[-1], strerror(errno));
+        return 1;
+    }
     if (s < 0 || connect(s, (struct sockaddr *)&to, sizeof to) < 0) {
         note("connect %s:%ld: %s", argv[1], port, strerror(errno));
         return 1;

@@ -11,6 +11,10 @@
 #
 # tests/kernel/NAME.host.sh, if present, runs on the host while the guest runs (see
 # scripts/vm/in-netns.sh): it can change the export behind the client's back and restart rnfsd.
+# A scenario whose header says `# guests: a b` runs with named guests, all at once against one
+# rnfsd, each with its own address and host name (see scripts/vm/in-netns.sh); each runs
+# NAME.sh with GUEST set to its name, and passes when every guest does (a guest the host side
+# killed on purpose excepted). `# lock-grace: N` starts rnfsd with --lock-grace N.
 # tests/kernel/NAME.faults, if present, puts the fault proxy (rnfsd-faultproxy) between the guest
 # and rnfsd, with the rules it lists armed; the host side can arm more through `fault add RULE`.
 #
@@ -36,7 +40,7 @@ need_root "unshare --net, and rnfsd's file handles"
 if (($# == 0)); then
     for f in "$SCENARIOS"/*.sh; do
         case $f in
-        *.check.sh | *.host.sh | */lib.sh) ;;
+        *.check.sh | *.host.sh | */lib.sh | */locker.sh) ;;
         *) set -- "$@" "$(basename "$f" .sh)" ;;
         esac
     done
@@ -89,23 +93,47 @@ run_one() {
     limit=${limit:-300}
     # Under /tmp: the guest mounts a tmpfs over /tmp, where the job folder's mount point can be made.
     work=$(mktemp -d /tmp/rnfsd-vm.XXXXXX)
-    mkdir -p "$work/export" "$work/state" "$work/job/out"
-    cp "$SCENARIOS/lib.sh" "$SCENARIOS/$name.sh" "$work/job/"
+    mkdir -p "$work/export" "$work/state" "$work/job/out" "$work/job/sync"
+    cp "$SCENARIOS/lib.sh" "$SCENARIOS/locker.sh" "$SCENARIOS/$name.sh" "$work/job/"
+    cp "$GUEST/lockt" "$work/job/lockt"
     [[ -f $SCENARIOS/$name.host.sh ]] && cp "$SCENARIOS/$name.host.sh" "$work/host.sh"
     [[ -f $SCENARIOS/$name.faults ]] && cp "$SCENARIOS/$name.faults" "$work/faults"
     {
         echo '#!/bin/bash'
-        printf 'export SERVER=10.0.2.100 EXPORT=%q JOB=%q MNT=/mnt/nfs OUT=%q\n' \
-            "$work/export" "$work/job" "$work/job/out"
+        printf 'export SERVER=10.0.2.100 EXPORT=%q JOB=%q MNT=/mnt/nfs OUT=%q LOCKT=%q\n' \
+            "$work/export" "$work/job" "$work/job/out" "$work/job/lockt"
         printf 'exec /bin/bash ./%q\n' "$name.sh"
     } >"$work/job/job.sh"
 
     say "$name: starting (limit ${limit}s, work $work)"
     started=$SECONDS
+    local guests grace
+    guests=$(sed -n 's/^# guests: *\(.*\)/\1/p' "$SCENARIOS/$name.sh" | head -1)
+    grace=$(sed -n 's/^# lock-grace: *\([0-9]\+\).*/\1/p' "$SCENARIOS/$name.sh" | head -1)
     rc=0
-    unshare --net -- bash "$ROOT/scripts/vm/in-netns.sh" "$work" "$GUEST" "$BIN" "$limit" "$PROXY_BIN" || rc=$?
-    local guest_rc
-    if [[ -f $work/job/rc ]]; then
+    GUESTS=$guests LOCK_GRACE=$grace unshare --net -- \
+        bash "$ROOT/scripts/vm/in-netns.sh" "$work" "$GUEST" "$BIN" "$limit" "$PROXY_BIN" || rc=$?
+    local guest_rc g
+    if [[ -n $guests ]]; then
+        guest_rc=0
+        for g in $guests; do
+            local r
+            if [[ -e $work/killed-$g ]]; then
+                r=killed
+            elif [[ -f $work/job/rc-$g ]]; then
+                r=$(cat "$work/job/rc-$g")
+            elif ((rc == 124)); then
+                r=124
+            else
+                r=125
+            fi
+            say "$name: guest $g: $r"
+            echo "---- $name: guest $g output ----"
+            cat "$work/job/out-$g.log" 2>/dev/null || true
+            echo "---- end of guest $g output ----"
+            [[ $r == 0 || $r == killed || $guest_rc != 0 ]] || guest_rc=$r
+        done
+    elif [[ -f $work/job/rc ]]; then
         guest_rc=$(cat "$work/job/rc")
     elif grep -q 'VMRUN-RC=' "$work/console.log" 2>/dev/null; then
         guest_rc=$(sed -n 's/.*VMRUN-RC=\([0-9]*\).*/\1/p' "$work/console.log" | tail -1)
@@ -116,9 +144,11 @@ run_one() {
         say "$name: the guest returned no status (namespace script exit $rc)"
         guest_rc=125
     fi
-    echo "---- $name: guest output ----"
-    cat "$work/job/out.log" 2>/dev/null || true
-    echo "---- end of guest output ----"
+    if [[ -z $guests ]]; then
+        echo "---- $name: guest output ----"
+        cat "$work/job/out.log" 2>/dev/null || true
+        echo "---- end of guest output ----"
+    fi
 
     if [[ -f $work/host.sh ]]; then
         echo "---- $name: host side ----"
@@ -143,6 +173,9 @@ run_one() {
         return 0
     fi
     show "guest console" "$work/console.log" 150
+    for g in $guests; do
+        show "guest $g console" "$work/console-$g.log" 80
+    done
     show "rnfsd log" "$work/server.log" 150
     show "relay log" "$work/relay.log" 30
     show "fault proxy events" "$work/faults.log" 40

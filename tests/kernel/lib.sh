@@ -4,10 +4,13 @@
 # belongs in few processes.
 #
 # From scripts/vm/run-scenario.sh: SERVER (the guest-side address of rnfsd), EXPORT (the exported
-# path), MNT (where to mount), OUT (a folder the host-side check reads), JOB.
+# path), MNT (where to mount), OUT (a folder the host-side check reads), JOB, LOCKT (the lock
+# tool), and in a scenario with named guests (`# guests: a b`) GUEST, this guest's name.
 set -euo pipefail
 
 NFS_OPTS=vers=3,proto=tcp,nolock
+# The default options the lock scenarios mount with: locking on, as a user's plain mount.
+LOCK_OPTS=vers=3
 T0=${EPOCHREALTIME/./}
 
 # Microseconds since the scenario started, as seconds with two decimals.
@@ -29,7 +32,8 @@ expect_eq() {
 }
 
 # nfs_mount [EXTRA_OPTIONS]: mounts $SERVER:$EXPORT on $MNT with Debian's mount.nfs, which asks
-# rnfsd's portmapper for the MOUNT and NFS ports unless EXTRA_OPTIONS names them.
+# rnfsd's portmapper for the MOUNT and NFS ports unless EXTRA_OPTIONS names them. With
+# NFS_OPTS=$LOCK_OPTS (after start_lock_services) the mount has network locking.
 nfs_mount() {
     local opts=$NFS_OPTS
     [[ -n ${1:-} ]] && opts+=",$1"
@@ -69,3 +73,30 @@ ask_host() {
     done
     fail "the host did not answer '$1' within 300 s"
 }
+
+# step_file NAME: a flag in the job folder that every guest and the host side see (9p without
+# cache): `tell NAME` raises it, `await NAME [SECONDS]` waits for it.
+tell() { : >"$JOB/sync/$1.tmp.${GUEST:-x}" && mv "$JOB/sync/$1.tmp.${GUEST:-x}" "$JOB/sync/$1"; }
+await() {
+    local n=$((${2:-120} * 10))
+    for _ in $(seq "$n"); do
+        [[ -e $JOB/sync/$1 ]] && return 0
+        sleep 0.1
+    done
+    fail "nobody said '$1' within ${2:-120} s"
+}
+
+# start_lock_services: what a client needs for a mount without nolock, as Debian's nfs-common
+# gives it: rpcbind (the kernel's lockd registers with it) and rpc.statd (lockd asks it to
+# monitor the server, and it takes the server's reboot notices), on the fixed ports that the rig's
+# hostfwd rules lead to (lockd 4045, statd 1662).
+start_lock_services() {
+    echo 4045 >/proc/sys/fs/nfs/nlm_tcpport
+    echo 4045 >/proc/sys/fs/nfs/nlm_udpport
+    mkdir -p /run/rpcbind /tmp/statd/sm /tmp/statd/sm.bak
+    rpcbind || fail "rpcbind did not start"
+    rpc.statd -L -P /tmp/statd -p 1662 -o 1663 || fail "rpc.statd did not start"
+    NFS_OPTS=$LOCK_OPTS
+}
+
+source "${BASH_SOURCE%/*}/locker.sh"
