@@ -761,6 +761,25 @@ fn after_a_restart_only_reclaims_are_granted_until_grace_ends() {
     assert_eq!(r.b.lock(&b0, &r.fh, true, range(0, 100)), Denied, "A's reclaimed lock holds");
 }
 
+/// The operator's `locks:` line counts the reclaims granted since the start: a reclaim granted
+/// during grace adds one, a LOCK refused for grace adds none.
+#[test]
+fn a_granted_reclaim_is_counted_in_the_locks_line() {
+    let mut r = Rig::new();
+    let (a0, b0) = (r.a.owner(0), r.b.owner(0));
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
+    r.restart();
+    let line = || rnfsd::server::report::locks_line(&r.ts.server().lock_counts().expect("locking is on"));
+    let before = line();
+    assert!(before.contains("grace on"), "{before}");
+    assert!(before.ends_with(", 0 reclaim(s) granted"), "{before}");
+    assert_eq!(r.b.lock(&b0, &r.fh, true, range(200, 10)), DeniedGracePeriod);
+    assert_eq!(r.a.reclaim(&a0, &r.fh, true, range(0, 100)), Granted);
+    let after = line();
+    assert!(after.ends_with(", 1 reclaim(s) granted"), "{after}");
+    assert_eq!(r.ts.server().lock_counts().unwrap().reclaimed, 1);
+}
+
 #[test]
 fn a_restart_notifies_recorded_clients_with_the_new_state() {
     let mut r = Rig::with(|c| c.locks.grace = Duration::from_secs(2));

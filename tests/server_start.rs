@@ -1,13 +1,14 @@
 //! `Server::start` in-process: ephemeral ports shared by TCP and UDP, the embedded portmapper
 //! answering for NFS and MOUNT, counters, `--portmap register` refusing to take over services
-//! another portmapper already maps, and graceful shutdown releasing the ports.
+//! another portmapper already maps or to start beside another lock manager, and graceful shutdown
+//! releasing the ports.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use rnfsd::config::{Config, PortmapMode};
 use rnfsd::exports::ExportSpec;
-use rnfsd::portmap::{PmapClient, PortmapService, Registry, RpcbindTarget};
+use rnfsd::portmap::{PmapClient, PortmapService, Registration, Registry, RpcbindTarget};
 use rnfsd::rpc::Transport;
 use rnfsd::rpc::dispatch::{Dispatcher, DispatcherConfig};
 use rnfsd::rpc::transport::{TransportLimits, serve_udp};
@@ -76,7 +77,11 @@ async fn embedded_portmapper_maps_every_service() {
 
 /// A bare portmapper on an ephemeral UDP port of 127.0.0.1, standing in for a system rpcbind.
 async fn standalone_portmapper() -> (u16, CancellationToken, TaskTracker) {
-    let registry = Arc::new(Registry::new());
+    standalone_portmapper_with(Arc::new(Registry::new())).await
+}
+
+/// [`standalone_portmapper`] answering from `registry`.
+async fn standalone_portmapper_with(registry: Arc<Registry>) -> (u16, CancellationToken, TaskTracker) {
     let dispatcher = Arc::new(Dispatcher::new(
         [Arc::new(PortmapService::new(registry)) as _],
         DispatcherConfig::default(),
@@ -160,6 +165,103 @@ async fn register_refuses_services_another_portmapper_maps() {
     let msg = err.to_string();
     assert!(msg.contains("already registered on port"), "{msg}");
     owner.shutdown().await;
+}
+
+/// Registers `prog` `vers` on TCP and UDP at `port` as a privileged caller of the system
+/// rpcbind would (owner "superuser"), as the kernel's lockd and rpc.statd do.
+fn register_foreign(registry: &Registry, prog: u32, vers: u32, port: u16) {
+    for netid in ["tcp", "udp"] {
+        registry
+            .set(Registration {
+                prog,
+                vers,
+                netid: netid.into(),
+                addr: xdr::portmap::to_uaddr(([0, 0, 0, 0], port).into()),
+                owner: "superuser".into(),
+            })
+            .unwrap();
+    }
+}
+
+/// A system rpcbind where another lock manager (the kernel's lockd, rpc.statd) holds NLM v4 or
+/// NSM v1 at its own port: with locking on, `register` and an `auto` that falls back to
+/// registering refuse to start, with an error naming what is held where and the ways out; they
+/// register nothing and leave the other registrations alone. With --no-locks rnfsd starts and
+/// registers NFS and MOUNT only; without the other lock manager it starts and registers NLM too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_refuses_to_start_beside_another_lock_manager() {
+    if system_rpcbind_present() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let registry = Arc::new(Registry::new());
+    let (pm_port, stop, tracker) = standalone_portmapper_with(registry.clone()).await;
+    let pm = std::net::SocketAddr::from(([127, 0, 0, 1], pm_port));
+    let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
+    let cfg = |portmap: PortmapMode| {
+        let mut c = config(&share, &tmp.path().join("state"));
+        c.portmap = portmap;
+        c.portmap_port = pm_port;
+        c
+    };
+    let getport = |prog: u32, vers: u32, transport: Transport| {
+        let c = client.clone();
+        blocking(move || c.getport(prog, vers, transport).unwrap())
+    };
+
+    register_foreign(&registry, 100_021, 4, 4045);
+    for mode in [PortmapMode::Register, PortmapMode::Auto] {
+        let err = match Server::start(cfg(mode)).await {
+            Ok(_) => panic!("{mode}: started beside another lock manager"),
+            Err(e) => e.to_string(),
+        };
+        for part in [
+            "program 100021 version 4",
+            "port 4045",
+            "lockd",
+            "rpc.statd",
+            "systemctl stop rpc-statd nfs-server",
+            "--no-locks",
+            "nolock",
+        ] {
+            assert!(err.contains(part), "{mode}: {part:?} missing from: {err}");
+        }
+        assert!(!err.contains("100024"), "{mode}: NSM is not held: {err}");
+        assert_eq!(getport(100_003, 3, Transport::Tcp).await, 0, "{mode}: registered nothing");
+        assert_eq!(getport(100_005, 3, Transport::Udp).await, 0, "{mode}: registered nothing");
+        assert_eq!(getport(100_021, 4, Transport::Tcp).await, 4045, "{mode}: left lockd's alone");
+        assert_eq!(getport(100_021, 4, Transport::Udp).await, 4045, "{mode}: left lockd's alone");
+    }
+
+    let mut no_locks = cfg(PortmapMode::Register);
+    no_locks.locks.enabled = false;
+    let server = Server::start(no_locks).await.expect("--no-locks starts beside another lock manager");
+    let nfs_port = server.addrs().nfs_tcp.port();
+    assert_eq!(getport(100_003, 3, Transport::Tcp).await, nfs_port);
+    server.shutdown().await;
+    assert_eq!(getport(100_021, 4, Transport::Tcp).await, 4045, "shutdown left lockd's alone");
+    assert_eq!(getport(100_021, 4, Transport::Udp).await, 4045, "shutdown left lockd's alone");
+
+    // rpc.statd alone is another lock manager too.
+    registry.unset(100_021, 4, None, "superuser").unwrap();
+    register_foreign(&registry, 100_024, 1, 662);
+    let err = Server::start(cfg(PortmapMode::Register)).await.err().expect("started beside rpc.statd");
+    let err = err.to_string();
+    assert!(err.contains("program 100024 version 1") && err.contains("port 662"), "{err}");
+    assert!(!err.contains("100021"), "NLM is not held: {err}");
+
+    registry.unset(100_024, 1, None, "superuser").unwrap();
+    let server = Server::start(cfg(PortmapMode::Register)).await.expect("no other lock manager");
+    let nfs_port = server.addrs().nfs_tcp.port();
+    assert_eq!(getport(100_021, 4, Transport::Tcp).await, nfs_port);
+    assert_eq!(getport(100_024, 1, Transport::Udp).await, nfs_port);
+    server.shutdown().await;
+    assert_eq!(getport(100_021, 4, Transport::Tcp).await, 0, "unregistered at shutdown");
+    stop.cancel();
+    tracker.close();
+    tracker.wait().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

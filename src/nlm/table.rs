@@ -116,6 +116,8 @@ struct Inner {
     clients: HashMap<(IpAddr, Bytes), RecordedClient>,
     holdings: usize,
     waiters: usize,
+    /// Reclaims granted since start, for the operator's report.
+    reclaimed: u64,
 }
 
 /// A lock taken for a waiter, for the callback task to announce with GRANTED.
@@ -159,6 +161,8 @@ pub struct LockCounts {
     pub waiters: usize,
     pub clients: usize,
     pub grace: bool,
+    /// Reclaims granted since the server started.
+    pub reclaimed: u64,
 }
 
 pub struct LockTable {
@@ -227,7 +231,13 @@ impl LockTable {
     pub fn counts(&self) -> LockCounts {
         let grace = self.grace_until.lock().is_ok_and(|g| g.is_some_and(|u| Instant::now() < u));
         let inner = self.lock_inner();
-        LockCounts { holdings: inner.holdings, waiters: inner.waiters, clients: inner.clients.len(), grace }
+        LockCounts {
+            holdings: inner.holdings,
+            waiters: inner.waiters,
+            clients: inner.clients.len(),
+            grace,
+            reclaimed: inner.reclaimed,
+        }
     }
 
     fn save_clients(&self, inner: &Inner) {
@@ -323,6 +333,9 @@ impl LockTable {
                 holding.unclaimed.retain(|u| !(u.start < end && start < u.end));
                 file.waiters.retain(|w| !(w.owner == owner && w.start == start && w.end == end));
                 Self::recount_waiters(inner);
+                if req.reclaim {
+                    inner.reclaimed += 1;
+                }
                 nlm4_stats::Granted
             }
             Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => {

@@ -312,15 +312,15 @@ pub fn system_targets(port: u16) -> Vec<RpcbindTarget> {
     v
 }
 
-/// Registers `services` with the first system rpcbind that answers (see [`system_targets`]) and
-/// returns where, so the same rpcbind is told to forget them at shutdown. When none answers, the
-/// error lists every place tried and why it failed.
-pub fn register_with_system(port: u16, services: &[Service]) -> io::Result<RpcbindTarget> {
+/// A client of the first system rpcbind that answers (see [`system_targets`]): the one
+/// [`register_with_system`] registers with. When none answers, the error lists every place tried
+/// and why it failed.
+pub fn find_system(port: u16) -> io::Result<PmapClient> {
     let mut errors = Vec::new();
     for target in system_targets(port) {
         let client = PmapClient::new(target);
         match client.null() {
-            Ok(()) => return register_with(&client, services).map(|()| client.target().clone()),
+            Ok(()) => return Ok(client),
             Err(e) => errors.push(format!("{}: {e}", client.target())),
         }
     }
@@ -328,6 +328,56 @@ pub fn register_with_system(port: u16, services: &[Service]) -> io::Result<Rpcbi
         io::ErrorKind::NotFound,
         format!("no system rpcbind answered ({})", errors.join("; ")),
     ))
+}
+
+/// Registers `services` with the first system rpcbind that answers (see [`find_system`]) and
+/// returns where, so the same rpcbind is told to forget them at shutdown.
+pub fn register_with_system(port: u16, services: &[Service]) -> io::Result<RpcbindTarget> {
+    let client = find_system(port)?;
+    register_with(&client, services).map(|()| client.target().clone())
+}
+
+/// The registrations of these exact `(program, version)` pairs, on TCP or UDP, at a port other
+/// than `ours`: another server holds them. Read from one DUMP, else (a portmapper that does not
+/// answer it) from a GETPORT per program, version and transport, which may answer another
+/// version of the program.
+pub fn registered_elsewhere(
+    client: &PmapClient,
+    programs: &[(u32, u32)],
+    ours: u16,
+) -> io::Result<Vec<Service>> {
+    let mut found: Vec<Service> = Vec::new();
+    match client.dump() {
+        Ok(list) => {
+            for m in list {
+                let transport = match m.prot {
+                    IPPROTO_TCP => Transport::Tcp,
+                    IPPROTO_UDP => Transport::Udp,
+                    _ => continue,
+                };
+                let Ok(port) = u16::try_from(m.port) else { continue };
+                let entry = (m.prog, m.vers, transport, port);
+                if programs.contains(&(m.prog, m.vers))
+                    && port != 0
+                    && port != ours
+                    && !found.contains(&entry)
+                {
+                    found.push(entry);
+                }
+            }
+        }
+        Err(_) => {
+            for &(prog, vers) in programs {
+                for transport in [Transport::Tcp, Transport::Udp] {
+                    let port = client.getport(prog, vers, transport)?;
+                    if port != 0 && port != ours {
+                        found.push((prog, vers, transport, port));
+                    }
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Registers `services` with one portmapper. A service already registered on the same port is

@@ -12,7 +12,8 @@ pub mod registry;
 pub mod service;
 
 pub use client::{
-    PmapClient, RpcbindTarget, Service, register_with, register_with_system, system_targets, unregister_with,
+    PmapClient, RpcbindTarget, Service, find_system, register_with, register_with_system,
+    registered_elsewhere, system_targets, unregister_with,
 };
 pub use registry::{Registration, Registry, VersionMatch};
 pub use service::PortmapService;

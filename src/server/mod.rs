@@ -91,6 +91,10 @@ pub enum StartError {
     Locks(io::Error),
     #[error("--portmap register: {0}")]
     Register(String),
+    /// Another lock manager (the kernel's lockd, rpc.statd) holds NLM or NSM in the system
+    /// rpcbind rnfsd would register with.
+    #[error("{0}")]
+    OtherLockManager(String),
     #[error("tokio runtime: {0}")]
     Runtime(io::Error),
     #[error("signal handlers: {0}")]
@@ -153,13 +157,6 @@ impl Server {
         let nfs = Arc::new(NfsService::new(exports.clone(), &config.limits).map_err(StartError::Nfs)?);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let locking = match config.locks.enabled {
-            true => Some(
-                Locking::start(&config.locks, &config.state_dir, nfs.clone(), &shutdown, &tracker)
-                    .map_err(StartError::Locks)?,
-            ),
-            false => None,
-        };
         let backend = Arc::new(ExportsMountBackend { exports: exports.clone() });
         let mount = Arc::new(MountService::new(config.exports.clone(), backend));
 
@@ -188,6 +185,20 @@ impl Server {
             mount_udp: mount_socks.as_ref().map(|p| p.udp_addr),
             portmap_tcp: portmap_socks.as_ref().map(|p| p.tcp_addr),
             portmap_udp: portmap_socks.as_ref().map(|p| p.udp_addr),
+        };
+        // With the system rpcbind to register with, another lock manager registered there is a
+        // start error, found before the lock manager starts (its NSM state and reboot notices).
+        if config.locks.enabled && config.portmap != PortmapMode::Off && addrs.portmap_tcp.is_none() {
+            register::check_other_lock_manager(config.portmap_port, addrs.nfs_tcp.port())
+                .await
+                .map_err(StartError::OtherLockManager)?;
+        }
+        let locking = match config.locks.enabled {
+            true => Some(
+                Locking::start(&config.locks, &config.state_dir, nfs.clone(), &shutdown, &tracker)
+                    .map_err(StartError::Locks)?,
+            ),
+            false => None,
         };
         let services = register::services(&addrs, config.nfs_over_udp, locking.is_some());
 

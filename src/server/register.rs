@@ -12,7 +12,10 @@ use crate::mountd::MountService;
 use crate::nfsd::NfsService;
 use crate::nlm::{NlmService, NsmService};
 use crate::portmap::PortmapService;
-use crate::portmap::{PmapClient, Registry, RpcbindTarget, Service, register_with_system, unregister_with};
+use crate::portmap::{
+    PmapClient, Registry, RpcbindTarget, Service, find_system, register_with_system, registered_elsewhere,
+    unregister_with,
+};
 use crate::rpc::{RpcService, Transport};
 
 pub(super) const NFS_PROGRAM: u32 = <NfsService as RpcService>::PROGRAM;
@@ -108,6 +111,77 @@ pub(super) async fn register_with_rpcbind(
     }
 }
 
+/// Before registering with the system rpcbind with locking on: fails when another process has
+/// NLM v4 or NSM v1 registered there at a port that is not rnfsd's NFS port (most likely the
+/// kernel's lockd and rpc.statd). Clients would send their lock calls or reboot notices to it, and
+/// rnfsd cannot take over its registrations: it never removes them. When no rpcbind answers, or it
+/// cannot be asked, this decides nothing: the registration that follows reports it. So does it
+/// when NFS v3 itself is registered elsewhere (another NFS server, whose lock manager that is).
+pub(super) async fn check_other_lock_manager(portmap_port: u16, nfs_port: u16) -> Result<(), String> {
+    let programs: Vec<(u32, u32)> = versions::<NfsService>()
+        .map(|v| (NFS_PROGRAM, v))
+        .chain(versions::<NlmService>().map(|v| (NLM_PROGRAM, v)))
+        .chain(versions::<NsmService>().map(|v| (NSM_PROGRAM, v)))
+        .collect();
+    let found = tokio::task::spawn_blocking(move || {
+        let client = find_system(portmap_port).ok()?;
+        let held = registered_elsewhere(&client, &programs, nfs_port).ok()?;
+        Some((client.target().clone(), held))
+    })
+    .await;
+    let Ok(Some((target, held))) = found else { return Ok(()) };
+    if held.is_empty() || held.iter().any(|s| s.0 == NFS_PROGRAM) {
+        return Ok(());
+    }
+    Err(other_lock_manager(&target, &held))
+}
+
+/// The startup error for [`check_other_lock_manager`]: what is held where, what it most likely
+/// is, and the ways out.
+fn other_lock_manager(target: &RpcbindTarget, held: &[Service]) -> String {
+    let mut programs: Vec<(u32, u32)> = Vec::new();
+    for &(prog, vers, _, _) in held {
+        if !programs.contains(&(prog, vers)) {
+            programs.push((prog, vers));
+        }
+    }
+    programs.sort_unstable();
+    let mut what = Vec::new();
+    for &(prog, vers) in &programs {
+        let name = if prog == NLM_PROGRAM { "NLM" } else { "NSM" };
+        let mine: Vec<&Service> = held.iter().filter(|s| (s.0, s.1) == (prog, vers)).collect();
+        let mut ports: Vec<u16> = Vec::new();
+        for s in &mine {
+            if !ports.contains(&s.3) {
+                ports.push(s.3);
+            }
+        }
+        let at: Vec<String> = ports
+            .iter()
+            .map(|&port| {
+                let on: Vec<&str> = mine
+                    .iter()
+                    .filter(|s| s.3 == port)
+                    .map(|s| if s.2 == Transport::Tcp { "tcp" } else { "udp" })
+                    .collect();
+                format!("port {port} ({})", on.join(" and "))
+            })
+            .collect();
+        what.push(format!("{name} (program {prog} version {vers}) at {}", at.join(", ")));
+    }
+    let removals: Vec<String> = programs.iter().map(|(p, v)| format!("rpcinfo -d {p} {v}")).collect();
+    format!(
+        "another lock manager is registered with the system rpcbind ({target}): {}. It is most likely the \
+         kernel's lockd and rpc.statd (packages nfs-common, nfs-kernel-server), and clients would send their \
+         locks and reboot notices to it instead of to rnfsd. Either stop it (e.g. `systemctl stop rpc-statd \
+         nfs-server`, and unmount this host's NFS mounts, which keep lockd running), or start rnfsd with \
+         --no-locks (rnfsd then serves no NLM, and clients must mount with nolock). rnfsd never removes \
+         another program's registration; one left behind by a process that is gone can be removed with {}",
+        what.join("; "),
+        removals.join(" and ")
+    )
+}
+
 /// Removes the registrations made at startup from the rpcbind that took them, if any.
 pub(super) async fn unregister(outcome: PortmapOutcome) {
     let PortmapOutcome::Registered { target, services } = outcome else { return };
@@ -142,5 +216,27 @@ mod tests {
         let s = services(&addrs, true, false);
         assert!(s.contains(&(MOUNT_PROGRAM, 3, Transport::Udp, 20048)));
         assert!(s.contains(&(NFS_PROGRAM, 3, Transport::Tcp, 2049)));
+    }
+
+    #[test]
+    fn other_lock_manager_names_each_program_and_its_ports() {
+        let target = RpcbindTarget::Local("/run/rpcbind.sock".into());
+        let held = [
+            (NLM_PROGRAM, 4, Transport::Tcp, 4045),
+            (NLM_PROGRAM, 4, Transport::Udp, 4045),
+            (NSM_PROGRAM, 1, Transport::Tcp, 662),
+            (NSM_PROGRAM, 1, Transport::Udp, 663),
+        ];
+        let msg = other_lock_manager(&target, &held);
+        assert!(
+            msg.starts_with(
+                "another lock manager is registered with the system rpcbind (/run/rpcbind.sock): NLM (program \
+                 100021 version 4) at port 4045 (tcp and udp); NSM (program 100024 version 1) at port 662 (tcp), \
+                 port 663 (udp). It is most likely the kernel's lockd and rpc.statd"
+            ),
+            "{msg}"
+        );
+        assert!(msg.ends_with("rpcinfo -d 100021 4 and rpcinfo -d 100024 1"), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
     }
 }

@@ -98,14 +98,15 @@ pub fn memory_line() -> String {
 }
 
 /// The lock manager's line: locks held (open descriptions holding locks), waiters, clients
-/// recorded, and whether the grace period is on.
+/// recorded, whether the grace period is on, and the reclaims granted since start.
 pub fn locks_line(c: &crate::nlm::LockCounts) -> String {
     format!(
-        "locks: {} file(s) locked by owners, {} waiter(s), {} client(s) monitored, grace {}",
+        "locks: {} file(s) locked by owners, {} waiter(s), {} client(s) monitored, grace {}, {} reclaim(s) granted",
         c.holdings,
         c.waiters,
         c.clients,
-        if c.grace { "on" } else { "off" }
+        if c.grace { "on" } else { "off" },
+        c.reclaimed
     )
 }
 
@@ -158,6 +159,20 @@ mod tests {
             let _ = field("heap_free_kib=");
         }
         drop(held);
+    }
+
+    #[test]
+    fn locks_line_names_every_count() {
+        let c = crate::nlm::LockCounts { holdings: 4, waiters: 3, clients: 2, grace: true, reclaimed: 1 };
+        assert_eq!(
+            locks_line(&c),
+            "locks: 4 file(s) locked by owners, 3 waiter(s), 2 client(s) monitored, grace on, 1 reclaim(s) granted"
+        );
+        let idle = crate::nlm::LockCounts::default();
+        assert_eq!(
+            locks_line(&idle),
+            "locks: 0 file(s) locked by owners, 0 waiter(s), 0 client(s) monitored, grace off, 0 reclaim(s) granted"
+        );
     }
 
     #[test]
