@@ -106,35 +106,44 @@ server_stop() {
     rm -f "$WORK/server.pid"
 }
 
-# counters_logged_after N: whether the server log has more than N counter lines.
-counters_logged_after() { (($(grep -c 'counters: ' "$WORK/server.log" || true) > $1)); }
+# lines_logged PATTERN: how many server log lines match PATTERN (grep -E).
+lines_logged() { grep -cE "$1" "$WORK/server.log" || true; }
+# more_logged PATTERN N: whether more than N server log lines match PATTERN.
+more_logged() { (($(lines_logged "$1") > $2)); }
 
-# server_counters: has rnfsd log its call and DRC counters (SIGUSR1) and prints that line.
-server_counters() {
+# server_report PATTERN: has rnfsd log its report (SIGUSR1) and prints the report's line that
+# matches PATTERN.
+server_report() {
     local before
-    before=$(grep -c 'counters: ' "$WORK/server.log" || true)
+    before=$(lines_logged "$1")
     kill -USR1 "$(cat "$WORK/server.pid")" || return 1
-    if wait_until 100 counters_logged_after "$before"; then
-        grep 'counters: ' "$WORK/server.log" | tail -n 1
+    if wait_until 100 more_logged "$1" "$before"; then
+        grep -E "$1" "$WORK/server.log" | tail -n 1
         return 0
     fi
-    say "rnfsd did not log its counters"
+    say "rnfsd did not log its report line '$1'"
     return 1
 }
 
-# locks_logged_after N: whether the server log has more than N lock report lines.
-locks_logged_after() { (($(grep -c ' locks: ' "$WORK/server.log" || true) > $1)); }
+# server_counters: rnfsd's call and DRC counters line (SIGUSR1).
+server_counters() { server_report 'counters: '; }
 
-# server_locks: has rnfsd log its lock report (SIGUSR1) and prints that line.
-server_locks() {
-    local before
-    before=$(grep -c ' locks: ' "$WORK/server.log" || true)
-    kill -USR1 "$(cat "$WORK/server.pid")" || return 1
-    if wait_until 100 locks_logged_after "$before"; then
-        grep ' locks: ' "$WORK/server.log" | tail -n 1
-        return 0
-    fi
-    say "rnfsd did not log its lock report"
+# server_locks: rnfsd's lock report line (SIGUSR1): locks held, waiters, clients, grace, reclaims.
+server_locks() { server_report ' locks: '; }
+
+# await_locks PATTERN SECONDS: asks for the lock report every half second until a line matches
+# PATTERN (grep -E), and prints it; fails after SECONDS.
+await_locks() {
+    local line n=$(($2 * 2))
+    for _ in $(seq "$n"); do
+        line=$(server_locks) || return 1
+        if grep -qE "$1" <<<"$line"; then
+            printf '%s\n' "$line"
+            return 0
+        fi
+        sleep 0.5
+    done
+    say "no lock report matched '$1' within $2 s (last: $line)"
     return 1
 }
 

@@ -100,3 +100,32 @@ start_lock_services() {
 }
 
 source "${BASH_SOURCE%/*}/locker.sh"
+
+# still_waits ID WHAT: fails when locker ID's blocking lock (sent with locker_send) has returned.
+still_waits() { ! locker_ready "$1" || fail "$2 returned: $(locker_answer "$1" 1)"; }
+
+# granted_within ID BOUND RECORD WHAT COMMAND...: runs COMMAND (which makes the holder let go) and
+# waits for locker ID's blocking lock to be granted; says how many seconds that took from
+# COMMAND's start, writes them to $OUT/RECORD, and fails beyond BOUND seconds.
+granted_within() {
+    local id=$1 bound=$2 record=$3 what=$4 t0 took
+    shift 4
+    t0=$(now_s)
+    "$@"
+    expect_eq "$(locker_answer "$id" 60)" ok "$what"
+    took=$(seconds_since "$t0")
+    step "$what: got the lock $took s after '$*'"
+    echo "$took" >"$OUT/$record"
+    at_most "$took" "$bound" || fail "$what took $took s after '$*' (at most $bound s)"
+}
+
+# waits_behind ID FILE WHO: starts locker ID on FILE, where WHO holds a write lock on [0,100):
+# F_SETLK inside that range fails with EAGAIN, and F_SETLKW of the range is still waiting 2 s
+# later (its answer is read with locker_answer ID).
+waits_behind() {
+    locker_start "$1" "$2"
+    expect_eq "$(locker "$1" lock w 0 10)" EAGAIN "F_SETLK inside $3's range"
+    locker_send "$1" lockw w 0 100
+    sleep 2
+    still_waits "$1" "F_SETLKW while $3 held the lock"
+}
