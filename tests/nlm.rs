@@ -32,6 +32,9 @@ const A_IP: [u8; 4] = [127, 0, 0, 2];
 const B_IP: [u8; 4] = [127, 0, 0, 3];
 /// A third host that holds no locks.
 const C_IP: [u8; 4] = [127, 0, 0, 4];
+/// The server's own host: its lock manager (as a local NFS client's lockd) asks rnfsd, the
+/// host's status monitor, from here.
+const LOCAL_IP: [u8; 4] = [127, 0, 0, 1];
 
 const SECOND: Duration = Duration::from_secs(1);
 /// How often a test re-sends a call while it waits for its answer to change.
@@ -47,7 +50,7 @@ struct Rig {
     ts: TestServer,
     a: NlmClient,
     b: NlmClient,
-    /// A's and B's listeners; empty for a rig whose callbacks are unreachable.
+    /// A's, B's and this host's listeners; empty for a rig whose callbacks are unreachable.
     listeners: Vec<CallbackListener>,
     /// For such a rig, the peer portmapper port, kept reserved and closed.
     _closed: Option<ClosedPort>,
@@ -77,7 +80,7 @@ impl Rig {
         f: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Rig {
         let (peer_port, listeners, closed) = if listen {
-            let (port, listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP)]);
+            let (port, listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP), ip(LOCAL_IP)]);
             (port, listeners, None)
         } else {
             let closed = ClosedPort::reserve(&[ip(A_IP), ip(B_IP)]);
@@ -104,6 +107,16 @@ impl Rig {
 
     fn lb(&self) -> &CallbackListener {
         &self.listeners[1]
+    }
+
+    /// This host's own lock manager (the one rnfsd is the status monitor of).
+    fn local_lockd(&self) -> &CallbackListener {
+        &self.listeners[2]
+    }
+
+    /// This host's lock manager as an NSM caller: from the server's address, a privileged port.
+    fn local_nsm(&self) -> NlmClient {
+        NlmClient::connect_privileged(ip(LOCAL_IP), self.ts.addr(), "thishost")
     }
 
     /// Restarts the server (same export and state directory) and reconnects A and B.
@@ -884,6 +897,143 @@ fn sm_stat_is_answered() {
     let mut r = Rig::new();
     let st = r.a.sm_stat("hosta").expect("SM_STAT answered");
     assert_eq!(st.state & 1, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The status monitor of this host's own lock manager: SM_MON, SM_UNMON, SM_UNMON_ALL,
+// SM_SIMU_CRASH
+
+const PRIV: [u8; 16] = *b"lockd's cookie!!";
+
+fn monitors_file(ts: &TestServer) -> String {
+    std::fs::read_to_string(ts.state_path().join("nsm-monitors")).unwrap_or_default()
+}
+
+#[test]
+fn sm_mon_from_this_host_calls_its_lock_manager_back_when_the_server_restarts() {
+    let r = Rig::new();
+    let mut local = r.local_nsm();
+    let id = local.my_id();
+    let res = local.sm_mon_with("127.0.0.3", id, PRIV).expect("SM_MON answered");
+    assert_eq!(res.res_stat, xdr::nsm::sm_res::Success);
+    assert_eq!(res.state, r.nsm_state());
+    assert_eq!(local.sm_stat("127.0.0.3").unwrap().res_stat, xdr::nsm::sm_res::Success);
+    // B (the monitored server) reboots and says so, naming itself by its host name.
+    sm_notify_udp(ip(B_IP), r.ts.udp_addr(), "hostb", 9).expect("SM_NOTIFY answered");
+    let got = r.local_lockd().wait_call(NLM, 16, 5 * SECOND);
+    assert_eq!(got.from.ip(), ip(LOCAL_IP), "the callback comes from loopback");
+    assert!(got.from.port() < 1024, "from a privileged port (the Linux lockd refuses others): {}", got.from);
+    let (_, via, status) = &r.local_lockd().statuses()[0];
+    assert_eq!(*via, Via::Udp);
+    assert_eq!(status.mon_name.as_bytes(), b"127.0.0.3", "the host as the lock manager named it");
+    assert_eq!(status.state, 9);
+    assert_eq!(status.priv_, PRIV);
+    assert!(r.la().calls_of(NLM, 16).is_empty() && r.lb().calls_of(NLM, 16).is_empty());
+}
+
+#[test]
+fn a_notice_naming_the_monitored_host_calls_back_and_others_do_not() {
+    let r = Rig::new();
+    let mut local = r.local_nsm();
+    local.sm_mon("serverb").expect("SM_MON answered");
+    sm_notify_udp(ip(C_IP), r.ts.udp_addr(), "hostc", 3).expect("SM_NOTIFY answered");
+    sm_notify_udp(ip(C_IP), r.ts.udp_addr(), "serverb", 5).expect("SM_NOTIFY answered");
+    let got = r.local_lockd().wait_call(NLM, 16, 5 * SECOND);
+    std::thread::sleep(SECOND / 2);
+    let statuses = r.local_lockd().statuses();
+    assert_eq!(statuses.len(), 1, "only the notice naming the monitored host: {statuses:?}");
+    assert_eq!(statuses[0].2.state, 5);
+    assert_eq!(got.from.ip(), ip(LOCAL_IP));
+}
+
+#[test]
+fn sm_mon_from_another_host_an_unprivileged_port_or_for_another_program_is_refused() {
+    use xdr::nsm::sm_res::Fail;
+    let mut r = Rig::new();
+    assert_eq!(r.a.sm_mon("127.0.0.3").unwrap().res_stat, Fail, "another host");
+    let mut unprivileged = NlmClient::connect(ip(LOCAL_IP), r.ts.addr(), "thishost");
+    assert_eq!(unprivileged.sm_mon("127.0.0.3").unwrap().res_stat, Fail, "an unprivileged port");
+    assert_eq!(unprivileged.sm_stat("127.0.0.3").unwrap().res_stat, Fail);
+    let mut local = r.local_nsm();
+    let mut id = local.my_id();
+    id.my_prog = 100003;
+    assert_eq!(local.sm_mon_with("127.0.0.3", id, PRIV).unwrap().res_stat, Fail, "a callback to NFS");
+    sm_notify_udp(ip(B_IP), r.ts.udp_addr(), "hostb", 9).expect("SM_NOTIFY answered");
+    std::thread::sleep(SECOND);
+    assert!(r.local_lockd().calls_of(NLM, 16).is_empty(), "nothing was monitored");
+    assert!(!monitors_file(&r.ts).contains("monitor "), "{}", monitors_file(&r.ts));
+}
+
+#[test]
+fn sm_unmon_and_sm_unmon_all_stop_the_callbacks_and_others_cannot_unmon() {
+    let mut r = Rig::new();
+    let mut local = r.local_nsm();
+    for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4"] {
+        local.sm_mon(host).unwrap();
+    }
+    // Another host's UNMON_ALL (same my_id) changes nothing.
+    let state = r.a.sm_unmon_all().expect("SM_UNMON_ALL answered").state;
+    assert_eq!(state, r.nsm_state());
+    assert_eq!(local.sm_unmon("127.0.0.3").unwrap().state, r.nsm_state());
+    sm_notify_udp(ip(B_IP), r.ts.udp_addr(), "hostb", 9).unwrap();
+    sm_notify_udp(ip(A_IP), r.ts.udp_addr(), "hosta", 7).unwrap();
+    r.local_lockd().wait_call(NLM, 16, 5 * SECOND);
+    std::thread::sleep(SECOND / 2);
+    let states: Vec<i32> = r.local_lockd().statuses().iter().map(|s| s.2.state).collect();
+    assert_eq!(states, vec![7], "B was unmonitored, A still is");
+    local.sm_unmon_all().unwrap();
+    sm_notify_udp(ip(A_IP), r.ts.udp_addr(), "hosta", 11).unwrap();
+    sm_notify_udp(ip(C_IP), r.ts.udp_addr(), "hostc", 11).unwrap();
+    std::thread::sleep(SECOND);
+    assert_eq!(r.local_lockd().statuses().len(), 1, "UNMON_ALL removed the rest");
+}
+
+#[test]
+fn monitors_survive_a_restart_of_rnfsd_and_are_not_told_of_it() {
+    let mut r = Rig::new();
+    r.local_nsm().sm_mon_with("127.0.0.3", r.local_nsm().my_id(), PRIV).unwrap();
+    r.restart();
+    std::thread::sleep(SECOND);
+    assert!(r.lb().notifies().is_empty(), "the host did not reboot: its locks at B still stand");
+    sm_notify_udp(ip(B_IP), r.ts.udp_addr(), "hostb", 9).unwrap();
+    let got = r.local_lockd().wait_call(NLM, 16, 5 * SECOND);
+    assert_eq!(got.from.ip(), ip(LOCAL_IP));
+}
+
+#[test]
+fn after_a_reboot_the_monitored_servers_are_told_once_with_this_host_name() {
+    let mut r = Rig::new();
+    r.local_nsm().sm_mon("127.0.0.3").unwrap();
+    // As if the host had rebooted since: another boot id recorded.
+    let path = r.ts.state_path().join("nsm-monitors");
+    let text = monitors_file(&r.ts);
+    let (_, rest) = text.split_once('\n').unwrap();
+    std::fs::write(&path, format!("boot an-earlier-boot\n{rest}")).unwrap();
+    r.restart();
+    r.lb().wait_call(NSM, xdr::nsm::sm_proc::NOTIFY, 5 * SECOND);
+    let (_, _, chge) = &r.lb().notifies()[0];
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(chge.mon_name.as_bytes(), host.trim().as_bytes(), "this host as its lockd names itself");
+    assert_eq!(chge.state, r.nsm_state());
+    assert!(!monitors_file(&r.ts).contains("monitor "), "forgotten: the lock manager monitors again");
+    r.restart();
+    std::thread::sleep(SECOND);
+    assert_eq!(r.lb().notifies().len(), 1, "told once");
+}
+
+#[test]
+fn sm_simu_crash_advances_the_state_and_tells_the_monitored_servers() {
+    let mut r = Rig::new();
+    let mut local = r.local_nsm();
+    local.sm_mon("127.0.0.2").unwrap();
+    let before = r.nsm_state();
+    r.b.sm_simu_crash();
+    assert_eq!(r.nsm_state(), before, "another host cannot simulate this host's crash");
+    local.sm_simu_crash();
+    assert_eq!(r.nsm_state(), before + 2);
+    r.la().wait_call(NSM, xdr::nsm::sm_proc::NOTIFY, 5 * SECOND);
+    assert_eq!(r.la().notifies()[0].2.state, before + 2);
+    assert_eq!(r.b.sm_stat("x").unwrap().state, before + 2);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 //! answers of the `_MSG` procedures to a client's lock manager, and SM_NOTIFY to its status
 //! monitor after a restart. Each finds the program through the client's portmapper (GETPORT) and
 //! is sent *from the local address the client used*: the Linux client accepts GRANTED only from
-//! the address it mounted. Every step has a timeout; nothing here is called with a lock held.
+//! the address it mounted. The status monitor's callback to this host's own lock manager goes
+//! from a privileged port on loopback, the only source the Linux lockd accepts it from. Every
+//! step has a timeout; nothing here is called with a lock held.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -35,11 +37,34 @@ fn bad(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, msg)
 }
 
+/// Where a call is sent from: an address, and whether from a privileged port.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub ip: IpAddr,
+    /// Bind a port below 1024 when this process may (else an ephemeral one, and the callee may
+    /// refuse the call).
+    pub reserved_port: bool,
+}
+
+impl From<IpAddr> for Source {
+    fn from(ip: IpAddr) -> Source {
+        Source { ip, reserved_port: false }
+    }
+}
+
+/// The lowest port tried for a privileged source port (as the kernel's RPC client).
+const RESERVED_LOW: u16 = 665;
+
+/// This host's name, as its lock manager gives it in `caller_name` and SM_MON.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 /// One RPC call from `from` to `to` over `transport`, AUTH_SYS root with this host's name as the
 /// machine name; the bytes of the results, or why not.
 #[allow(clippy::too_many_arguments)]
 pub async fn call(
-    from: IpAddr,
+    from: impl Into<Source>,
     to: SocketAddr,
     transport: Transport,
     prog: u32,
@@ -48,12 +73,10 @@ pub async fn call(
     args: &[u8],
     timeout: Duration,
 ) -> io::Result<Bytes> {
+    let from = from.into();
     let xid = next_xid();
-    let machine = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
     let cred =
-        AuthSysParams { stamp: 0, machine_name: Bytes::from(machine), uid: 0, gid: 0, gids: Vec::new() };
+        AuthSysParams { stamp: 0, machine_name: Bytes::from(host_name()), uid: 0, gid: 0, gids: Vec::new() };
     let header = CallHeader {
         xid,
         rpcvers: RPC_VERSION,
@@ -87,13 +110,34 @@ pub async fn call(
     }
 }
 
-fn socket_for(from: IpAddr) -> io::Result<tokio::net::TcpSocket> {
-    let s = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    s.bind(SocketAddr::new(from, 0))?;
-    Ok(s)
+/// Binds `bind` to `from`'s address: to a free privileged port when asked and permitted, else to
+/// an ephemeral one.
+fn bind_from<S>(from: Source, bind: impl Fn(SocketAddr) -> io::Result<S>) -> io::Result<S> {
+    if from.reserved_port {
+        for port in (RESERVED_LOW..1024).rev() {
+            match bind(SocketAddr::new(from.ip, port)) {
+                Ok(s) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => {
+                    tracing::debug!("no privileged source port: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    bind(SocketAddr::new(from.ip, 0))
 }
 
-async fn tcp_exchange(from: IpAddr, to: SocketAddr, msg: &[u8]) -> io::Result<Bytes> {
+fn socket_for(from: Source) -> io::Result<tokio::net::TcpSocket> {
+    bind_from(from, |addr| {
+        let s =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        s.bind(addr)?;
+        Ok(s)
+    })
+}
+
+async fn tcp_exchange(from: Source, to: SocketAddr, msg: &[u8]) -> io::Result<Bytes> {
     let mut stream = socket_for(from)?.connect(to).await?;
     let mut out = Vec::with_capacity(4 + msg.len());
     out.extend_from_slice(&record_marker(msg.len(), true));
@@ -112,13 +156,15 @@ async fn tcp_exchange(from: IpAddr, to: SocketAddr, msg: &[u8]) -> io::Result<By
 }
 
 async fn udp_exchange(
-    from: IpAddr,
+    from: Source,
     to: SocketAddr,
     msg: &[u8],
     xid: u32,
     timeout: Duration,
 ) -> io::Result<Bytes> {
-    let sock = tokio::net::UdpSocket::bind(SocketAddr::new(from, 0)).await?;
+    let sock = bind_from(from, std::net::UdpSocket::bind)?;
+    sock.set_nonblocking(true)?;
+    let sock = tokio::net::UdpSocket::from_std(sock)?;
     sock.connect(to).await?;
     let mut buf = vec![0u8; MAX_REPLY];
     loop {

@@ -5,26 +5,30 @@
 //! - `ranges`: the ranges one owner holds on one file;
 //! - `table`: the lock table, waiters, recorded clients and the grace period;
 //! - `store`: the NSM state number and the recorded clients in the state directory;
+//! - `monitor`: the hosts this host's own lock manager asked rnfsd, as its status monitor, to
+//!   watch;
 //! - `service`: the NLM and NSM procedure tables;
 //! - `callback`: calls to clients (GRANTED, `_RES`, SM_NOTIFY).
 //!
 //! [`Locking::start`] wires them and spawns the three background tasks: the callback sender, the
 //! poll (waiters blocked by host processes, unclaimed grants, the end of grace), and after a
-//! restart the SM_NOTIFY to every recorded client.
+//! restart the SM_NOTIFY to every recorded client (and, after a reboot, to every server this
+//! host's lock manager had asked to monitor).
 
 pub mod callback;
+pub mod monitor;
 pub mod ranges;
 pub mod service;
 pub mod store;
 pub mod table;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use xdr::Xdr;
@@ -37,7 +41,8 @@ pub use table::{LockCounts, LockTable};
 use crate::config::LockConfig;
 use crate::nfsd::NfsService;
 use crate::rpc::Transport;
-use store::{ClientRecord, ClientStore};
+use monitor::Monitors;
+use store::ClientStore;
 use table::{Grant, Outgoing};
 
 /// How long one callback step (GETPORT, the call) may take.
@@ -71,6 +76,7 @@ impl Locking {
         let state = store::advance_state(state_dir)?;
         let clients = ClientStore::new(state_dir);
         let previous = clients.load()?;
+        let (monitors, servers_to_tell) = Monitors::load(state_dir)?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let table = Arc::new(LockTable::new(config.clone(), clients, previous.clone(), tx.clone()));
         if table.in_grace() {
@@ -80,8 +86,8 @@ impl Locking {
                 previous.len()
             );
         }
-        let nlm = Arc::new(NlmService::new(nfs, table.clone(), tx));
-        let nsm = Arc::new(NsmService::new(table.clone(), state));
+        let nlm = Arc::new(NlmService::new(nfs, table.clone(), tx.clone()));
+        let nsm = Arc::new(NsmService::new(table.clone(), Arc::new(monitors), state, state_dir, tx));
         tracker.spawn(send_callbacks(
             rx,
             table.clone(),
@@ -91,7 +97,18 @@ impl Locking {
         ));
         tracker.spawn(poll(table.clone(), config.poll_interval, shutdown.clone()));
         for client in previous {
-            tracker.spawn(notify(client, state, config.peer_portmap_port, shutdown.clone()));
+            // Named by the address it used, as it knows this server.
+            let notice = Notice { to: client.addr, from: client.local, mon_name: client.local.to_string() };
+            tracker.spawn(notify(notice, state, config.peer_portmap_port, shutdown.clone()));
+        }
+        if !servers_to_tell.is_empty() {
+            tracing::info!(
+                "this host rebooted: telling {} server(s) its lock manager used (SM_NOTIFY)",
+                servers_to_tell.len()
+            );
+        }
+        for host in servers_to_tell {
+            tracker.spawn(notify_monitored(host, state, config.peer_portmap_port, shutdown.clone()));
         }
         Ok(Locking { nlm, nsm, table, state })
     }
@@ -113,6 +130,12 @@ async fn send_callbacks(
         match out {
             Outgoing::Granted(grant) => {
                 tokio::spawn(send_granted(grant, table.clone(), pmap_port, shutdown.clone()));
+            }
+            Outgoing::Status { prog, vers, proc_, body } => {
+                tokio::spawn(send_status(prog, vers, proc_, body, pmap_port));
+            }
+            Outgoing::Reboot { host, state } => {
+                tokio::spawn(notify_monitored(host, state, pmap_port, shutdown.clone()));
             }
             Outgoing::Res { to, from, proc_, body } => {
                 let queued = queued_res.clone();
@@ -218,11 +241,65 @@ async fn poll(table: Arc<LockTable>, every: Duration, shutdown: CancellationToke
     }
 }
 
-/// Tells a client recorded by the previous run that the server restarted, so it reclaims its
-/// locks: SM_NOTIFY to its status monitor, from the address it used, naming that address.
-async fn notify(client: ClientRecord, state: i32, pmap_port: u16, shutdown: CancellationToken) {
+/// The status monitor's callback to this host's lock manager: the `status` of a monitored host
+/// that restarted, to the program its SM_MON named, on loopback from a privileged port (the Linux
+/// lockd accepts it from nowhere else). A few attempts, as statd.
+async fn send_status(prog: u32, vers: u32, proc_: u32, body: Bytes, pmap_port: u16) {
+    let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    for attempt in 1..=GRANTED_ATTEMPTS {
+        let sent = async {
+            let to = callback::getport(lo, lo, pmap_port, prog, vers, Transport::Udp, CALL_TIMEOUT).await?;
+            let from = callback::Source { ip: lo, reserved_port: true };
+            callback::call(from, to, Transport::Udp, prog, vers, proc_, &body, CALL_TIMEOUT).await
+        };
+        match sent.await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::info!(attempt, "could not tell this host's lock manager of a restarted server: {e}")
+            }
+        }
+        tokio::time::sleep(CALL_TIMEOUT).await;
+    }
+}
+
+/// An SM_NOTIFY to send: to whom, from which local address, and the name it gives this host.
+struct Notice {
+    to: IpAddr,
+    from: IpAddr,
+    mon_name: String,
+}
+
+/// Tells a server this host's lock manager used that this host restarted, so it releases the
+/// locks this host held there: the server named as the lock manager named it (an address, or a
+/// name to resolve), this host named as its lock manager names itself (its host name).
+async fn notify_monitored(host: Bytes, state: i32, pmap_port: u16, shutdown: CancellationToken) {
+    let name = String::from_utf8_lossy(&host).into_owned();
+    let to = match name.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => tokio::time::timeout(CALL_TIMEOUT, tokio::net::lookup_host((name.as_str(), 0)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|mut addrs| addrs.next())
+            .map(|a| a.ip()),
+    };
+    let Some(to) = to else {
+        tracing::warn!(server = %crate::logsafe::escaped(&host), "cannot tell the server this host restarted: its name does not resolve");
+        return;
+    };
+    let from = if to.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    };
+    notify(Notice { to, from, mon_name: callback::host_name() }, state, pmap_port, shutdown).await;
+}
+
+/// Sends an SM_NOTIFY with state `state` until it is answered, with back-off: to a client
+/// recorded by the previous run, so it reclaims its locks, or to a server this host locked on.
+async fn notify(n: Notice, state: i32, pmap_port: u16, shutdown: CancellationToken) {
     let mut args = BytesMut::new();
-    stat_chge { mon_name: client.local.to_string().as_str().into(), state }.encode(&mut args);
+    stat_chge { mon_name: n.mon_name.as_str().into(), state }.encode(&mut args);
     let started = tokio::time::Instant::now();
     let mut wait = NOTIFY_FIRST_RETRY;
     loop {
@@ -230,8 +307,8 @@ async fn notify(client: ClientRecord, state: i32, pmap_port: u16, shutdown: Canc
             let mut last = None;
             for transport in [Transport::Udp, Transport::Tcp] {
                 let to: std::io::Result<SocketAddr> = callback::getport(
-                    client.local,
-                    client.addr,
+                    n.from,
+                    n.to,
                     pmap_port,
                     xdr::nsm::PROGRAM,
                     xdr::nsm::VERSION_1,
@@ -241,7 +318,7 @@ async fn notify(client: ClientRecord, state: i32, pmap_port: u16, shutdown: Canc
                 .await;
                 match to {
                     Ok(to) => match callback::call(
-                        client.local,
+                        n.from,
                         to,
                         transport,
                         xdr::nsm::PROGRAM,
@@ -262,14 +339,14 @@ async fn notify(client: ClientRecord, state: i32, pmap_port: u16, shutdown: Canc
         };
         match sent.await {
             Ok(()) => {
-                tracing::info!(client = %client.addr, state, "told the client the server restarted (SM_NOTIFY)");
+                tracing::info!(peer = %n.to, state, "told the peer of the restart (SM_NOTIFY)");
                 return;
             }
             Err(e) if started.elapsed() + wait > NOTIFY_GIVE_UP => {
-                tracing::warn!(client = %client.addr, "gave up telling the client the server restarted: {e}");
+                tracing::warn!(peer = %n.to, "gave up telling the peer of the restart: {e}");
                 return;
             }
-            Err(e) => tracing::debug!(client = %client.addr, "SM_NOTIFY failed, retrying in {wait:?}: {e}"),
+            Err(e) => tracing::debug!(peer = %n.to, "SM_NOTIFY failed, retrying in {wait:?}: {e}"),
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

@@ -12,15 +12,19 @@
 //! - An exclusive lock on an `ro` export answers ROFS (knfsd grants it): a client that may only
 //!   read must not be able to lock writers out.
 //! - SHARE and UNSHARE (DOS share reservations, never sent by Linux) answer FAILED.
-//! - SM_MON, SM_UNMON, SM_UNMON_ALL and SM_SIMU_CRASH: rnfsd monitors no host on anyone's behalf,
-//!   so MON answers failure and the others change nothing.
+//! - SM_MON, SM_UNMON, SM_UNMON_ALL and SM_SIMU_CRASH are served to this host's own lock manager
+//!   only (the caller's address is the one it reached, its port privileged; see `monitor`): rnfsd
+//!   holds NSM on its host, so it is the status monitor of the host's NFS client, as rpc.statd
+//!   would be. From anyone else MON and STAT answer failure and the others change nothing.
+//!   SIMU_CRASH advances the state and tells every monitored server, as a reboot would.
 //! - SM_NOTIFY and FREE_ALL release the locks of clients at the sender's address (a host speaks
 //!   for itself); from this host's own address they may name a client by caller name or address.
 
 use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
@@ -32,9 +36,11 @@ use xdr::nlm::{
     nlm4_unlockargs,
 };
 use xdr::nsm::{
-    PROGRAM as NSM_PROGRAM, VERSION_1, mon, mon_id, my_id, sm_name, sm_res, sm_stat, sm_stat_res, stat_chge,
+    PROGRAM as NSM_PROGRAM, VERSION_1, mon, mon_id, my_id, sm_name, sm_res, sm_stat, sm_stat_res, sm_status,
+    stat_chge,
 };
 
+use super::monitor::{Callback, Monitor, MonitorError, Monitors};
 use super::table::{LockRequest, LockTable, Outgoing, Peer};
 use crate::fs::FileType;
 use crate::nfsd::NfsService;
@@ -59,7 +65,12 @@ pub struct NlmService {
 /// The NSM v1 service.
 pub struct NsmService {
     table: Arc<LockTable>,
-    state: i32,
+    monitors: Arc<Monitors>,
+    /// This host's NSM state (SIMU_CRASH advances it).
+    state: AtomicI32,
+    state_dir: PathBuf,
+    out: UnboundedSender<Outgoing>,
+    unprivileged_port_start: u16,
 }
 
 fn peer(ctx: &CallContext) -> Peer {
@@ -299,35 +310,140 @@ impl RpcService for NlmService {
 }
 
 impl NsmService {
-    pub fn new(table: Arc<LockTable>, state: i32) -> Self {
-        NsmService { table, state }
+    pub fn new(
+        table: Arc<LockTable>,
+        monitors: Arc<Monitors>,
+        state: i32,
+        state_dir: &Path,
+        out: UnboundedSender<Outgoing>,
+    ) -> Self {
+        NsmService {
+            table,
+            monitors,
+            state: AtomicI32::new(state),
+            state_dir: state_dir.to_path_buf(),
+            out,
+            unprivileged_port_start: crate::portmap::service::unprivileged_port_start(),
+        }
+    }
+
+    fn state(&self) -> i32 {
+        self.state.load(Ordering::Relaxed)
+    }
+
+    /// Whether the caller is this host's own lock manager: it calls from the address it reached
+    /// (as `release_named` reads a host speaking for itself), from a privileged port.
+    fn is_own_lock_manager(&self, ctx: &CallContext, what: &str) -> bool {
+        let why = if ctx.peer.ip().to_canonical() != ctx.local.ip().to_canonical() {
+            "not this host"
+        } else if ctx.peer.port() >= self.unprivileged_port_start {
+            "an unprivileged source port, which any local user can send from"
+        } else {
+            return true;
+        };
+        tracing::debug!(client = %ctx.peer, "{what} refused: {why}");
+        false
     }
 }
 
-fn sm_stat_(svc: &NsmService, _: &CallContext, _: sm_name) -> Result<sm_stat_res, RpcError> {
-    Ok(sm_stat_res { res_stat: sm_res::Fail, state: svc.state })
+fn callback_of(id: &my_id) -> Callback {
+    Callback {
+        my_name: Bytes::copy_from_slice(id.my_name.as_bytes()),
+        prog: id.my_prog as u32,
+        vers: id.my_vers as u32,
+        proc_: id.my_proc as u32,
+    }
 }
 
-fn sm_mon(svc: &NsmService, ctx: &CallContext, _: mon) -> Result<sm_stat_res, RpcError> {
-    tracing::debug!(client = %ctx.peer, "SM_MON refused: rnfsd monitors hosts only for its own locks");
-    Ok(sm_stat_res { res_stat: sm_res::Fail, state: svc.state })
+fn sm_stat_(svc: &NsmService, ctx: &CallContext, _: sm_name) -> Result<sm_stat_res, RpcError> {
+    // Whether the host could be monitored: for this host's lock manager, yes.
+    let res_stat = if svc.is_own_lock_manager(ctx, "SM_STAT") { sm_res::Success } else { sm_res::Fail };
+    Ok(sm_stat_res { res_stat, state: svc.state() })
 }
 
-fn sm_unmon(svc: &NsmService, _: &CallContext, _: mon_id) -> Result<sm_stat, RpcError> {
-    Ok(sm_stat { state: svc.state })
+fn sm_mon(svc: &NsmService, ctx: &CallContext, a: mon) -> Result<sm_stat_res, RpcError> {
+    let fail = Ok(sm_stat_res { res_stat: sm_res::Fail, state: svc.state() });
+    if !svc.is_own_lock_manager(ctx, "SM_MON") {
+        return fail;
+    }
+    let callback = callback_of(&a.mon_id.my_id);
+    if callback.prog != NLM_PROGRAM {
+        // A monitor calls back the lock manager only: root's rnfsd must not become a way to
+        // call any local program from a privileged port.
+        tracing::info!(client = %ctx.peer, prog = callback.prog, "SM_MON refused: the callback is not the lock manager");
+        return fail;
+    }
+    let m =
+        Monitor { mon_name: Bytes::copy_from_slice(a.mon_id.mon_name.as_bytes()), callback, priv_: a.priv_ };
+    match svc.monitors.add(m) {
+        Ok(()) => Ok(sm_stat_res { res_stat: sm_res::Success, state: svc.state() }),
+        Err(MonitorError::Full) => {
+            tracing::warn!("SM_MON refused: {} hosts are monitored already", super::monitor::MAX_MONITORS);
+            fail
+        }
+        Err(MonitorError::Io(e)) => {
+            tracing::error!("SM_MON refused: cannot record the monitor in the state directory: {e}");
+            fail
+        }
+    }
 }
 
-fn sm_unmon_all(svc: &NsmService, _: &CallContext, _: my_id) -> Result<sm_stat, RpcError> {
-    Ok(sm_stat { state: svc.state })
+fn unmonitor(
+    svc: &NsmService,
+    ctx: &CallContext,
+    mon_name: Option<&[u8]>,
+    id: &my_id,
+    what: &str,
+) -> sm_stat {
+    if svc.is_own_lock_manager(ctx, what) {
+        if let Err(e) = svc.monitors.remove(mon_name, &callback_of(id)) {
+            tracing::error!("{what}: cannot update the monitors in the state directory: {e}");
+        }
+    }
+    sm_stat { state: svc.state() }
 }
 
-fn sm_simu_crash(_: &NsmService, ctx: &CallContext, (): ()) -> Result<(), RpcError> {
-    tracing::debug!(client = %ctx.peer, "SM_SIMU_CRASH ignored");
+fn sm_unmon(svc: &NsmService, ctx: &CallContext, a: mon_id) -> Result<sm_stat, RpcError> {
+    Ok(unmonitor(svc, ctx, Some(a.mon_name.as_bytes()), &a.my_id, "SM_UNMON"))
+}
+
+fn sm_unmon_all(svc: &NsmService, ctx: &CallContext, a: my_id) -> Result<sm_stat, RpcError> {
+    Ok(unmonitor(svc, ctx, None, &a, "SM_UNMON_ALL"))
+}
+
+fn sm_simu_crash(svc: &NsmService, ctx: &CallContext, (): ()) -> Result<(), RpcError> {
+    if !svc.is_own_lock_manager(ctx, "SM_SIMU_CRASH") {
+        return Ok(());
+    }
+    let state = match super::store::advance_state(&svc.state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("SM_SIMU_CRASH: cannot advance the NSM state: {e}");
+            return Ok(());
+        }
+    };
+    svc.state.store(state, Ordering::Relaxed);
+    let hosts = svc.monitors.hosts();
+    tracing::info!(state, "SM_SIMU_CRASH: telling {} monitored server(s) this host restarted", hosts.len());
+    for host in hosts {
+        let _ = svc.out.send(Outgoing::Reboot { host, state });
+    }
     Ok(())
 }
 
 fn sm_notify(svc: &NsmService, ctx: &CallContext, a: stat_chge) -> Result<(), RpcError> {
     release_named(&svc.table, ctx, a.mon_name.as_bytes(), "SM_NOTIFY");
+    // A server this host's lock manager locks on: tell it, so it reclaims there.
+    for m in svc.monitors.matching(a.mon_name.as_bytes(), ctx.peer.ip()) {
+        let status = sm_status { mon_name: m.mon_name.as_ref().into(), state: a.state, priv_: m.priv_ };
+        let c = m.callback;
+        let _ = svc.out.send(Outgoing::Status {
+            prog: c.prog,
+            vers: c.vers,
+            proc_: c.proc_,
+            body: status.to_bytes(),
+        });
+    }
     Ok(())
 }
 

@@ -47,7 +47,7 @@ pub struct ClientStore {
 
 /// A caller name as the file shows it: printable ASCII as is, anything else (spaces, line
 /// breaks, backslashes: the client chose these bytes) as `\xNN`, so a name is one field.
-fn escape_name(bytes: &[u8]) -> String {
+pub(super) fn escape_name(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
         if b.is_ascii_graphic() && b != b'\\' {
@@ -59,7 +59,7 @@ fn escape_name(bytes: &[u8]) -> String {
     out
 }
 
-fn unescape_name(text: &str) -> Option<Vec<u8>> {
+pub(super) fn unescape_name(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

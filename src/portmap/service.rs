@@ -100,7 +100,7 @@ fn transport_of(netid: &str) -> Option<(u32, &'static str, &'static str)> {
 
 /// The kernel's first unprivileged port in this network namespace (containers often lower it,
 /// down to 0, which leaves no port privileged).
-fn unprivileged_port_start() -> u16 {
+pub(crate) fn unprivileged_port_start() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
         .ok()
         .and_then(|s| s.trim().parse().ok())

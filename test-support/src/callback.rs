@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use xdr::nlm::{nlm4_proc, nlm4_res, nlm4_stats, nlm4_testargs, nlm4_testres};
-use xdr::nsm::{sm_proc, stat_chge};
+use xdr::nsm::{sm_proc, sm_status, stat_chge};
 use xdr::portmap::{IPPROTO_TCP, IPPROTO_UDP, mapping, pmap_proc};
 use xdr::rpc::{AcceptedStatus, CallHeader, ReplyHeader};
 use xdr::{Reader, Xdr};
@@ -27,6 +27,10 @@ use crate::wire::{DATAGRAM_MAX, PORTMAP, read_record, record};
 
 const NLM: u32 = xdr::nlm::PROGRAM;
 const NSM: u32 = xdr::nsm::PROGRAM;
+
+/// The procedure of the Linux lockd that its status monitor calls back when a monitored host
+/// restarted (the `my_proc` of its SM_MON).
+pub const NLM_SM_NOTIFY: u32 = 16;
 
 /// How often the accept and receive loops look at the stop flag.
 const TICK: Duration = Duration::from_millis(20);
@@ -156,6 +160,14 @@ impl CallbackListener {
         self.calls_of(NSM, sm_proc::NOTIFY)
             .into_iter()
             .map(|c| (c.from, c.via, stat_chge::from_bytes(&c.args).expect("stat_chge")))
+            .collect()
+    }
+
+    /// The status callbacks received (procedure 16 with `sm_status`), with their senders.
+    pub fn statuses(&self) -> Vec<(SocketAddr, Via, sm_status)> {
+        self.calls_of(NLM, NLM_SM_NOTIFY)
+            .into_iter()
+            .map(|c| (c.from, c.via, sm_status::from_bytes(&c.args).expect("sm_status")))
             .collect()
     }
 
@@ -333,6 +345,8 @@ fn handle(msg: &[u8], from: SocketAddr, via: Via, shared: &Shared) -> Option<Vec
         // send GRANTED_RES for a GRANTED_MSG; the tests read what arrived instead).
         (NLM, 4, nlm4_proc::GRANTED_MSG..=nlm4_proc::GRANTED_RES) => (AcceptedStatus::Success, Bytes::new()),
         (NSM, 1, sm_proc::NOTIFY) => (AcceptedStatus::Success, Bytes::new()),
+        // The status monitor's callback to a host's own lockd (the Linux lockd's procedure 16).
+        (NLM, 4, NLM_SM_NOTIFY) => (AcceptedStatus::Success, Bytes::new()),
         (PORTMAP, 2, _) | (NLM, 4, _) | (NSM, 1, _) => (AcceptedStatus::ProcUnavail, Bytes::new()),
         _ => (AcceptedStatus::ProgUnavail, Bytes::new()),
     };

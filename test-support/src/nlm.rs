@@ -18,7 +18,7 @@ use xdr::nlm::{
     nlm4_res, nlm4_share, nlm4_shareargs, nlm4_shareres, nlm4_stats, nlm4_testargs, nlm4_testres,
     nlm4_testrply, nlm4_unlockargs,
 };
-use xdr::nsm::{mon, mon_id, my_id, sm_name, sm_proc, sm_stat_res, stat_chge};
+use xdr::nsm::{mon, mon_id, my_id, sm_name, sm_proc, sm_stat, sm_stat_res, stat_chge};
 use xdr::rpc::{AuthSysParams, OpaqueAuth};
 
 use crate::client::Client;
@@ -316,21 +316,39 @@ impl NlmClient {
         self.try_call(NSM, sm_proc::STAT, &sm_name { mon_name: name.into() })
     }
 
+    /// The `my_id` this client's SM_MON calls give: its caller name, NLM v4, procedure 16 (the
+    /// status callback of the Linux lockd).
+    pub fn my_id(&self) -> my_id {
+        my_id { my_name: self.caller_name.as_str().into(), my_prog: NLM as i32, my_vers: 4, my_proc: 16 }
+    }
+
     /// SM_MON of `name` for this host's lockd (a request only local callers may make).
     pub fn sm_mon(&mut self, name: &str) -> Result<sm_stat_res, RpcFailure> {
-        let args = mon {
-            mon_id: mon_id {
-                mon_name: name.into(),
-                my_id: my_id {
-                    my_name: self.caller_name.as_str().into(),
-                    my_prog: NLM as i32,
-                    my_vers: 4,
-                    my_proc: 16,
-                },
-            },
-            priv_: [0; 16],
-        };
+        let id = self.my_id();
+        self.sm_mon_with(name, id, [0; 16])
+    }
+
+    /// SM_MON of `name` with the callback `id` and the `priv_` bytes handed back with it.
+    pub fn sm_mon_with(&mut self, name: &str, id: my_id, priv_: [u8; 16]) -> Result<sm_stat_res, RpcFailure> {
+        let args = mon { mon_id: mon_id { mon_name: name.into(), my_id: id }, priv_ };
         self.try_call(NSM, sm_proc::MON, &args)
+    }
+
+    /// SM_UNMON of `name` for this client's `my_id`.
+    pub fn sm_unmon(&mut self, name: &str) -> Result<sm_stat, RpcFailure> {
+        let args = mon_id { mon_name: name.into(), my_id: self.my_id() };
+        self.try_call(NSM, sm_proc::UNMON, &args)
+    }
+
+    /// SM_UNMON_ALL for this client's `my_id`.
+    pub fn sm_unmon_all(&mut self) -> Result<sm_stat, RpcFailure> {
+        let id = self.my_id();
+        self.try_call(NSM, sm_proc::UNMON_ALL, &id)
+    }
+
+    /// SM_SIMU_CRASH (void result).
+    pub fn sm_simu_crash(&mut self) {
+        self.void(NSM, sm_proc::SIMU_CRASH, &[]);
     }
 
     /// SM_NOTIFY over this client's TCP connection (void result).
