@@ -8,7 +8,8 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -49,6 +50,26 @@ pub struct Source {
 impl From<IpAddr> for Source {
     fn from(ip: IpAddr) -> Source {
         Source { ip, reserved_port: false }
+    }
+}
+
+/// One of a bounded number of callbacks in flight: taken when one is queued, given back when it
+/// is dropped (sent or given up), so that forged calls cannot make the server send unbounded
+/// traffic.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot of `count`, unless `max` are taken.
+    pub fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        count.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

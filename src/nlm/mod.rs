@@ -131,8 +131,11 @@ async fn send_callbacks(
             Outgoing::Granted(grant) => {
                 tokio::spawn(send_granted(grant, table.clone(), pmap_port, shutdown.clone()));
             }
-            Outgoing::Status { prog, vers, proc_, body } => {
-                tokio::spawn(send_status(prog, vers, proc_, body, pmap_port));
+            Outgoing::Status { prog, vers, proc_, body, slot } => {
+                tokio::spawn(async move {
+                    send_status(prog, vers, proc_, body, pmap_port).await;
+                    drop(slot);
+                });
             }
             Outgoing::Reboot { host, state } => {
                 tokio::spawn(notify_monitored(host, state, pmap_port, shutdown.clone()));

@@ -40,6 +40,7 @@ use xdr::nsm::{
     stat_chge,
 };
 
+use super::callback::Slot;
 use super::monitor::{Callback, Monitor, MonitorError, Monitors};
 use super::table::{LockRequest, LockTable, Outgoing, Peer};
 use crate::fs::FileType;
@@ -53,6 +54,9 @@ use crate::rpc::{CallContext, RpcError, RpcService};
 /// `_RES` calls queued at once: a flood of forged `_MSG` calls over UDP must not make the server
 /// send unbounded traffic.
 const MAX_QUEUED_RES: usize = 256;
+/// Status callbacks to this host's lock manager in flight at once, for the same reason (anyone
+/// may send SM_NOTIFY).
+const MAX_QUEUED_STATUS: usize = 64;
 
 /// The NLM v4 service.
 pub struct NlmService {
@@ -71,6 +75,7 @@ pub struct NsmService {
     state_dir: PathBuf,
     out: UnboundedSender<Outgoing>,
     unprivileged_port_start: u16,
+    queued_status: Arc<AtomicUsize>,
 }
 
 fn peer(ctx: &CallContext) -> Peer {
@@ -324,6 +329,7 @@ impl NsmService {
             state_dir: state_dir.to_path_buf(),
             out,
             unprivileged_port_start: crate::portmap::service::unprivileged_port_start(),
+            queued_status: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -436,13 +442,13 @@ fn sm_notify(svc: &NsmService, ctx: &CallContext, a: stat_chge) -> Result<(), Rp
     // A server this host's lock manager locks on: tell it, so it reclaims there.
     for m in svc.monitors.matching(a.mon_name.as_bytes(), ctx.peer.ip()) {
         let status = sm_status { mon_name: m.mon_name.as_ref().into(), state: a.state, priv_: m.priv_ };
+        let Some(slot) = Slot::take(&svc.queued_status, MAX_QUEUED_STATUS) else {
+            tracing::debug!(client = %ctx.peer, "status callback dropped: too many queued");
+            break;
+        };
         let c = m.callback;
-        let _ = svc.out.send(Outgoing::Status {
-            prog: c.prog,
-            vers: c.vers,
-            proc_: c.proc_,
-            body: status.to_bytes(),
-        });
+        let body = status.to_bytes();
+        let _ = svc.out.send(Outgoing::Status { prog: c.prog, vers: c.vers, proc_: c.proc_, body, slot });
     }
     Ok(())
 }

@@ -137,7 +137,7 @@ pub enum Outgoing {
     Res { to: IpAddr, from: IpAddr, proc_: u32, body: Bytes },
     /// The status monitor's callback to this host's own lock manager (the `my_id` of an SM_MON):
     /// program `prog` version `vers` procedure `proc_` on loopback, with the encoded `status`.
-    Status { prog: u32, vers: u32, proc_: u32, body: Bytes },
+    Status { prog: u32, vers: u32, proc_: u32, body: Bytes, slot: super::callback::Slot },
     /// SM_NOTIFY telling `host`, a server this host's lock manager asked to monitor, that this
     /// host restarted with state `state`.
     Reboot { host: Bytes, state: i32 },
