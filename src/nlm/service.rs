@@ -347,7 +347,7 @@ impl NsmService {
         } else {
             return true;
         };
-        tracing::debug!(client = %ctx.peer, "{what} refused: {why}");
+        tracing::debug!(client = %ctx.peer, "{what}: not this host's lock manager ({why})");
         false
     }
 }
