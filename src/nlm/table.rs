@@ -52,10 +52,6 @@ impl OwnerKey {
     pub fn of(addr: IpAddr, lock: &nlm4_lock) -> OwnerKey {
         OwnerKey { addr, caller_name: lock.caller_name.0.clone(), svid: lock.svid, oh: lock.oh.0.clone() }
     }
-
-    fn client(&self) -> (IpAddr, Bytes) {
-        (self.addr, self.caller_name.clone())
-    }
 }
 
 /// A lock taken for a waiter whose client has not yet confirmed it (answered GRANTED to the
@@ -651,27 +647,6 @@ impl LockTable {
             }
         }
         forgotten.max(usize::from(!touched.is_empty()))
-    }
-
-    /// Whether any recorded client has this address and name, for matching notices.
-    pub fn clients_matching(&self, which: impl Fn(IpAddr, &[u8]) -> bool) -> bool {
-        self.lock_inner().clients.keys().any(|(a, n)| which(*a, n))
-            || self
-                .lock_inner()
-                .files
-                .values()
-                .any(|f| f.holders.keys().any(|o| which(o.addr, &o.caller_name)))
-    }
-
-    /// Whether the table has waiters or unclaimed grants, which the poll must look at.
-    pub fn needs_poll(&self) -> bool {
-        let inner = self.lock_inner();
-        inner.waiters > 0 || inner.files.values().any(|f| f.holders.values().any(|h| !h.unclaimed.is_empty()))
-    }
-
-    /// The client key of an owner, for logs.
-    pub fn owner_client(owner: &OwnerKey) -> (IpAddr, Bytes) {
-        owner.client()
     }
 }
 
