@@ -796,6 +796,25 @@ fn a_restart_notifies_recorded_clients_with_the_new_state() {
     assert!(r.lb().notifies().is_empty(), "B held no lock and is not notified");
 }
 
+/// With `--lock-grace 0` the clients of the previous run are notified once and forgotten at
+/// that start: `nlm-clients` no longer lists them, so the next restart does not notify them again.
+#[test]
+fn without_grace_a_restart_notifies_the_previous_clients_once_and_forgets_them() {
+    let mut r = Rig::with(|c| c.locks.grace = Duration::ZERO);
+    let a0 = r.a.owner(0);
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 1)), Granted);
+    assert!(nlm_clients(&r.ts).contains("hosta"));
+    r.restart();
+    let first = r.nsm_state();
+    r.la().wait_call(NSM, xdr::nsm::sm_proc::NOTIFY, 5 * SECOND);
+    assert_eq!(nlm_clients(&r.ts), "", "the notified client is still on record");
+    r.restart();
+    // The notices of a start go out at once; a second one to A would be here well within this.
+    std::thread::sleep(SECOND);
+    let states: Vec<i32> = r.la().notifies().iter().map(|(_, _, chge)| chge.state).collect();
+    assert_eq!(states, vec![first], "A is told of the first restart only");
+}
+
 #[test]
 fn locks_do_not_survive_a_restart_without_reclaim() {
     let mut r = Rig::with(|c| c.locks.grace = Duration::from_secs(1));

@@ -177,6 +177,10 @@ impl std::fmt::Debug for LockTable {
 
 impl LockTable {
     /// A table whose previous run recorded `previous` clients: with any, a grace period starts.
+    /// Without one (`--lock-grace 0`) they are forgotten at once, and the state directory's
+    /// record with them: the end of grace, which forgets them otherwise, never comes, and a
+    /// client kept on record would be told of every later restart too. (They are still told of
+    /// this one: [`super::Locking::start`] notifies from its own copy of `previous`.)
     pub fn new(
         config: LockConfig,
         store: ClientStore,
@@ -185,19 +189,27 @@ impl LockTable {
     ) -> LockTable {
         let grace_until =
             (!previous.is_empty() && !config.grace.is_zero()).then(|| Instant::now() + config.grace);
-        let clients = previous
-            .into_iter()
-            .map(|record| {
-                ((record.addr, record.caller_name.clone()), RecordedClient { record, this_run: false })
-            })
-            .collect();
-        LockTable {
+        let forget = grace_until.is_none() && !previous.is_empty();
+        let clients = match forget {
+            true => HashMap::new(),
+            false => previous
+                .into_iter()
+                .map(|record| {
+                    ((record.addr, record.caller_name.clone()), RecordedClient { record, this_run: false })
+                })
+                .collect(),
+        };
+        let table = LockTable {
             inner: Mutex::new(Inner { clients, ..Inner::default() }),
             store,
             config,
             grace_until: Mutex::new(grace_until),
             grants,
+        };
+        if forget {
+            table.save_clients(&table.lock_inner());
         }
+        table
     }
 
     fn lock_inner(&self) -> MutexGuard<'_, Inner> {
