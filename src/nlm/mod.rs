@@ -183,7 +183,14 @@ async fn send_granted(grant: Box<Grant>, table: Arc<LockTable>, pmap_port: u16, 
             nlm4_res::decode(&mut xdr::Reader::new(res))
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
         };
-        match sent.await {
+        // A client that accepts the connection and never answers holds a send for its
+        // timeouts (GETPORT, then the call), and this task holds the table and every lock in it:
+        // it ends with the stop instead of outliving it.
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = sent => sent,
+        };
+        match sent {
             Ok(res) if res.stat == nlm4_stats::Granted => {
                 table.claimed(&grant.fh, w);
                 return;
@@ -260,7 +267,13 @@ async fn notify(client: ClientRecord, state: i32, pmap_port: u16, shutdown: Canc
             }
             Err(last.expect("two attempts"))
         };
-        match sent.await {
+        // Up to four steps of CALL_TIMEOUT each (GETPORT and the call, over UDP then TCP): a stop
+        // does not wait for them.
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = sent => sent,
+        };
+        match sent {
             Ok(()) => {
                 tracing::info!(client = %client.addr, state, "told the client the server restarted (SM_NOTIFY)");
                 return;
