@@ -1,7 +1,7 @@
 //! `Server::start` in-process: ephemeral ports shared by TCP and UDP, the embedded portmapper
 //! answering for NFS and MOUNT, counters, `--portmap register` refusing to take over services
-//! another portmapper already maps or to start beside another lock manager, and graceful shutdown
-//! releasing the ports.
+//! another portmapper already maps (and removing what it had registered before the refusal) or to
+//! start beside another lock manager, and graceful shutdown releasing the ports.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -139,6 +139,13 @@ impl FakeRpcbind {
         blocking(move || c.getport(prog, vers, transport).unwrap()).await
     }
 
+    /// Every registration, as (program, version, netid, port), in registration order: GETPORT
+    /// would answer another version of a program for one that is not registered.
+    fn registered(&self) -> Vec<(u32, u32, String, u16)> {
+        let port = |r: &Registration| r.socket_addr().map_or(0, |a| a.port());
+        self.registry.entries().iter().map(|r| (r.prog, r.vers, r.netid.clone(), port(r))).collect()
+    }
+
     async fn stop(self) {
         self.stop.cancel();
         self.tracker.close();
@@ -205,16 +212,61 @@ async fn register_refuses_services_another_portmapper_maps() {
 /// rpcbind would (owner "superuser"), as the kernel's lockd and rpc.statd do.
 fn register_foreign(registry: &Registry, prog: u32, vers: u32, port: u16) {
     for netid in ["tcp", "udp"] {
-        registry
-            .set(Registration {
-                prog,
-                vers,
-                netid: netid.into(),
-                addr: xdr::portmap::to_uaddr(([0, 0, 0, 0], port).into()),
-                owner: "superuser".into(),
-            })
-            .unwrap();
+        register_foreign_on(registry, prog, vers, netid, port);
     }
+}
+
+/// [`register_foreign`] on `netid` only.
+fn register_foreign_on(registry: &Registry, prog: u32, vers: u32, netid: &str, port: u16) {
+    registry
+        .set(Registration {
+            prog,
+            vers,
+            netid: netid.into(),
+            addr: xdr::portmap::to_uaddr(([0, 0, 0, 0], port).into()),
+            owner: "superuser".into(),
+        })
+        .unwrap();
+}
+
+/// A registration refused midway (MOUNT v3 is another server's) removes what this start had
+/// registered before it, under `register` (which then fails) and `auto` (which then runs without
+/// a portmapper, so nothing would remove them at shutdown), and leaves the other server's alone.
+/// When the other server holds MOUNT v3 on UDP only, rnfsd's MOUNT v3 on TCP stays: UNSET would
+/// remove both, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_refused_midway_removes_the_earlier_ones() {
+    let Some((dirs, pm)) = beside_fake_rpcbind().await else { return };
+    register_foreign_on(&pm.registry, 100_005, 3, "tcp", 4000);
+    for mode in [PortmapMode::Register, PortmapMode::Auto] {
+        let running = match Server::start(pm.config(&dirs, mode)).await {
+            Err(e) if mode == PortmapMode::Register => {
+                assert!(e.to_string().contains("already registered on port 4000"), "{e}");
+                None
+            }
+            Ok(server) if mode == PortmapMode::Auto => {
+                assert!(server.banner().contains("port="), "{}", server.banner());
+                Some(server)
+            }
+            other => panic!("{mode}: {:?}", other.map(|_| "started")),
+        };
+        let other = (100_005, 3, "tcp".to_string(), 4000);
+        assert_eq!(pm.registered(), vec![other], "{mode}: only the other server's is left");
+        if let Some(server) = running {
+            server.shutdown().await;
+        }
+    }
+
+    pm.registry.unset(100_005, 3, None, "superuser").unwrap();
+    register_foreign_on(&pm.registry, 100_005, 3, "udp", 4000);
+    let err = Server::start(pm.config(&dirs, PortmapMode::Register)).await.err().expect("refused");
+    let err = err.to_string();
+    assert!(err.contains("already registered on port 4000"), "{err}");
+    assert!(err.contains("program 100005 version 3 stays registered (Tcp"), "{err}");
+    let left: Vec<(u32, u32, String)> = pm.registered().into_iter().map(|(p, v, n, _)| (p, v, n)).collect();
+    assert_eq!(left, vec![(100_005, 3, "udp".into()), (100_005, 3, "tcp".into())], "{:?}", pm.registered());
+    assert_eq!(pm.registered()[0].3, 4000, "the other server's is unchanged");
+    pm.stop().await;
 }
 
 /// A system rpcbind where another lock manager (the kernel's lockd, rpc.statd) holds NLM v4 or
