@@ -45,6 +45,17 @@ fn ip(a: [u8; 4]) -> IpAddr {
     IpAddr::from(a)
 }
 
+/// What the server's callbacks to A and B find at their portmapper port.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peers {
+    /// Their callback listeners.
+    Listening,
+    /// Nothing: connections are refused.
+    Closed,
+    /// A port that accepts connections and never answers: every call waits for its timeout.
+    Silent,
+}
+
 /// A server, a file on it, and two client hosts with their callback listeners.
 struct Rig {
     ts: TestServer,
@@ -52,7 +63,7 @@ struct Rig {
     b: NlmClient,
     /// A's, B's and this host's listeners; empty for a rig whose callbacks are unreachable.
     listeners: Vec<CallbackListener>,
-    /// For such a rig, the peer portmapper port, kept reserved and closed.
+    /// For such a rig, the peer portmapper port, kept reserved.
     _closed: Option<ClosedPort>,
     /// The `locks.peer_portmap_port` the server was given.
     peer_port: u16,
@@ -64,27 +75,35 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
-        Rig::build(TestServer::builder(), true, |_| {})
+        Rig::build(TestServer::builder(), Peers::Listening, |_| {})
     }
 
     /// A rig whose server also gets `f` applied to its configuration.
     fn with(f: impl Fn(&mut Config) + Send + Sync + 'static) -> Rig {
-        Rig::build(TestServer::builder(), true, f)
+        Rig::build(TestServer::builder(), Peers::Listening, f)
     }
 
-    /// `listen`: whether A and B run callback listeners; without, the server's callbacks go to a
-    /// port where nothing listens.
+    /// `peers`: whether A and B run callback listeners, or what the server's callbacks find
+    /// instead.
     fn build(
         builder: TestServerBuilder,
-        listen: bool,
+        peers: Peers,
         f: impl Fn(&mut Config) + Send + Sync + 'static,
     ) -> Rig {
-        let (peer_port, listeners, closed) = if listen {
-            let (port, listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP), ip(LOCAL_IP)]);
-            (port, listeners, None)
-        } else {
-            let closed = ClosedPort::reserve(&[ip(A_IP), ip(B_IP)]);
-            (closed.port, Vec::new(), Some(closed))
+        let hosts = [ip(A_IP), ip(B_IP)];
+        let (peer_port, listeners, closed) = match peers {
+            Peers::Listening => {
+                let (port, listeners) = CallbackListener::start_on(&[ip(A_IP), ip(B_IP), ip(LOCAL_IP)]);
+                (port, listeners, None)
+            }
+            Peers::Closed | Peers::Silent => {
+                let closed = if peers == Peers::Closed {
+                    ClosedPort::reserve(&hosts)
+                } else {
+                    ClosedPort::silent(&hosts)
+                };
+                (closed.port, Vec::new(), Some(closed))
+            }
         };
         let ts = builder
             .configure(move |c| {
@@ -611,7 +630,7 @@ fn a_blocked_lock_of_another_owner_of_the_same_client_is_granted() {
 
 #[test]
 fn a_blocked_lock_without_a_reachable_callback_is_granted_on_the_resent_lock() {
-    let mut r = Rig::build(TestServer::builder(), false, |_| {});
+    let mut r = Rig::build(TestServer::builder(), Peers::Closed, |_| {});
     let (a0, b0) = (r.a.owner(0), r.b.owner(0));
     assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
     let args = nlm4_lockargs { block: true, ..r.b.lock_args(&b0, &r.fh, true, range(0, 100)) };
@@ -631,8 +650,9 @@ fn a_blocked_lock_without_a_reachable_callback_is_granted_on_the_resent_lock() {
 
 #[test]
 fn an_unclaimed_grant_is_released() {
-    let mut r =
-        Rig::build(TestServer::builder(), false, |c| c.locks.unclaimed_grant = Duration::from_secs(1));
+    let mut r = Rig::build(TestServer::builder(), Peers::Closed, |c| {
+        c.locks.unclaimed_grant = Duration::from_secs(1)
+    });
     let (a0, a1, b0) = (r.a.owner(0), r.a.owner(1), r.b.owner(0));
     assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
     assert_eq!(r.b.lock_blocking(&b0, &r.fh, true, range(0, 100)), Blocked);
@@ -643,6 +663,26 @@ fn an_unclaimed_grant_is_released() {
     let fh = r.fh.clone();
     poll_until("the unclaimed lock released", 8 * SECOND, REPOLL, || {
         (a.lock(&a1, &fh, true, range(0, 100)) == Granted).then_some(())
+    });
+}
+
+/// A stop does not wait for a GRANTED callback to a client that accepts the connection and never
+/// answers (5 s per step): the callback task ends with it and lets go of the old run's lock
+/// table, so the locks taken there are released by the time the next run serves.
+#[test]
+fn a_stop_ends_a_granted_callback_to_a_silent_client_and_its_locks_go_with_it() {
+    let mut r = Rig::build(TestServer::builder(), Peers::Silent, |_| {});
+    let (a0, b0) = (r.a.owner(0), r.b.owner(0));
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 100)), Granted);
+    assert_eq!(r.b.lock_blocking(&b0, &r.fh, true, range(0, 100)), Blocked);
+    assert_eq!(r.a.unlock(&a0, &r.fh, range(0, 100)), Granted);
+    // The lock is B's now, and its GRANTED waits on B's silent portmapper.
+    assert_eq!(r.host_file().conflict(LockType::Write, 0, 0).map(|c| (c.start, c.len)), Some((0, 100)));
+    std::thread::sleep(Duration::from_millis(300));
+    r.restart();
+    let host = r.host_file();
+    poll_until("the old run's lock released", SECOND, REPOLL, || {
+        host.conflict(LockType::Write, 0, 0).is_none().then_some(())
     });
 }
 
@@ -807,6 +847,40 @@ fn a_restart_notifies_recorded_clients_with_the_new_state() {
     assert_eq!(chge.mon_name.as_bytes(), b"127.0.0.1", "mon_name is the address A used");
     assert_eq!(from.ip(), r.ts.addr().ip(), "sent from the address A used");
     assert!(r.lb().notifies().is_empty(), "B held no lock and is not notified");
+}
+
+/// With `--lock-grace 0` the clients of the previous run are notified once and forgotten at
+/// that start: `nlm-clients` no longer lists them, so the next restart does not notify them again.
+#[test]
+fn without_grace_a_restart_notifies_the_previous_clients_once_and_forgets_them() {
+    let mut r = Rig::with(|c| c.locks.grace = Duration::ZERO);
+    let a0 = r.a.owner(0);
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 1)), Granted);
+    assert!(nlm_clients(&r.ts).contains("hosta"));
+    r.restart();
+    let first = r.nsm_state();
+    r.la().wait_call(NSM, xdr::nsm::sm_proc::NOTIFY, 5 * SECOND);
+    assert_eq!(nlm_clients(&r.ts), "", "the notified client is still on record");
+    r.restart();
+    // The notices of a start go out at once; a second one to A would be here well within this.
+    std::thread::sleep(SECOND);
+    let states: Vec<i32> = r.la().notifies().iter().map(|(_, _, chge)| chge.state).collect();
+    assert_eq!(states, vec![first], "A is told of the first restart only");
+}
+
+/// A stop does not wait for the SM_NOTIFY to a recorded client whose portmapper accepts the
+/// connection and never answers (GETPORT and the call, over UDP then TCP, 5 s each).
+#[test]
+fn a_stop_does_not_wait_for_a_notice_to_a_silent_client() {
+    let mut r = Rig::build(TestServer::builder(), Peers::Silent, |_| {});
+    let a0 = r.a.owner(0);
+    assert_eq!(r.a.lock(&a0, &r.fh, true, range(0, 1)), Granted);
+    r.restart();
+    // The notice to A is under way now, waiting on A's silent portmapper.
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    r.restart();
+    assert!(started.elapsed() < 3 * SECOND, "the restart took {:?}", started.elapsed());
 }
 
 #[test]
@@ -1142,7 +1216,8 @@ fn a_client_the_export_does_not_list_is_failed() {
 
 #[test]
 fn an_exclusive_lock_on_a_read_only_export_is_rofs() {
-    let mut r = Rig::build(TestServer::builder().options("ro,insecure,no_root_squash"), true, |_| {});
+    let mut r =
+        Rig::build(TestServer::builder().options("ro,insecure,no_root_squash"), Peers::Listening, |_| {});
     let a0 = r.a.owner(0);
     std::fs::write(r.ts.path("ro"), b"data").unwrap();
     let (mut c, root) = r.ts.client();

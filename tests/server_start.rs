@@ -1,7 +1,7 @@
 //! `Server::start` in-process: ephemeral ports shared by TCP and UDP, the embedded portmapper
 //! answering for NFS and MOUNT, counters, `--portmap register` refusing to take over services
-//! another portmapper already maps or to start beside another lock manager, and graceful shutdown
-//! releasing the ports.
+//! another portmapper already maps (and removing what it had registered before the refusal) or to
+//! start beside another lock manager, and graceful shutdown releasing the ports.
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -21,6 +21,26 @@ fn config(share: &std::path::Path, state: &std::path::Path) -> Config {
     Config::for_tests(vec![ExportSpec::shorthand(std::fs::canonicalize(share).unwrap())], state.to_path_buf())
 }
 
+/// A test's export and state directory, under one temporary directory.
+struct Dirs {
+    tmp: tempfile::TempDir,
+    share: std::path::PathBuf,
+}
+
+impl Dirs {
+    fn new() -> Dirs {
+        let tmp = tempfile::tempdir().unwrap();
+        let share = tmp.path().join("share");
+        std::fs::create_dir(&share).unwrap();
+        Dirs { tmp, share }
+    }
+
+    /// A configuration exporting the share, with its state directory beside it.
+    fn config(&self) -> Config {
+        config(&self.share, &self.tmp.path().join("state"))
+    }
+}
+
 /// Runs blocking portmapper calls off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
@@ -28,10 +48,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_portmapper_maps_every_service() {
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
-    let mut cfg = config(&share, &tmp.path().join("state"));
+    let dirs = Dirs::new();
+    let mut cfg = dirs.config();
     cfg.mount_port = Some(0);
     cfg.portmap = PortmapMode::Embedded;
     cfg.portmap_port = 0;
@@ -43,7 +61,7 @@ async fn embedded_portmapper_maps_every_service() {
     assert_ne!(mount_tcp.port(), a.nfs_tcp.port());
     let pm = a.portmap_tcp.unwrap();
     assert_eq!(pm.port(), a.portmap_udp.unwrap().port());
-    assert!(tmp.path().join("state/handle.key").is_file());
+    assert!(dirs.tmp.path().join("state/handle.key").is_file());
 
     let banner = server.banner();
     assert!(banner.contains(&format!("embedded on port {}", pm.port())), "{banner}");
@@ -75,28 +93,64 @@ async fn embedded_portmapper_maps_every_service() {
     TcpListener::bind(pm).unwrap();
 }
 
-/// A bare portmapper on an ephemeral UDP port of 127.0.0.1, standing in for a system rpcbind.
-async fn standalone_portmapper() -> (u16, CancellationToken, TaskTracker) {
-    standalone_portmapper_with(Arc::new(Registry::new())).await
+/// A bare portmapper on an ephemeral UDP port of 127.0.0.1, standing in for a system rpcbind:
+/// its registry (to register what another process holds) and a client to ask it.
+struct FakeRpcbind {
+    port: u16,
+    registry: Arc<Registry>,
+    client: PmapClient,
+    stop: CancellationToken,
+    tracker: TaskTracker,
 }
 
-/// [`standalone_portmapper`] answering from `registry`.
-async fn standalone_portmapper_with(registry: Arc<Registry>) -> (u16, CancellationToken, TaskTracker) {
-    let dispatcher = Arc::new(Dispatcher::new(
-        [Arc::new(PortmapService::new(registry)) as _],
-        DispatcherConfig::default(),
-    ));
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let port = socket.local_addr().unwrap().port();
-    let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
-    tracker.spawn(serve_udp(
-        Arc::new(socket),
-        dispatcher,
-        TransportLimits::default(),
-        stop.clone(),
-        tracker.clone(),
-    ));
-    (port, stop, tracker)
+impl FakeRpcbind {
+    async fn start() -> FakeRpcbind {
+        let registry = Arc::new(Registry::new());
+        let dispatcher = Arc::new(Dispatcher::new(
+            [Arc::new(PortmapService::new(registry.clone())) as _],
+            DispatcherConfig::default(),
+        ));
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let (stop, tracker) = (CancellationToken::new(), TaskTracker::new());
+        tracker.spawn(serve_udp(
+            Arc::new(socket),
+            dispatcher,
+            TransportLimits::default(),
+            stop.clone(),
+            tracker.clone(),
+        ));
+        let pm = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
+        FakeRpcbind { port, registry, client, stop, tracker }
+    }
+
+    /// `dirs`' configuration with `portmap` `mode` and this portmapper as the system rpcbind.
+    fn config(&self, dirs: &Dirs, mode: PortmapMode) -> Config {
+        let mut c = dirs.config();
+        c.portmap = mode;
+        c.portmap_port = self.port;
+        c
+    }
+
+    /// GETPORT, off the async runtime.
+    async fn getport(&self, prog: u32, vers: u32, transport: Transport) -> u16 {
+        let c = self.client.clone();
+        blocking(move || c.getport(prog, vers, transport).unwrap()).await
+    }
+
+    /// Every registration, as (program, version, netid, port), in registration order: GETPORT
+    /// would answer another version of a program for one that is not registered.
+    fn registered(&self) -> Vec<(u32, u32, String, u16)> {
+        let port = |r: &Registration| r.socket_addr().map_or(0, |a| a.port());
+        self.registry.entries().iter().map(|r| (r.prog, r.vers, r.netid.clone(), port(r))).collect()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
 }
 
 /// Whether a system rpcbind's local socket exists: registration would then go to it.
@@ -104,40 +158,29 @@ fn system_rpcbind_present() -> bool {
     rnfsd::portmap::client::RPCBIND_SOCKETS.iter().any(|p| std::path::Path::new(p).exists())
 }
 
+/// For a test of registering with the system rpcbind: its directories and the stand-in rpcbind,
+/// or `None` (the test is skipped) when the host runs a real one.
+async fn beside_fake_rpcbind() -> Option<(Dirs, FakeRpcbind)> {
+    if system_rpcbind_present() {
+        return None;
+    }
+    Some((Dirs::new(), FakeRpcbind::start().await))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_mode_registers_and_unregisters_at_shutdown() {
-    if system_rpcbind_present() {
-        return;
-    }
-    let (pm_port, stop, tracker) = standalone_portmapper().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
-    let mut cfg = config(&share, &tmp.path().join("state"));
-    cfg.portmap = PortmapMode::Register;
-    cfg.portmap_port = pm_port;
-    let server = Server::start(cfg).await.unwrap();
+    let Some((dirs, pm)) = beside_fake_rpcbind().await else { return };
+    let server = Server::start(pm.config(&dirs, PortmapMode::Register)).await.unwrap();
     assert!(server.addrs().portmap_tcp.is_none());
     assert!(server.banner().contains("registered with the system rpcbind"), "{}", server.banner());
     let nfs_port = server.addrs().nfs_tcp.port();
-    let pm = std::net::SocketAddr::from(([127, 0, 0, 1], pm_port));
-    let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
-    let c = client.clone();
-    blocking(move || {
-        assert_eq!(c.getport(100_003, 3, Transport::Tcp).unwrap(), nfs_port);
-        assert_eq!(c.getport(100_005, 1, Transport::Udp).unwrap(), nfs_port);
-        assert_eq!(c.getport(100_003, 3, Transport::Udp).unwrap(), 0, "NFS over UDP is off by default");
-    })
-    .await;
+    assert_eq!(pm.getport(100_003, 3, Transport::Tcp).await, nfs_port);
+    assert_eq!(pm.getport(100_005, 1, Transport::Udp).await, nfs_port);
+    assert_eq!(pm.getport(100_003, 3, Transport::Udp).await, 0, "NFS over UDP is off by default");
     server.shutdown().await;
-    blocking(move || {
-        assert_eq!(client.getport(100_003, 3, Transport::Tcp).unwrap(), 0);
-        assert_eq!(client.getport(100_005, 3, Transport::Udp).unwrap(), 0);
-    })
-    .await;
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
+    assert_eq!(pm.getport(100_003, 3, Transport::Tcp).await, 0);
+    assert_eq!(pm.getport(100_005, 3, Transport::Udp).await, 0);
+    pm.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,16 +188,14 @@ async fn register_refuses_services_another_portmapper_maps() {
     if system_rpcbind_present() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
-    let mut owner_cfg = config(&share, &tmp.path().join("state"));
+    let dirs = Dirs::new();
+    let mut owner_cfg = dirs.config();
     owner_cfg.portmap = PortmapMode::Embedded;
     owner_cfg.portmap_port = 0;
     let owner = Server::start(owner_cfg).await.unwrap();
     let pm_port = owner.addrs().portmap_udp.unwrap().port();
 
-    let mut second = config(&share, &tmp.path().join("state"));
+    let mut second = dirs.config();
     second.portmap = PortmapMode::Register;
     second.portmap_port = pm_port;
     let err = match Server::start(second).await {
@@ -171,16 +212,61 @@ async fn register_refuses_services_another_portmapper_maps() {
 /// rpcbind would (owner "superuser"), as the kernel's lockd and rpc.statd do.
 fn register_foreign(registry: &Registry, prog: u32, vers: u32, port: u16) {
     for netid in ["tcp", "udp"] {
-        registry
-            .set(Registration {
-                prog,
-                vers,
-                netid: netid.into(),
-                addr: xdr::portmap::to_uaddr(([0, 0, 0, 0], port).into()),
-                owner: "superuser".into(),
-            })
-            .unwrap();
+        register_foreign_on(registry, prog, vers, netid, port);
     }
+}
+
+/// [`register_foreign`] on `netid` only.
+fn register_foreign_on(registry: &Registry, prog: u32, vers: u32, netid: &str, port: u16) {
+    registry
+        .set(Registration {
+            prog,
+            vers,
+            netid: netid.into(),
+            addr: xdr::portmap::to_uaddr(([0, 0, 0, 0], port).into()),
+            owner: "superuser".into(),
+        })
+        .unwrap();
+}
+
+/// A registration refused midway (MOUNT v3 is another server's) removes what this start had
+/// registered before it, under `register` (which then fails) and `auto` (which then runs without
+/// a portmapper, so nothing would remove them at shutdown), and leaves the other server's alone.
+/// When the other server holds MOUNT v3 on UDP only, rnfsd's MOUNT v3 on TCP stays: UNSET would
+/// remove both, and the error says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_refused_midway_removes_the_earlier_ones() {
+    let Some((dirs, pm)) = beside_fake_rpcbind().await else { return };
+    register_foreign_on(&pm.registry, 100_005, 3, "tcp", 4000);
+    for mode in [PortmapMode::Register, PortmapMode::Auto] {
+        let running = match Server::start(pm.config(&dirs, mode)).await {
+            Err(e) if mode == PortmapMode::Register => {
+                assert!(e.to_string().contains("already registered on port 4000"), "{e}");
+                None
+            }
+            Ok(server) if mode == PortmapMode::Auto => {
+                assert!(server.banner().contains("port="), "{}", server.banner());
+                Some(server)
+            }
+            other => panic!("{mode}: {:?}", other.map(|_| "started")),
+        };
+        let other = (100_005, 3, "tcp".to_string(), 4000);
+        assert_eq!(pm.registered(), vec![other], "{mode}: only the other server's is left");
+        if let Some(server) = running {
+            server.shutdown().await;
+        }
+    }
+
+    pm.registry.unset(100_005, 3, None, "superuser").unwrap();
+    register_foreign_on(&pm.registry, 100_005, 3, "udp", 4000);
+    let err = Server::start(pm.config(&dirs, PortmapMode::Register)).await.err().expect("refused");
+    let err = err.to_string();
+    assert!(err.contains("already registered on port 4000"), "{err}");
+    assert!(err.contains("program 100005 version 3 stays registered (Tcp"), "{err}");
+    let left: Vec<(u32, u32, String)> = pm.registered().into_iter().map(|(p, v, n, _)| (p, v, n)).collect();
+    assert_eq!(left, vec![(100_005, 3, "udp".into()), (100_005, 3, "tcp".into())], "{:?}", pm.registered());
+    assert_eq!(pm.registered()[0].3, 4000, "the other server's is unchanged");
+    pm.stop().await;
 }
 
 /// A system rpcbind where another lock manager (the kernel's lockd, rpc.statd) holds NLM v4 or
@@ -190,26 +276,10 @@ fn register_foreign(registry: &Registry, prog: u32, vers: u32, port: u16) {
 /// registers NFS and MOUNT only; without the other lock manager it starts and registers NLM too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_refuses_to_start_beside_another_lock_manager() {
-    if system_rpcbind_present() {
-        return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
-    let registry = Arc::new(Registry::new());
-    let (pm_port, stop, tracker) = standalone_portmapper_with(registry.clone()).await;
-    let pm = std::net::SocketAddr::from(([127, 0, 0, 1], pm_port));
-    let client = PmapClient::new(RpcbindTarget::Udp(pm)).with_timeout(Duration::from_secs(5));
-    let cfg = |portmap: PortmapMode| {
-        let mut c = config(&share, &tmp.path().join("state"));
-        c.portmap = portmap;
-        c.portmap_port = pm_port;
-        c
-    };
-    let getport = |prog: u32, vers: u32, transport: Transport| {
-        let c = client.clone();
-        blocking(move || c.getport(prog, vers, transport).unwrap())
-    };
+    let Some((dirs, pm)) = beside_fake_rpcbind().await else { return };
+    let cfg = |portmap: PortmapMode| pm.config(&dirs, portmap);
+    let getport = |prog: u32, vers: u32, transport: Transport| pm.getport(prog, vers, transport);
+    let registry = pm.registry.clone();
 
     register_foreign(&registry, 100_021, 4, 4045);
     for mode in [PortmapMode::Register, PortmapMode::Auto] {
@@ -259,9 +329,7 @@ async fn register_refuses_to_start_beside_another_lock_manager() {
     assert_eq!(getport(100_024, 1, Transport::Udp).await, nfs_port);
     server.shutdown().await;
     assert_eq!(getport(100_021, 4, Transport::Tcp).await, 0, "unregistered at shutdown");
-    stop.cancel();
-    tracker.close();
-    tracker.wait().await;
+    pm.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,11 +352,9 @@ async fn unusable_export_and_busy_port_are_start_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nfs_over_udp_is_mapped_and_announced_only_when_enabled() {
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
+    let dirs = Dirs::new();
     for enabled in [false, true] {
-        let mut cfg = config(&share, &tmp.path().join("state"));
+        let mut cfg = dirs.config();
         cfg.nfs_over_udp = enabled;
         cfg.portmap = PortmapMode::Embedded;
         cfg.portmap_port = 0;

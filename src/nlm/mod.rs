@@ -132,8 +132,9 @@ async fn send_callbacks(
                 tokio::spawn(send_granted(grant, table.clone(), pmap_port, shutdown.clone()));
             }
             Outgoing::Status { prog, vers, proc_, body, slot } => {
+                let shutdown = shutdown.clone();
                 tokio::spawn(async move {
-                    send_status(prog, vers, proc_, body, pmap_port).await;
+                    send_status(prog, vers, proc_, body, pmap_port, shutdown).await;
                     drop(slot);
                 });
             }
@@ -209,7 +210,14 @@ async fn send_granted(grant: Box<Grant>, table: Arc<LockTable>, pmap_port: u16, 
             nlm4_res::decode(&mut xdr::Reader::new(res))
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
         };
-        match sent.await {
+        // A client that accepts the connection and never answers holds a send for its
+        // timeouts (GETPORT, then the call), and this task holds the table and every lock in it:
+        // it ends with the stop instead of outliving it.
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = sent => sent,
+        };
+        match sent {
             Ok(res) if res.stat == nlm4_stats::Granted => {
                 table.claimed(&grant.fh, w);
                 return;
@@ -247,7 +255,14 @@ async fn poll(table: Arc<LockTable>, every: Duration, shutdown: CancellationToke
 /// The status monitor's callback to this host's lock manager: the `status` of a monitored host
 /// that restarted, to the program its SM_MON named, on loopback from a privileged port (the Linux
 /// lockd accepts it from nowhere else). A few attempts, as statd.
-async fn send_status(prog: u32, vers: u32, proc_: u32, body: Bytes, pmap_port: u16) {
+async fn send_status(
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    body: Bytes,
+    pmap_port: u16,
+    shutdown: CancellationToken,
+) {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     for attempt in 1..=GRANTED_ATTEMPTS {
         let sent = async {
@@ -255,13 +270,20 @@ async fn send_status(prog: u32, vers: u32, proc_: u32, body: Bytes, pmap_port: u
             let from = callback::Source { ip: lo, reserved_port: true };
             callback::call(from, to, Transport::Udp, prog, vers, proc_, &body, CALL_TIMEOUT).await
         };
-        match sent.await {
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = sent => sent,
+        };
+        match sent {
             Ok(_) => return,
             Err(e) => {
                 tracing::info!(attempt, "could not tell this host's lock manager of a restarted server: {e}")
             }
         }
-        tokio::time::sleep(CALL_TIMEOUT).await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(CALL_TIMEOUT) => {}
+        }
     }
 }
 
@@ -340,7 +362,13 @@ async fn notify(n: Notice, state: i32, pmap_port: u16, shutdown: CancellationTok
             }
             Err(last.expect("two attempts"))
         };
-        match sent.await {
+        // Up to four steps of CALL_TIMEOUT each (GETPORT and the call, over UDP then TCP): a stop
+        // does not wait for them.
+        let sent = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            sent = sent => sent,
+        };
+        match sent {
             Ok(()) => {
                 tracing::info!(peer = %n.to, state, "told the peer of the restart (SM_NOTIFY)");
                 return;

@@ -52,10 +52,6 @@ impl OwnerKey {
     pub fn of(addr: IpAddr, lock: &nlm4_lock) -> OwnerKey {
         OwnerKey { addr, caller_name: lock.caller_name.0.clone(), svid: lock.svid, oh: lock.oh.0.clone() }
     }
-
-    fn client(&self) -> (IpAddr, Bytes) {
-        (self.addr, self.caller_name.clone())
-    }
 }
 
 /// A lock taken for a waiter whose client has not yet confirmed it (answered GRANTED to the
@@ -187,6 +183,10 @@ impl std::fmt::Debug for LockTable {
 
 impl LockTable {
     /// A table whose previous run recorded `previous` clients: with any, a grace period starts.
+    /// Without one (`--lock-grace 0`) they are forgotten at once, and the state directory's
+    /// record with them: the end of grace, which forgets them otherwise, never comes, and a
+    /// client kept on record would be told of every later restart too. (They are still told of
+    /// this one: [`super::Locking::start`] notifies from its own copy of `previous`.)
     pub fn new(
         config: LockConfig,
         store: ClientStore,
@@ -195,19 +195,27 @@ impl LockTable {
     ) -> LockTable {
         let grace_until =
             (!previous.is_empty() && !config.grace.is_zero()).then(|| Instant::now() + config.grace);
-        let clients = previous
-            .into_iter()
-            .map(|record| {
-                ((record.addr, record.caller_name.clone()), RecordedClient { record, this_run: false })
-            })
-            .collect();
-        LockTable {
+        let forget = grace_until.is_none() && !previous.is_empty();
+        let clients = match forget {
+            true => HashMap::new(),
+            false => previous
+                .into_iter()
+                .map(|record| {
+                    ((record.addr, record.caller_name.clone()), RecordedClient { record, this_run: false })
+                })
+                .collect(),
+        };
+        let table = LockTable {
             inner: Mutex::new(Inner { clients, ..Inner::default() }),
             store,
             config,
             grace_until: Mutex::new(grace_until),
             grants,
+        };
+        if forget {
+            table.save_clients(&table.lock_inner());
         }
+        table
     }
 
     fn lock_inner(&self) -> MutexGuard<'_, Inner> {
@@ -657,27 +665,6 @@ impl LockTable {
             }
         }
         forgotten.max(usize::from(!touched.is_empty()))
-    }
-
-    /// Whether any recorded client has this address and name, for matching notices.
-    pub fn clients_matching(&self, which: impl Fn(IpAddr, &[u8]) -> bool) -> bool {
-        self.lock_inner().clients.keys().any(|(a, n)| which(*a, n))
-            || self
-                .lock_inner()
-                .files
-                .values()
-                .any(|f| f.holders.keys().any(|o| which(o.addr, &o.caller_name)))
-    }
-
-    /// Whether the table has waiters or unclaimed grants, which the poll must look at.
-    pub fn needs_poll(&self) -> bool {
-        let inner = self.lock_inner();
-        inner.waiters > 0 || inner.files.values().any(|f| f.holders.values().any(|h| !h.unclaimed.is_empty()))
-    }
-
-    /// The client key of an owner, for logs.
-    pub fn owner_client(owner: &OwnerKey) -> (IpAddr, Bytes) {
-        owner.client()
     }
 }
 

@@ -382,32 +382,74 @@ pub fn registered_elsewhere(
 
 /// Registers `services` with one portmapper. A service already registered on the same port is
 /// fine; on another port it is an error naming it, since another server owns it (or a crashed
-/// one left it behind: `rpcinfo -d PROG VERS` removes it).
+/// one left it behind: `rpcinfo -d PROG VERS` removes it). On an error the services registered
+/// before it are removed again (see `roll_back`): the server does not start, or (`auto`) runs
+/// without a portmapper, and either way would otherwise leave them registered for good.
 pub fn register_with(client: &PmapClient, services: &[Service]) -> io::Result<()> {
-    for &(prog, vers, transport, port) in services {
-        if client.set(prog, vers, transport, port)? {
-            continue;
+    for (i, &service) in services.iter().enumerate() {
+        if let Err(refused) = register_one(client, service) {
+            let undone = roll_back(client, &services[..i], service, refused.held);
+            return Err(io::Error::new(refused.error.kind(), format!("{}{undone}", refused.error)));
         }
-        let current = client.getport(prog, vers, transport)?;
-        if current == port {
-            continue;
-        }
-        let why = if current == 0 {
-            "the portmapper refused the registration (rpcbind accepts it only from its local socket or \
-             with -L)"
-                .to_string()
-        } else {
-            format!("it is already registered on port {current}")
-        };
-        return Err(io::Error::new(
+    }
+    Ok(())
+}
+
+/// Why one service could not be registered.
+struct Refused {
+    error: io::Error,
+    /// Whether another registration may hold the program version on that transport: not known
+    /// to be free.
+    held: bool,
+}
+
+fn register_one(client: &PmapClient, (prog, vers, transport, port): Service) -> Result<(), Refused> {
+    let unknown = |error| Refused { error, held: true };
+    if client.set(prog, vers, transport, port).map_err(unknown)? {
+        return Ok(());
+    }
+    let current = client.getport(prog, vers, transport).map_err(unknown)?;
+    if current == port {
+        return Ok(());
+    }
+    let why = if current == 0 {
+        "the portmapper refused the registration (rpcbind accepts it only from its local socket or \
+         with -L)"
+            .to_string()
+    } else {
+        format!("it is already registered on port {current}")
+    };
+    Err(Refused {
+        error: io::Error::new(
             io::ErrorKind::AddrInUse,
             format!(
                 "cannot register program {prog} version {vers} ({transport:?}) at {}: {why}",
                 client.target()
             ),
+        ),
+        held: current != 0,
+    })
+}
+
+/// Removes `done`, what was registered before `failed` was refused, and says what it could not
+/// remove, to be added to the error. UNSET removes a program version on every transport at once,
+/// so when another registration may hold `failed`'s program version on its transport (`held`),
+/// that program version stays registered on the others: removing it would remove the other one
+/// too, and rnfsd never removes another program's registration.
+fn roll_back(client: &PmapClient, done: &[Service], failed: Service, held: bool) -> String {
+    let (kept, undo): (Vec<Service>, Vec<Service>) =
+        done.iter().partition(|s| held && (s.0, s.1) == (failed.0, failed.1));
+    let mut left = String::new();
+    if let Err(e) = unregister_with(client, &undo) {
+        left.push_str(&format!("; removing the registrations made before it failed too: {e}"));
+    }
+    for (prog, vers, transport, port) in kept {
+        left.push_str(&format!(
+            "; program {prog} version {vers} stays registered ({transport:?}, port {port}): removing it \
+             could remove another server's registration of that version too"
         ));
     }
-    Ok(())
+    left
 }
 
 /// Removes each program version of `services` (PMAP UNSET removes all transports at once).

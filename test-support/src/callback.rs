@@ -209,15 +209,28 @@ impl Drop for CallbackListener {
     }
 }
 
-/// A port reserved on some addresses where nothing listens: TCP sockets bound to it but not
-/// listening, so connections are refused and no other test's listener can take the port while
-/// this lives (a callback meant to fail cannot reach someone else's listener).
+/// A port reserved on some addresses where nothing answers: TCP sockets bound to it, so no other
+/// test's listener can take the port while this lives (a callback meant to fail cannot reach
+/// someone else's listener). [`ClosedPort::reserve`] leaves them closed, so connections are
+/// refused; [`ClosedPort::silent`] has them listen without ever accepting, so the kernel
+/// completes a connection and a call on it waits for its timeout (a host that is up but hung).
 pub struct ClosedPort {
     pub port: u16,
     _socks: Vec<std::os::fd::OwnedFd>,
 }
 
 impl ClosedPort {
+    /// A port whose connections are completed and never answered.
+    pub fn silent(ips: &[IpAddr]) -> ClosedPort {
+        use nix::sys::socket::{Backlog, listen};
+        let port = ClosedPort::reserve(ips);
+        for s in &port._socks {
+            listen(s, Backlog::new(64).unwrap()).unwrap();
+        }
+        port
+    }
+
+    /// A port whose connections are refused.
     pub fn reserve(ips: &[IpAddr]) -> ClosedPort {
         use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, getsockname, socket};
         use std::os::fd::AsRawFd;
@@ -430,6 +443,20 @@ mod tests {
             let e = TcpStream::connect((ip, closed.port)).expect_err("nothing listens");
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
             assert!(TcpListener::bind((ip, closed.port)).is_err(), "the port stays taken");
+        }
+    }
+
+    #[test]
+    fn a_silent_port_connects_and_never_answers() {
+        let ips = [IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3])];
+        let silent = ClosedPort::silent(&ips);
+        for ip in ips {
+            let mut s = TcpStream::connect((ip, silent.port)).expect("the kernel completes it");
+            s.write_all(&record(&[0; 40])).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let e = std::io::Read::read(&mut s, &mut [0; 4]).expect_err("nothing answers");
+            assert_eq!(e.kind(), ErrorKind::WouldBlock);
+            assert!(TcpListener::bind((ip, silent.port)).is_err(), "the port stays taken");
         }
     }
 }
