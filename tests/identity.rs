@@ -349,3 +349,52 @@ fn writes_by_an_ordinary_caller_stop_where_its_local_writes_stop() {
         ok(user.remove(&root, name));
     }
 }
+
+/// A server that runs as root with only CAP_DAC_READ_SEARCH, CAP_SETUID and CAP_SETGID (a
+/// container's `--cap-drop ALL --cap-add DAC_READ_SEARCH,SETUID,SETGID`): it cannot open a
+/// user's file for writing at root (no CAP_DAC_OVERRIDE), so it must open it as the caller.
+/// The caller's CREATE, WRITE, truncation and READ of its own file all work, and another user
+/// still cannot write there.
+#[test]
+fn a_server_with_only_the_identity_capabilities_writes_and_truncates_as_the_caller() {
+    use rnfsd_test_support::process::Running;
+    if !runs_as_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    chown(&share, Some(1000), Some(1000)).unwrap();
+    let state = tmp.path().join("state");
+    let mut server = Running::spawn(
+        Command::new("setpriv")
+            .args(["--bounding-set", "-all,+dac_read_search,+setuid,+setgid", "--"])
+            .arg(env!("CARGO_BIN_EXE_rnfsd"))
+            .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--mount-port", "0", "--portmap", "off"])
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--export")
+            .arg(format!("{} *(rw,insecure)", share.display())),
+    );
+    let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
+    let addr: std::net::SocketAddr =
+        listen.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().parse().unwrap();
+    server.wait_for_line(|l| l.starts_with("mount with:"));
+    let mut c = Client::tcp(addr).with_cred(auth_sys(1000, 1000, &[]));
+    let root = c.mount(share.to_str().unwrap()).expect("MNT");
+    let fh = c.create_file(&root, "mine");
+    ok(c.write(&fh, 0, b"written by its owner", stable_how::FILE_SYNC));
+    let truncate = sattr3 { size: Some(7), ..sattr3::default() };
+    ok(setattr(&mut c, &fh, truncate));
+    assert_eq!(std::fs::read(share.join("mine")).unwrap(), b"written");
+    let READ3res::Ok(r) = c.read(&fh, 0, 100) else { panic!("READ failed") };
+    assert_eq!(&r.data[..], b"written");
+    assert_eq!(std::fs::metadata(share.join("mine")).unwrap().uid(), 1000);
+    let mut other = Client::tcp(addr).with_cred(auth_sys(2000, 2000, &[]));
+    let root2 = other.mount(share.to_str().unwrap()).expect("MNT");
+    let fh2 = other.lookup_fh(&root2, "mine");
+    assert!(matches!(
+        other.write(&fh2, 0, b"x", stable_how::FILE_SYNC),
+        WRITE3res::Err(nfsstat3::NFS3ERR_ACCES, _)
+    ));
+}

@@ -44,7 +44,7 @@ impl NfsService {
                     OpenMode::Read => libc::O_RDONLY,
                     OpenMode::ReadWrite => libc::O_RDWR,
                 };
-                Ok(File::from(self.exports.reopen(&obj.res, flags | libc::O_CLOEXEC)?))
+                Ok(File::from(obj.caller.reopen(&self.exports, &obj.res, flags | libc::O_CLOEXEC)?))
             })
             .map_err(st)
     }

@@ -55,14 +55,21 @@ pub fn apply_sattr(
         }
         let size = i64::try_from(size).map_err(|_| nfsstat3::NFS3ERR_FBIG)?;
         let path = proc_fd_path(fd);
-        if caller.owns(attr.uid) {
+        let for_writing = || std::fs::OpenOptions::new().write(true).open(&path);
+        let as_caller = || caller.run(|| for_writing().map_err(st));
+        let file = if caller.owns(attr.uid) {
             // The owner override: opened for writing at root, so no write bit is needed, then
-            // truncated as the owner.
-            let file = std::fs::OpenOptions::new().write(true).open(&path).map_err(st)?;
-            caller.run(|| file.set_len(size as u64).map_err(st))?;
+            // truncated as the owner. Root without CAP_DAC_OVERRIDE gets no override: the
+            // owner's own permission decides.
+            match for_writing() {
+                Ok(file) => file,
+                Err(e) if e.raw_os_error() == Some(libc::EACCES) => as_caller()?,
+                Err(e) => return Err(st(e)),
+            }
         } else {
-            caller.run(|| nix::unistd::truncate(path.as_str(), size).map_err(st))?;
-        }
+            as_caller()?
+        };
+        caller.run(|| file.set_len(size as u64).map_err(st))?;
     }
     if scope == SattrScope::SizeOnly {
         return Ok(());

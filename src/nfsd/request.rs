@@ -6,8 +6,11 @@
 use std::cell::Cell;
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 
 use bytes::BytesMut;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use xdr::Xdr;
 use xdr::nfs3::{MAX_NAME, Nfs3Result, filename3, nfs_fh3, nfsstat3};
 
@@ -65,6 +68,24 @@ impl Caller {
     /// and write a file it opened before removing its own permission bits).
     pub fn owns(&self, uid: u32) -> bool {
         self.identity.uid == uid
+    }
+
+    /// Opens the resolved object again with `flags` for this caller: at root through its kernel
+    /// handle (with CAP_DAC_OVERRIDE root needs no permission bits, which keeps knfsd's owner
+    /// override), or, where root is refused (a server without CAP_DAC_OVERRIDE, as in a container
+    /// run with `--cap-drop ALL` and only the identity capabilities), as the caller through the
+    /// descriptor the handle resolved to, so that the caller's own permissions decide.
+    pub fn reopen(&self, exports: &crate::fs::Exports, res: &Resolved, flags: i32) -> io::Result<OwnedFd> {
+        match exports.reopen(res, flags) {
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                // The magic link is the object itself: following it is the point.
+                let path = super::meta::proc_fd_path(res.fd.as_fd());
+                let flags = OFlag::from_bits_truncate(flags & !libc::O_NOFOLLOW);
+                with_identity(&self.identity, || nix::fcntl::open(path.as_str(), flags, Mode::empty()))?
+                    .map_err(io::Error::from)
+            }
+            other => other,
+        }
     }
 }
 

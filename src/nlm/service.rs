@@ -128,7 +128,7 @@ impl NlmService {
                 return Err(std::io::Error::from_raw_os_error(libc::EROFS));
             }
             let mode = if write { libc::O_RDWR } else { libc::O_RDONLY };
-            exports.reopen(&res, mode | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            caller.reopen(&exports, &res, mode | libc::O_CLOEXEC | libc::O_NONBLOCK)
         };
         f(&Bytes::copy_from_slice(fh.as_bytes()), &open)
     }
