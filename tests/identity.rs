@@ -12,6 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use rnfsd_test_support::*;
 use xdr::nfs3::*;
@@ -350,6 +351,46 @@ fn writes_by_an_ordinary_caller_stop_where_its_local_writes_stop() {
     }
 }
 
+/// The rnfsd binary started under `prefix` (setpriv, unshare) on `share`, once it serves; and its
+/// NFS address. `before` gets the child's pid as soon as it runs.
+fn spawn_under(
+    prefix: &[&str],
+    share: &Path,
+    state: &Path,
+    before: impl FnOnce(u32),
+) -> (rnfsd_test_support::process::Running, std::net::SocketAddr) {
+    let mut command = Command::new(prefix[0]);
+    command
+        .args(&prefix[1..])
+        .arg(env!("CARGO_BIN_EXE_rnfsd"))
+        .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--mount-port", "0", "--portmap", "off"])
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--export")
+        .arg(format!("{} *(rw,insecure)", share.display()));
+    let mut server = rnfsd_test_support::process::Running::spawn(&mut command);
+    before(server.child.id());
+    let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
+    let addr = listen.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().parse().unwrap();
+    server.wait_for_line(|l| l.starts_with("mount with:"));
+    (server, addr)
+}
+
+/// A temporary directory with an export `share` owned by `uid` and a state directory.
+fn share_owned_by(uid: u32) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    chown(&share, Some(uid), Some(uid)).unwrap();
+    let state = tmp.path().join("state");
+    (tmp, share, state)
+}
+
+/// The banner's identity line.
+fn identity_of(server: &rnfsd_test_support::process::Running) -> String {
+    server.seen.iter().find(|l| l.starts_with("identity: ")).cloned().expect("an identity line")
+}
+
 /// A server that runs as root with only CAP_DAC_READ_SEARCH, CAP_SETUID and CAP_SETGID (a
 /// container's `--cap-drop ALL --cap-add DAC_READ_SEARCH,SETUID,SETGID`): it cannot open a
 /// user's file for writing at root (no CAP_DAC_OVERRIDE), so it must open it as the caller.
@@ -357,29 +398,13 @@ fn writes_by_an_ordinary_caller_stop_where_its_local_writes_stop() {
 /// still cannot write there.
 #[test]
 fn a_server_with_only_the_identity_capabilities_writes_and_truncates_as_the_caller() {
-    use rnfsd_test_support::process::Running;
     if !runs_as_root() {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let share = tmp.path().join("share");
-    std::fs::create_dir(&share).unwrap();
-    chown(&share, Some(1000), Some(1000)).unwrap();
-    let state = tmp.path().join("state");
-    let mut server = Running::spawn(
-        Command::new("setpriv")
-            .args(["--bounding-set", "-all,+dac_read_search,+setuid,+setgid", "--"])
-            .arg(env!("CARGO_BIN_EXE_rnfsd"))
-            .args(["serve", "--bind", "127.0.0.1", "--port", "0", "--mount-port", "0", "--portmap", "off"])
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--export")
-            .arg(format!("{} *(rw,insecure)", share.display())),
-    );
-    let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
-    let addr: std::net::SocketAddr =
-        listen.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().parse().unwrap();
-    server.wait_for_line(|l| l.starts_with("mount with:"));
+    let (_tmp, share, state) = share_owned_by(1000);
+    let setpriv = ["setpriv", "--bounding-set", "-all,+dac_read_search,+setuid,+setgid", "--"];
+    let (server, addr) = spawn_under(&setpriv, &share, &state, |_| {});
+    assert_eq!(identity_of(&server), "identity: running as root: requests run with the caller's uid/gid");
     let mut c = Client::tcp(addr).with_cred(auth_sys(1000, 1000, &[]));
     let root = c.mount(share.to_str().unwrap()).expect("MNT");
     let fh = c.create_file(&root, "mine");
@@ -397,4 +422,73 @@ fn a_server_with_only_the_identity_capabilities_writes_and_truncates_as_the_call
         other.write(&fh2, 0, b"x", stable_how::FILE_SYNC),
         WRITE3res::Err(nfsstat3::NFS3ERR_ACCES, _)
     ));
+}
+
+/// Root without CAP_SETUID and CAP_SETGID cannot switch: every request runs as the server's own
+/// user (and the banner says so) instead of failing with SERVERFAULT.
+#[test]
+fn root_without_setuid_and_setgid_serves_every_request_as_itself() {
+    if !runs_as_root() {
+        return;
+    }
+    let (_tmp, share, state) = share_owned_by(0);
+    let setpriv = ["setpriv", "--bounding-set", "-all,+dac_read_search,+dac_override", "--"];
+    let (server, addr) = spawn_under(&setpriv, &share, &state, |_| {});
+    assert_eq!(
+        identity_of(&server),
+        "identity: root without CAP_SETUID and CAP_SETGID: every request runs as uid 0, ownership is not mapped"
+    );
+    let mut c = Client::tcp(addr).with_cred(auth_sys(1000, 1000, &[]));
+    let root = c.mount(share.to_str().unwrap()).expect("MNT");
+    let fh = c.create_file(&root, "f");
+    ok(c.write(&fh, 0, b"data", stable_how::FILE_SYNC));
+    assert_eq!(std::fs::metadata(share.join("f")).unwrap().uid(), 0, "made by the server's own user");
+}
+
+/// rnfsd as uid 0 of a new user namespace whose uid and gid maps are `map`, written from here as
+/// root of the parent namespace may (unshare's own --map-users needs newuidmap); the child waits
+/// for them before it runs rnfsd.
+fn spawn_in_user_ns(share: &Path, state: &Path, map: &str) -> rnfsd_test_support::process::Running {
+    let written = state.with_file_name("maps-written");
+    let wait = r#"while [ ! -e "$0" ]; do sleep 0.02; done; exec "$@""#;
+    let unshare = ["unshare", "--user", "--", "sh", "-c", wait, written.to_str().unwrap()];
+    let (server, _) = spawn_under(&unshare, share, state, |pid| {
+        // unshare execs sh in the same process once the namespace exists.
+        rnfsd_test_support::wait_until("the child's user namespace", Duration::from_secs(5), || {
+            let own = std::fs::read_link("/proc/self/ns/user").ok();
+            (std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() != own).then_some(())
+        });
+        std::fs::write(format!("/proc/{pid}/uid_map"), map).unwrap();
+        std::fs::write(format!("/proc/{pid}/gid_map"), map).unwrap();
+        std::fs::write(&written, "").unwrap();
+    });
+    server
+}
+
+/// Root of a user namespace says whom requests run as: with uids and gids 0..65535 mapped (a
+/// rootless container with subordinate ids) the callers, where mapped; with only uid 0 mapped
+/// (rootless without subordinate ids) nobody else can be switched to, so every request runs as
+/// the server's user. (Requests themselves need handles that resolve without
+/// CAP_DAC_READ_SEARCH in the initial namespace, which kernel handles do not: issue 19's new
+/// handle kind.)
+#[test]
+fn in_a_user_namespace_the_banner_says_whom_requests_run_as() {
+    if !runs_as_root() {
+        return;
+    }
+    let (_tmp, share, state) = share_owned_by(1000);
+    let server = spawn_in_user_ns(&share, &state, "0 0 65536\n");
+    assert_eq!(
+        identity_of(&server),
+        "identity: uid 0 of a user namespace (uid 0 outside, 65536 uids mapped): requests run with the \
+         caller's uid/gid; callers whose uid or gid is not mapped are refused"
+    );
+    drop(server);
+    let (_tmp, share, state) = share_owned_by(1000);
+    let server = spawn_in_user_ns(&share, &state, "0 0 1\n");
+    assert_eq!(
+        identity_of(&server),
+        "identity: uid 0 of a user namespace that maps no other uid (uid 0 outside): every request runs as \
+         it, ownership is not mapped"
+    );
 }

@@ -66,10 +66,104 @@ impl Identity {
     }
 }
 
-/// Whether this process can switch identities (it runs as root). Without root every operation
-/// runs as the server's own user.
+/// `CAP_SETGID` and `CAP_SETUID`: setgroups and setfsgid need the first, setfsuid the second.
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+
+/// One line of `/proc/self/uid_map` or `gid_map`: `count` ids from `inside` are `outside` and on
+/// in the parent namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// What this process may do about identities, read once from the real situation (its effective
+/// capabilities and its user namespace), not from its uid alone: root in a container may lack
+/// CAP_SETUID, and uid 0 of a rootless container is an ordinary user outside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Situation {
+    /// The effective uid (inside its user namespace).
+    pub euid: u32,
+    /// CAP_SETUID and CAP_SETGID are both effective: requests run as their callers.
+    pub can_switch: bool,
+    /// The uid and gid maps when this process runs in a user namespace other than the initial
+    /// one; a caller whose ids are not mapped there cannot be switched to.
+    pub user_ns: Option<(Vec<IdRange>, Vec<IdRange>)>,
+}
+
+fn parse_id_map(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace().map(|w| w.parse::<u32>());
+            match (f.next(), f.next(), f.next()) {
+                (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) => {
+                    Some(IdRange { inside, outside, count })
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Whether `id` is mapped by `ranges`.
+fn mapped(ranges: &[IdRange], id: u32) -> bool {
+    ranges.iter().any(|r| id >= r.inside && id - r.inside < r.count)
+}
+
+impl Situation {
+    fn read() -> Situation {
+        let effective = sys::thread_caps().map(|c| c.effective).unwrap_or(0);
+        let has = |cap: u32| effective & (1u64 << cap) != 0;
+        let uid_map =
+            std::fs::read_to_string("/proc/self/uid_map").map(|t| parse_id_map(&t)).unwrap_or_default();
+        let gid_map =
+            std::fs::read_to_string("/proc/self/gid_map").map(|t| parse_id_map(&t)).unwrap_or_default();
+        let initial = |m: &[IdRange]| m == [IdRange { inside: 0, outside: 0, count: u32::MAX }];
+        let in_initial_ns = uid_map.is_empty() || (initial(&uid_map) && initial(&gid_map));
+        let user_ns = (!in_initial_ns).then_some((uid_map, gid_map));
+        let mut s = Situation { euid: sys::effective_uid(), can_switch: false, user_ns };
+        // A namespace that maps one uid (rootless without subordinate ids) has nobody to switch to.
+        s.can_switch = has(CAP_SETUID) && has(CAP_SETGID) && s.mapped_uids() > 1;
+        s
+    }
+
+    /// Whether a thread can take on `id`'s uid and gid here (its supplementary groups that are
+    /// not mapped are left out: see [`with_identity`]).
+    pub fn maps(&self, id: &Identity) -> bool {
+        match &self.user_ns {
+            None => true,
+            Some((uids, gids)) => mapped(uids, id.uid) && mapped(gids, id.gid),
+        }
+    }
+
+    /// What `uid` of this user namespace is outside it, if it is mapped.
+    pub fn outside_uid(&self, uid: u32) -> Option<u32> {
+        let (uids, _) = self.user_ns.as_ref()?;
+        uids.iter()
+            .find(|r| uid >= r.inside && uid - r.inside < r.count)
+            .map(|r| r.outside + (uid - r.inside))
+    }
+
+    /// How many uids this user namespace maps.
+    pub fn mapped_uids(&self) -> u64 {
+        self.user_ns.as_ref().map_or(1 << 32, |(uids, _)| uids.iter().map(|r| u64::from(r.count)).sum())
+    }
+}
+
+/// This process's [`Situation`], read at the first call (before any thread switches, since a
+/// switched thread's effective set is empty).
+pub fn situation() -> &'static Situation {
+    static SITUATION: std::sync::OnceLock<Situation> = std::sync::OnceLock::new();
+    SITUATION.get_or_init(Situation::read)
+}
+
+/// Whether this process can switch identities: it holds CAP_SETUID and CAP_SETGID. Without them
+/// (a plain user, or root with those capabilities dropped) every operation runs as the server's
+/// own user.
 pub fn can_switch() -> bool {
-    sys::effective_uid() == 0
+    situation().can_switch
 }
 
 /// Runs `f` with this thread's filesystem identity set to `id` and, for a non-root `id`, no
@@ -83,6 +177,26 @@ pub fn with_identity<T>(id: &Identity, f: impl FnOnce() -> T) -> io::Result<T> {
     if !can_switch() {
         return Ok(f());
     }
+    let here = situation();
+    if !here.maps(id) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("uid {} or gid {} is not mapped in this user namespace", id.uid, id.gid),
+        ));
+    }
+    let unmapped_groups;
+    let id = match &here.user_ns {
+        Some((_, gids)) if id.groups.iter().any(|&g| !mapped(gids, g)) => {
+            // setgroups refuses the whole list for one unmapped group; such a group cannot be
+            // given to a thread here, so the request runs without it.
+            unmapped_groups = Identity {
+                groups: id.groups.iter().copied().filter(|&g| mapped(gids, g)).collect(),
+                ..id.clone()
+            };
+            &unmapped_groups
+        }
+        _ => id,
+    };
     // Also for a root-equivalent `id`, which would otherwise run as the outer caller.
     assert!(!SWITCHED.get(), "with_identity nested inside another switch");
     if id.is_root_equivalent() {
@@ -195,6 +309,30 @@ impl Drop for IdentityGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn in_ns(uid_map: &str, gid_map: &str) -> Situation {
+        Situation { euid: 0, can_switch: true, user_ns: Some((parse_id_map(uid_map), parse_id_map(gid_map))) }
+    }
+
+    #[test]
+    fn id_maps_say_who_is_mapped_and_what_they_are_outside() {
+        let s = in_ns(
+            "         0       1000          1\n         1     100000      65536\n",
+            "0 1000 1\n1 100000 65536\n",
+        );
+        assert_eq!(s.mapped_uids(), 65537);
+        assert_eq!(s.outside_uid(0), Some(1000));
+        assert_eq!(s.outside_uid(1000), Some(100999));
+        assert_eq!(s.outside_uid(65537), None);
+        let id = |uid, gid| Identity { uid, gid, groups: vec![] };
+        assert!(s.maps(&id(1000, 1000)));
+        assert!(s.maps(&id(65536, 65536)));
+        assert!(!s.maps(&id(65537, 1000)), "an unmapped uid");
+        assert!(!s.maps(&id(1000, 70000)), "an unmapped gid");
+        let initial = Situation { euid: 0, can_switch: true, user_ns: None };
+        assert!(initial.maps(&id(u32::MAX - 1, 7)));
+        assert_eq!(parse_id_map("junk\n0 0\n"), vec![], "damaged lines map nothing");
+    }
 
     /// Whether the identity tests can run (as root); says so on stderr when they cannot, so a
     /// run without root shows what it did not test.

@@ -307,10 +307,8 @@ impl Exports {
             if let Some(other) = exports.iter().find(|e| e.fsid == fsid) {
                 return Err(fail(format!("fsid {fsid} is already used by {}", other.spec.path.display())));
             }
-            let (kernel, _) =
-                sys::name_to_handle_at(root.as_fd(), c"", libc::AT_EMPTY_PATH).map_err(|e| {
-                    fail(format!("the filesystem does not support file handles (name_to_handle_at: {e})"))
-                })?;
+            let (kernel, _) = sys::name_to_handle_at(root.as_fd(), c"", libc::AT_EMPTY_PATH)
+                .map_err(|e| fail(no_handles_reason(&e)))?;
             let handle_trust = match trust {
                 Some(t) => t,
                 None => handle_trust(root.as_fd(), &root_attr).map_err(fail)?,
@@ -674,9 +672,30 @@ impl Exports {
     }
 }
 
+/// Why an export cannot have kernel handles, from `name_to_handle_at`'s error.
+fn no_handles_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        // name_to_handle_at needs no privilege: EPERM comes from a seccomp filter.
+        Some(libc::EPERM) => format!(
+            "name_to_handle_at is refused ({e}): a seccomp profile blocks it, as the default profiles \
+             of older container engines do; allow name_to_handle_at and open_by_handle_at in the \
+             profile (docker or podman run --security-opt seccomp=PROFILE.json), or update the engine"
+        ),
+        _ => format!("the filesystem does not support file handles (name_to_handle_at: {e})"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seccomp_refusal_of_name_to_handle_at_is_named_with_the_fix() {
+        let why = no_handles_reason(&io::Error::from_raw_os_error(libc::EPERM));
+        assert!(why.contains("seccomp profile") && why.contains("--security-opt seccomp="), "{why}");
+        let why = no_handles_reason(&io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        assert!(why.starts_with("the filesystem does not support file handles"), "{why}");
+    }
     use crate::exports::ExportSpec;
 
     fn spec(path: &Path) -> ExportSpec {

@@ -59,6 +59,11 @@ impl Caller {
         let out = with_identity(&self.identity, f);
         drop(running);
         out.unwrap_or_else(|e| {
+            if e.kind() == io::ErrorKind::InvalidInput {
+                // A caller this user namespace cannot represent: refused, as a permission.
+                tracing::debug!("{e}: request refused");
+                return Err(nfsstat3::NFS3ERR_ACCES);
+            }
             tracing::error!("cannot switch to uid {} gid {}: {e}", self.identity.uid, self.identity.gid);
             Err(nfsstat3::NFS3ERR_SERVERFAULT)
         })

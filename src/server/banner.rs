@@ -39,15 +39,7 @@ impl Server {
                  CAP_DAC_READ_SEARCH, without it every request fails with a stale handle"
             );
         }
-        if crate::fs::cred::can_switch() {
-            let _ = writeln!(b, "identity: running as root: requests run with the caller's uid/gid");
-        } else {
-            let _ = writeln!(
-                b,
-                "identity: not root: every request runs as uid {}, ownership is not mapped",
-                nix::unistd::geteuid()
-            );
-        }
+        let _ = writeln!(b, "identity: {}", identity_line(crate::fs::cred::situation()));
         let _ = writeln!(b, "listening:");
         let a = &self.addrs;
         if self.config.nfs_over_udp {
@@ -139,4 +131,34 @@ fn display_host(bind: IpAddr) -> String {
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "HOST".to_string())
+}
+
+/// The banner's identity line: whom requests run as, and why, from the real situation.
+fn identity_line(s: &crate::fs::cred::Situation) -> String {
+    match (s.can_switch, s.user_ns.is_some()) {
+        (true, false) => "running as root: requests run with the caller's uid/gid".to_string(),
+        (true, true) => format!(
+            "uid {} of a user namespace (uid {} outside, {} uids mapped): requests run with the caller's \
+             uid/gid; callers whose uid or gid is not mapped are refused",
+            s.euid,
+            outside(s),
+            s.mapped_uids()
+        ),
+        (false, true) if s.mapped_uids() <= 1 => format!(
+            "uid {} of a user namespace that maps no other uid (uid {} outside): every request runs as it, \
+             ownership is not mapped",
+            s.euid,
+            outside(s)
+        ),
+        (false, _) => {
+            let why = if s.euid == 0 { "root without CAP_SETUID and CAP_SETGID" } else { "not root" };
+            let ns = if s.user_ns.is_some() { " of a user namespace" } else { "" };
+            format!("{why}: every request runs as uid {}{ns}, ownership is not mapped", s.euid)
+        }
+    }
+}
+
+/// What the server's uid is outside its user namespace, for the banner.
+fn outside(s: &crate::fs::cred::Situation) -> String {
+    s.outside_uid(s.euid).map_or_else(|| "unmapped".to_string(), |u| u.to_string())
 }
