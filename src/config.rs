@@ -191,16 +191,39 @@ impl Config {
     }
 }
 
-/// The default state directory: `/var/lib/rnfsd` for root, else under the user's state home.
-pub fn default_state_dir() -> PathBuf {
-    if crate::fs::cred::can_switch() {
-        return PathBuf::from("/var/lib/rnfsd");
+/// Where the state directory may go when none is given, in order: `/var/lib/rnfsd` for root;
+/// for anyone else `$XDG_STATE_HOME/rnfsd`, `$HOME/.local/state/rnfsd`, then `.rnfsd-state` in
+/// the working directory (a user without a home, or whose home it may not write).
+fn state_dir_candidates() -> Vec<PathBuf> {
+    if crate::fs::cred::situation().euid == 0 {
+        return vec![PathBuf::from("/var/lib/rnfsd")];
     }
+    let mut out = Vec::new();
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
-        return PathBuf::from(dir).join("rnfsd");
+        out.push(PathBuf::from(dir).join("rnfsd"));
     }
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(".local/state/rnfsd"),
-        None => PathBuf::from(".rnfsd-state"),
+    if let Some(home) = std::env::var_os("HOME") {
+        out.push(PathBuf::from(home).join(".local/state/rnfsd"));
     }
+    out.push(PathBuf::from(".rnfsd-state"));
+    out
+}
+
+/// The first default state directory that exists or can be made (mode 0700), or an error that
+/// names every place tried and the way out.
+pub fn usable_default_state_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut tried = Vec::new();
+    for dir in state_dir_candidates() {
+        match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) => tried.push(format!("{} ({e})", dir.display())),
+        }
+    }
+    Err(format!(
+        "no state directory: tried {}; give --state-dir DIR, a directory this user (uid {}) can write that \
+         lasts across restarts",
+        tried.join(", "),
+        crate::fs::cred::situation().euid
+    ))
 }

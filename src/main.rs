@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use rnfsd::config::{
     Config, DEFAULT_MOUNT_PORT, DEFAULT_NFS_PORT, DEFAULT_PORTMAP_PORT, Limits, LockConfig, PortmapMode,
-    default_state_dir,
+    usable_default_state_dir,
 };
 use rnfsd::exports::{ExportSpec, parse_export_line, parse_exports};
 
@@ -172,6 +172,13 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
+    let state_dir = match args.state_dir.clone().map_or_else(usable_default_state_dir, Ok) {
+        Ok(dir) => dir,
+        Err(msg) => {
+            eprintln!("rnfsd: {msg}");
+            return ExitCode::from(1);
+        }
+    };
     let config = Config {
         exports,
         bind: args.bind,
@@ -180,7 +187,7 @@ fn main() -> ExitCode {
         nfs_over_udp: args.udp,
         portmap: args.portmap,
         portmap_port: args.portmap_port,
-        state_dir: args.state_dir.unwrap_or_else(default_state_dir),
+        state_dir,
         limits: Limits {
             fs_threads: args.fs_threads.max(1),
             max_connections: args.max_connections.max(1),

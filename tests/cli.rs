@@ -343,3 +343,53 @@ fn limit_flags_out_of_range_are_refused_naming_the_flag() {
         assert!(stderr_of(&out).contains(flag), "{flag} {value}: {}", stderr_of(&out));
     }
 }
+
+/// Without --state-dir, a plain user whose home it may not write (uid 65534 with HOME=/root, as
+/// `setpriv --reuid` leaves it) falls back to `.rnfsd-state` in the working directory; where it
+/// cannot write that either, the start fails with one line naming what was tried and
+/// --state-dir.
+#[test]
+fn a_user_without_a_writable_home_gets_a_state_directory_or_a_clear_error() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to run the server as another user");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let share = tmp.path().join("share");
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&share).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let as_nobody = |cwd: &Path| {
+        let mut c = Command::new(BIN);
+        c.args(["serve", share.to_str().unwrap(), "--bind", "127.0.0.1", "--port", "0"])
+            .args(["--mount-port", "0", "--portmap", "off"])
+            .current_dir(cwd)
+            .env("HOME", "/root")
+            .env_remove("XDG_STATE_HOME")
+            .env_remove("RNFSD_STATE_DIR")
+            .env_remove("RNFSD_UDP")
+            .uid(65534)
+            .gid(65534);
+        c
+    };
+    let mut server = Running::spawn(&mut as_nobody(&work));
+    let key = server.wait_for_line(|l| l.starts_with("file handles: "));
+    assert!(key.contains("key in .rnfsd-state/handle.key"), "{key}");
+    assert!(work.join(".rnfsd-state/handle.key").is_file());
+    server.signal(Signal::SIGTERM);
+    assert!(server.wait_exit().success());
+
+    // The export itself as the working directory, made unwritable to the user.
+    std::fs::set_permissions(&work, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_dir_all(work.join(".rnfsd-state")).unwrap();
+    let out = process::output(&mut as_nobody(&work));
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.starts_with("rnfsd: no state directory: tried /root/.local/state/rnfsd ("), "{err}");
+    assert!(err.contains(".rnfsd-state (Permission denied") && err.contains("give --state-dir DIR"), "{err}");
+}
