@@ -478,6 +478,11 @@ fn in_a_user_namespace_the_banner_says_whom_requests_run_as() {
     }
     let (_tmp, share, state) = share_owned_by(1000);
     let server = spawn_in_user_ns(&share, &state, "0 0 65536\n");
+    assert!(
+        server.seen.iter().any(|l| l.contains("does not resolve") && l.contains("a rootless container")),
+        "the handle warning names the user namespace: {:?}",
+        server.seen
+    );
     assert_eq!(
         identity_of(&server),
         "identity: uid 0 of a user namespace (uid 0 outside, 65536 uids mapped): requests run with the \

@@ -33,10 +33,16 @@ impl Server {
             );
         }
         if let Err(reason) = &self.handle_check {
+            let why = if crate::fs::cred::situation().user_ns.is_some() {
+                "open_by_handle_at needs CAP_DAC_READ_SEARCH in the initial user namespace, which a \
+                 process in a user namespace (a rootless container) cannot have"
+            } else {
+                "open_by_handle_at needs CAP_DAC_READ_SEARCH"
+            };
             let _ = writeln!(
                 b,
-                "  WARNING: the export root's handle does not resolve ({reason}); open_by_handle_at needs \
-                 CAP_DAC_READ_SEARCH, without it every request fails with a stale handle"
+                "  WARNING: the export root's handle does not resolve ({reason}); {why}, without it every \
+                 request fails with a stale handle"
             );
         }
         let _ = writeln!(b, "identity: {}", identity_line(crate::fs::cred::situation()));
