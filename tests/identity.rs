@@ -246,15 +246,11 @@ struct ReservedExt4 {
 
 impl ReservedExt4 {
     fn start() -> Option<ReservedExt4> {
-        for tool in ["unshare", "mkfs.ext4", "mount"] {
-            if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().ok()?.stdout.is_empty()
-            {
-                eprintln!("skipped: needs {tool} (e2fsprogs, util-linux)");
-                return None;
-            }
+        if !process::have_tools(&["unshare", "mkfs.ext4", "mount"]) {
+            return None;
         }
         let work = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = process::free_port();
         let dir = work.path().display().to_string();
         let script = r#"
             set -e
@@ -269,27 +265,9 @@ impl ReservedExt4 {
             exec "$2" serve --bind 127.0.0.1 --port "$3" --portmap off --state-dir "$1/state" \
                 --export "$1/fs/export *(rw,insecure,root_squash)"
         "#;
-        let mut server = process::Running::spawn(
-            Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", &dir])
-                .arg(env!("CARGO_BIN_EXE_rnfsd"))
-                .arg(port.to_string()),
-        );
+        let bin = env!("CARGO_BIN_EXE_rnfsd");
+        let server = process::start_in_mount_namespace(script, &dir, &[bin, &port.to_string()], port)?;
         let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-        let listening = wait_until("rnfsd starts listening", std::time::Duration::from_secs(20), || {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                return Some(Ok(()));
-            }
-            server.child.try_wait().unwrap().map(Err)
-        });
-        if let Err(status) = listening {
-            let err = server.stderr_so_far();
-            if status.code() == Some(97) || err.contains("unshare failed") {
-                eprintln!("skipped: cannot loop-mount an ext4 image here: {}", err.trim());
-                return None;
-            }
-            panic!("rnfsd exited ({status}): {err}");
-        }
         Some(ReservedExt4 { _server: server, addr, export: format!("{dir}/fs/export"), _work: work })
     }
 }

@@ -7,6 +7,12 @@
 //! tagged: [format u8 = 1 | kind u8 = 2 | export fsid u64 | kernel handle type u32 | identity 21 | kernel handle bytes | MAC 8]
 //! ```
 //!
+//! A kernel handle too long for that layout (overlayfs with `nfs_export` on btrfs gives 44
+//! bytes, 2 more than format 1 has room for) goes in the compact format 2, whose handle type is
+//! one byte (the kernel's `FILEID_*` types all are): 3 more bytes of room. Only such handles use
+//! it, so every handle format 1 can carry keeps the bytes it had, and clients holding them from
+//! an earlier run see no change.
+//!
 //! The body of a *kernel* handle is what `name_to_handle_at` returned, which carries the inode and
 //! its generation on ext4, xfs, btrfs and tmpfs, so handles survive restarts and renames, and a
 //! reused inode number gives ESTALE rather than another file. The MAC (SipHash-2-4 keyed by a
@@ -32,9 +38,12 @@ use super::sys::KernelHandle;
 /// Largest handle NFS v3 allows (RFC 1813 §2.5, NFS3_FHSIZE).
 pub const MAX_HANDLE: usize = 64;
 const FORMAT_V1: u8 = 1;
+const FORMAT_COMPACT: u8 = 2;
 const KIND_KERNEL: u8 = 1;
 const KIND_TAGGED: u8 = 2;
 const HEADER: usize = 1 + 1 + 8 + 4;
+/// The compact format's header: the handle type in one byte.
+const COMPACT_HEADER: usize = 1 + 1 + 8 + 1;
 const MAC_LEN: usize = 8;
 /// The identity in a tagged handle: type (with a birth-time flag), inode, birth time.
 const IDENTITY_LEN: usize = 1 + 8 + 8 + 4;
@@ -42,6 +51,8 @@ const IDENTITY_LEN: usize = 1 + 8 + 8 + 4;
 pub const MAX_KERNEL_BYTES: usize = MAX_HANDLE - HEADER - MAC_LEN;
 /// Room left for the kernel's handle bytes in a tagged handle.
 pub const MAX_TAGGED_KERNEL_BYTES: usize = MAX_KERNEL_BYTES - IDENTITY_LEN;
+/// Room for the kernel's handle bytes in the compact format.
+pub const MAX_COMPACT_KERNEL_BYTES: usize = MAX_HANDLE - COMPACT_HEADER - MAC_LEN;
 /// Set in the identity's type byte when a birth time follows.
 const HAS_BTIME: u8 = 0x80;
 
@@ -182,18 +193,26 @@ impl HandleKey {
         kernel: &KernelHandle,
         identity: Option<&ObjectIdentity>,
     ) -> io::Result<Bytes> {
-        let room = if identity.is_some() { MAX_TAGGED_KERNEL_BYTES } else { MAX_KERNEL_BYTES };
-        if kernel.bytes.len() > room {
-            return Err(io::Error::other(format!(
-                "kernel file handle of {} bytes does not fit in an NFS v3 handle (at most {room})",
-                kernel.bytes.len()
-            )));
-        }
+        let identity_len = if identity.is_some() { IDENTITY_LEN } else { 0 };
+        let compact_room = MAX_COMPACT_KERNEL_BYTES - identity_len;
+        let compact_type = u8::try_from(kernel.handle_type).ok();
+        let compact = match kernel.bytes.len() {
+            n if n <= MAX_KERNEL_BYTES - identity_len => None,
+            n if n <= compact_room && compact_type.is_some() => compact_type,
+            n => {
+                return Err(io::Error::other(format!(
+                    "kernel file handle of {n} bytes does not fit in an NFS v3 handle (at most {compact_room})"
+                )));
+            }
+        };
         let mut w = BytesMut::with_capacity(MAX_HANDLE);
-        w.put_u8(FORMAT_V1);
+        w.put_u8(if compact.is_some() { FORMAT_COMPACT } else { FORMAT_V1 });
         w.put_u8(if identity.is_some() { KIND_TAGGED } else { KIND_KERNEL });
         w.put_u64(fsid);
-        w.put_u32(kernel.handle_type as u32);
+        match compact {
+            Some(handle_type) => w.put_u8(handle_type),
+            None => w.put_u32(kernel.handle_type as u32),
+        }
         if let Some(id) = identity {
             id.put(&mut w);
         }
@@ -205,12 +224,17 @@ impl HandleKey {
 
     /// Parses and authenticates a wire handle.
     pub fn decode(&self, fh: &[u8]) -> Result<DecodedHandle, HandleError> {
-        if fh.len() < HEADER + MAC_LEN || fh.len() > MAX_HANDLE || fh[0] != FORMAT_V1 {
+        let header = match fh.first() {
+            Some(&FORMAT_V1) => HEADER,
+            Some(&FORMAT_COMPACT) => COMPACT_HEADER,
+            _ => return Err(HandleError::Bad),
+        };
+        if fh.len() < header + MAC_LEN || fh.len() > MAX_HANDLE {
             return Err(HandleError::Bad);
         }
         let tagged = match fh[1] {
             KIND_KERNEL => false,
-            KIND_TAGGED if fh.len() >= HEADER + IDENTITY_LEN + MAC_LEN => true,
+            KIND_TAGGED if fh.len() >= header + IDENTITY_LEN + MAC_LEN => true,
             _ => return Err(HandleError::Bad),
         };
         let (body, mac) = fh.split_at(fh.len() - MAC_LEN);
@@ -218,12 +242,16 @@ impl HandleKey {
             return Err(HandleError::Bad);
         }
         let fsid = u64::from_be_bytes(body[2..10].try_into().expect("8 bytes"));
-        let handle_type = u32::from_be_bytes(body[10..14].try_into().expect("4 bytes")) as i32;
-        let (identity, kernel_bytes) = if tagged {
-            let id = ObjectIdentity::parse(&body[HEADER..HEADER + IDENTITY_LEN]).ok_or(HandleError::Bad)?;
-            (Some(id), &body[HEADER + IDENTITY_LEN..])
+        let handle_type = if header == HEADER {
+            u32::from_be_bytes(body[10..14].try_into().expect("4 bytes")) as i32
         } else {
-            (None, &body[HEADER..])
+            i32::from(body[10])
+        };
+        let (identity, kernel_bytes) = if tagged {
+            let id = ObjectIdentity::parse(&body[header..header + IDENTITY_LEN]).ok_or(HandleError::Bad)?;
+            (Some(id), &body[header + IDENTITY_LEN..])
+        } else {
+            (None, &body[header..])
         };
         Ok(DecodedHandle {
             fsid,
@@ -235,7 +263,7 @@ impl HandleKey {
 
 /// The export fsid a handle claims, unauthenticated.
 pub fn peek_fsid(fh: &[u8]) -> Option<u64> {
-    if fh.len() < HEADER + MAC_LEN || fh[0] != FORMAT_V1 {
+    if fh.len() < COMPACT_HEADER + MAC_LEN || !matches!(fh[0], FORMAT_V1 | FORMAT_COMPACT) {
         return None;
     }
     Some(u64::from_be_bytes(fh[2..10].try_into().ok()?))
@@ -279,9 +307,44 @@ mod tests {
         // The kernel handle FUSE makes (node id and generation, 12 bytes) fits in a tagged handle.
         let fuse = KernelHandle { handle_type: 0x81, bytes: vec![0; 12] };
         assert!(k.encode(1, &fuse, Some(&identity(None))).unwrap().len() <= MAX_HANDLE);
-        let long = KernelHandle { handle_type: 1, bytes: vec![0; MAX_TAGGED_KERNEL_BYTES + 1] };
+        let long =
+            KernelHandle { handle_type: 1, bytes: vec![0; MAX_COMPACT_KERNEL_BYTES - IDENTITY_LEN + 1] };
         assert!(k.encode(1, &long, Some(&identity(None))).is_err());
         assert!(k.encode(1, &long, None).is_ok());
+    }
+
+    #[test]
+    fn handles_too_long_for_format_1_take_the_compact_format() {
+        let k = HandleKey::from_bytes([7; 16]);
+        // The one format 1 can still carry keeps its bytes (and its 4-byte type).
+        let fits = KernelHandle { handle_type: 0xf8, bytes: vec![5; MAX_KERNEL_BYTES] };
+        let fh = k.encode(3, &fits, None).unwrap();
+        assert_eq!((fh[0], fh.len()), (FORMAT_V1, MAX_HANDLE));
+        // overlayfs with nfs_export on btrfs: 44 bytes, type 0xf8.
+        let overlay = KernelHandle { handle_type: 0xf8, bytes: (0..44).collect() };
+        let fh = k.encode(3, &overlay, None).unwrap();
+        assert_eq!((fh[0], fh.len()), (FORMAT_COMPACT, 11 + 44 + 8));
+        assert_eq!(
+            k.decode(&fh).unwrap(),
+            DecodedHandle { fsid: 3, kernel: overlay.clone(), identity: None }
+        );
+        assert_eq!(peek_fsid(&fh), Some(3));
+        let full = KernelHandle { handle_type: 0xf8, bytes: vec![9; MAX_COMPACT_KERNEL_BYTES] };
+        assert_eq!(k.encode(3, &full, None).unwrap().len(), MAX_HANDLE);
+        let tagged = KernelHandle { handle_type: 0x81, bytes: vec![1; MAX_TAGGED_KERNEL_BYTES + 3] };
+        let id = identity(None);
+        let fh = k.encode(3, &tagged, Some(&id)).unwrap();
+        assert_eq!(k.decode(&fh).unwrap(), DecodedHandle { fsid: 3, kernel: tagged, identity: Some(id) });
+        // A type that needs more than a byte cannot be compacted.
+        let wide = KernelHandle { handle_type: 0x1_0000, bytes: vec![0; 44] };
+        assert!(k.encode(3, &wide, None).is_err());
+        let too_long = KernelHandle { handle_type: 1, bytes: vec![0; MAX_COMPACT_KERNEL_BYTES + 1] };
+        assert!(k.encode(3, &too_long, None).is_err());
+        for i in 0..fh.len() {
+            let mut f = fh.to_vec();
+            f[i] ^= 1;
+            assert_eq!(k.decode(&f), Err(HandleError::Bad), "flipped byte {i} of a compact handle");
+        }
     }
 
     #[test]

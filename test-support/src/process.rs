@@ -107,3 +107,52 @@ impl Drop for Running {
         }
     }
 }
+
+/// A server started by a shell `script` inside a private mount namespace (`unshare --mount`),
+/// which goes away with it: the script mounts what the test needs (a tmpfs, a loop-mounted
+/// image, an overlay) and `exec`s the server, which must listen on 127.0.0.1:`port`. The script
+/// gets `$1` = `dir`, then `args`; it exits 97 to say the machine cannot set it up (the reason on
+/// stderr), and then this returns `None` with the reason printed, as a skip.
+pub fn start_in_mount_namespace(script: &str, dir: &str, args: &[&str], port: u16) -> Option<Running> {
+    let mut server = Running::spawn(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "sh", "-c", script, "sh", dir])
+            .args(args),
+    );
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let listening = crate::wait_until("the server starts listening", DEADLINE, || {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Some(Ok(()));
+        }
+        server.child.try_wait().unwrap().map(Err)
+    });
+    if let Err(status) = listening {
+        let err = server.stderr_so_far();
+        if status.code() == Some(97) || err.contains("unshare failed") {
+            eprintln!("skipped: cannot set up the mounts here: {}", err.trim());
+            return None;
+        }
+        panic!("the server exited ({status}): {err}");
+    }
+    Some(server)
+}
+
+/// Whether every one of `tools` is on PATH; names the first missing one on stderr, as a skip.
+pub fn have_tools(tools: &[&str]) -> bool {
+    for tool in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty());
+        if !found {
+            eprintln!("skipped: needs {tool}");
+            return false;
+        }
+    }
+    true
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked: the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
