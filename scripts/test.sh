@@ -24,7 +24,7 @@ cargo --version
 cargo fmt --version >/dev/null 2>&1 || die "rustfmt is missing: rustup component add rustfmt"
 cargo clippy --version >/dev/null 2>&1 || die "clippy is missing: rustup component add clippy"
 
-CLIENT_TOOLS=(rpcinfo showmount nfs-cp nfs-ls strace mkfs.ext4 mkfs.btrfs bindfs)
+CLIENT_TOOLS=(rpcinfo showmount nfs-cp nfs-ls strace mkfs.ext4 mkfs.btrfs mkfs.xfs bindfs)
 missing_tools() {
     local t
     for t in "${CLIENT_TOOLS[@]}"; do
@@ -33,14 +33,14 @@ missing_tools() {
 }
 
 if [[ ${SKIP_INTEROP:-0} != 1 ]]; then
-    section "NFS client tools (nfs-common, libnfs-utils) and test tools (strace, e2fsprogs, btrfs-progs, bindfs)"
+    section "NFS client tools (nfs-common, libnfs-utils) and test tools (strace, e2fsprogs, btrfs-progs, xfsprogs, bindfs)"
     if [[ -n $(missing_tools) ]]; then
         if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
             export DEBIAN_FRONTEND=noninteractive
             timeout 600 apt-get update -q
-            timeout 900 apt-get install -y -q --no-install-recommends nfs-common libnfs-utils rpcbind strace e2fsprogs btrfs-progs bindfs
+            timeout 900 apt-get install -y -q --no-install-recommends nfs-common libnfs-utils rpcbind strace e2fsprogs btrfs-progs xfsprogs bindfs
         else
-            die "missing $(missing_tools | tr '\n' ' '): install nfs-common, libnfs-utils, strace, e2fsprogs, btrfs-progs and bindfs (needs root and apt), or run with SKIP_INTEROP=1"
+            die "missing $(missing_tools | tr '\n' ' '): install nfs-common, libnfs-utils, strace, e2fsprogs, btrfs-progs, xfsprogs and bindfs (needs root and apt), or run with SKIP_INTEROP=1"
         fi
     fi
     [[ -z $(missing_tools) ]] || die "still missing after install: $(missing_tools | tr '\n' ' ')"
