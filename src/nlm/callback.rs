@@ -238,3 +238,18 @@ pub async fn getport(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_bounded_and_given_back_when_dropped() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let taken: Vec<Slot> = (0..3).map(|_| Slot::take(&count, 3).expect("room")).collect();
+        assert!(Slot::take(&count, 3).is_none(), "full");
+        drop(taken);
+        assert_eq!(count.load(Ordering::Relaxed), 0);
+        assert!(Slot::take(&count, 3).is_some());
+    }
+}

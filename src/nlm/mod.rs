@@ -25,7 +25,6 @@ pub mod table;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -88,13 +87,7 @@ impl Locking {
         }
         let nlm = Arc::new(NlmService::new(nfs, table.clone(), tx.clone()));
         let nsm = Arc::new(NsmService::new(table.clone(), Arc::new(monitors), state, state_dir, tx));
-        tracker.spawn(send_callbacks(
-            rx,
-            table.clone(),
-            nlm.queued_res(),
-            config.peer_portmap_port,
-            shutdown.clone(),
-        ));
+        tracker.spawn(send_callbacks(rx, table.clone(), config.peer_portmap_port, shutdown.clone()));
         tracker.spawn(poll(table.clone(), config.poll_interval, shutdown.clone()));
         for client in previous {
             // Named by the address it used, as it knows this server.
@@ -117,7 +110,6 @@ impl Locking {
 async fn send_callbacks(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Outgoing>,
     table: Arc<LockTable>,
-    queued_res: Arc<AtomicUsize>,
     pmap_port: u16,
     shutdown: CancellationToken,
 ) {
@@ -141,8 +133,7 @@ async fn send_callbacks(
             Outgoing::Reboot { host, state } => {
                 tokio::spawn(notify_monitored(host, state, pmap_port, shutdown.clone()));
             }
-            Outgoing::Res { to, from, proc_, body } => {
-                let queued = queued_res.clone();
+            Outgoing::Res { to, from, proc_, body, slot } => {
                 tokio::spawn(async move {
                     let sent = async {
                         let nlm = callback::getport(
@@ -170,7 +161,7 @@ async fn send_callbacks(
                     if let Err(e) = sent.await {
                         tracing::debug!(client = %to, "could not send the _RES answer: {e}");
                     }
-                    queued.fetch_sub(1, Ordering::Relaxed);
+                    drop(slot);
                 });
             }
         }

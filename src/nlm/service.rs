@@ -87,11 +87,6 @@ impl NlmService {
         NlmService { nfs, table, out, queued_res: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// The count of `_RES` calls queued, shared with the callback task that sends them.
-    pub fn queued_res(&self) -> Arc<AtomicUsize> {
-        self.queued_res.clone()
-    }
-
     /// Resolves the lock's file for the caller and runs `f` with a way to open it for locking.
     fn with_file(
         &self,
@@ -184,18 +179,15 @@ impl NlmService {
 
     /// Queues the `_RES` call answering a `_MSG` call.
     fn send_res(&self, ctx: &CallContext, proc_: u32, body: impl Xdr) {
-        if self.queued_res.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_RES {
-            self.queued_res.fetch_sub(1, Ordering::Relaxed);
+        let Some(slot) = Slot::take(&self.queued_res, MAX_QUEUED_RES) else {
             tracing::debug!(client = %ctx.peer, "_MSG result dropped: too many queued");
             return;
-        }
+        };
         let mut buf = BytesMut::new();
         body.encode(&mut buf);
         let p = peer(ctx);
-        let sent = self.out.send(Outgoing::Res { to: p.addr, from: p.local, proc_, body: buf.freeze() });
-        if sent.is_err() {
-            self.queued_res.fetch_sub(1, Ordering::Relaxed);
-        }
+        // Dropped with the message if the callback task is gone, which gives the slot back.
+        let _ = self.out.send(Outgoing::Res { to: p.addr, from: p.local, proc_, body: buf.freeze(), slot });
     }
 }
 

@@ -130,7 +130,7 @@ pub enum Outgoing {
     Granted(Box<Grant>),
     /// The `_RES` call (procedure `proc_`, encoded arguments `body`) answering a `_MSG` call
     /// from `to`, sent from `from`.
-    Res { to: IpAddr, from: IpAddr, proc_: u32, body: Bytes },
+    Res { to: IpAddr, from: IpAddr, proc_: u32, body: Bytes, slot: super::callback::Slot },
     /// The status monitor's callback to this host's own lock manager (the `my_id` of an SM_MON):
     /// program `prog` version `vers` procedure `proc_` on loopback, with the encoded `status`.
     Status { prog: u32, vers: u32, proc_: u32, body: Bytes, slot: super::callback::Slot },
