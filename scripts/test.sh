@@ -2,8 +2,9 @@
 # Runs every test of rnfsd: formatting, lints, the Rust test suites, a fuzzing smoke run
 # (scripts/fuzz.sh, FUZZ_SECONDS per target, default 10), then a release build and the
 # interoperability checks with real NFS clients (scripts/interop.sh), the conformance suite
-# (scripts/conformance.sh), as root a bench smoke run and the writeback-error checks
-# (scripts/writeback-faults.sh), and the kernel-client scenarios in a qemu guest (scripts/vm).
+# (scripts/conformance.sh), as root a bench smoke run, the writeback-error checks
+# (scripts/writeback-faults.sh) and the container checks (scripts/container-test.sh, podman), and
+# the kernel-client scenarios in a qemu guest (scripts/vm).
 # Installs the Debian packages those clients and tools come from when they are missing and this
 # runs as root with apt.
 #
@@ -84,6 +85,8 @@ if [[ $(id -u) -eq 0 ]]; then
     BENCH_SMOKE=1 timeout 600 bash scripts/bench.sh --rounds 1 --seconds 0.3
     section "scripts/writeback-faults.sh (sync calls per stability; COMMIT and stable WRITEs on a failing device)"
     RNFSD_BIN=target/release/rnfsd timeout 600 bash scripts/writeback-faults.sh
+    section "scripts/container-test.sh (the image in podman: conformance with podman restart, identity capabilities only)"
+    RNFSD_BIN=target/release/rnfsd timeout 900 bash scripts/container-test.sh
 fi
 
 section "scripts/vm/run-scenario.sh (the Linux kernel NFS client in a qemu guest, tests/kernel)"
