@@ -11,7 +11,7 @@
 #      the caller, and a user's nfs-cp round trip writes a file the user owns.
 # Podman keeps its storage in a temporary folder (vfs driver), removed at the end.
 #
-# Installs podman and runc with apt when missing and this runs as root.
+# Installs podman, runc and iproute2 with apt when missing (this runs as root).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,12 +20,14 @@ SCRIPT=container-test
 source scripts/lib.sh
 need_root "network namespaces and containers"
 
-if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-    command -v apt-get >/dev/null || die "needs podman and runc (Debian: apt-get install podman runc)"
-    say "installing podman and runc"
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v ip >/dev/null; then
+    command -v apt-get >/dev/null || die "needs podman, runc and ip (Debian: apt-get install podman runc iproute2)"
+    say "installing podman, runc and iproute2"
     export DEBIAN_FRONTEND=noninteractive
-    timeout 600 apt-get install -y -q --no-install-recommends podman runc >/dev/null ||
-        { timeout 600 apt-get update -q >/dev/null && timeout 600 apt-get install -y -q --no-install-recommends podman runc >/dev/null; }
+    packages=(podman runc iproute2)
+    timeout 600 apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null ||
+        { timeout 600 apt-get update -q >/dev/null &&
+            timeout 600 apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null; }
 fi
 RNFSD_BIN=${RNFSD_BIN:-target/release/rnfsd}
 [[ -x $RNFSD_BIN ]] || die "$RNFSD_BIN not found (build it first)"
