@@ -343,3 +343,53 @@ fn limit_flags_out_of_range_are_refused_naming_the_flag() {
         assert!(stderr_of(&out).contains(flag), "{flag} {value}: {}", stderr_of(&out));
     }
 }
+
+#[test]
+fn generate_man_is_a_roff_page_with_serve_and_its_flags() {
+    let out = rnfsd(&["generate", "man"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie") || page.contains("\n.TH ") || page.starts_with(".TH "), "{page}");
+    assert!(page.contains(".TH rnfsd 8"), "{page}");
+    assert!(page.contains("RNFSD SERVE"), "{page}");
+    // roff escapes the dashes of a flag: `\-\-exports`.
+    for flag in ["exports", "state\\-dir", "port"] {
+        assert!(page.contains(&format!("\\-\\-{flag}")), "--{flag} missing:\n{page}");
+    }
+}
+
+#[test]
+fn generate_completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = rnfsd(&["generate", "completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr_of(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("rnfsd"), "{shell}:\n{script}");
+        // fish spells a long flag `-l export`; bash and zsh `--export`.
+        assert!(script.contains("--export") || script.contains("-l export"), "{shell}:\n{script}");
+    }
+    let bash = String::from_utf8(rnfsd(&["generate", "completions", "bash"]).stdout).unwrap();
+    assert!(bash.contains("--export") && bash.contains("--state-dir") && bash.contains("serve"), "{bash}");
+    assert!(!rnfsd(&["generate", "completions", "tcsh"]).status.success());
+}
+
+/// `--version` names the commit this checkout is at, as `git rev-parse` abbreviates it to 12.
+#[test]
+fn version_names_the_git_revision() {
+    let out = rnfsd(&["--version"]);
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert!(version.starts_with(&format!("rnfsd {} (git ", env!("CARGO_PKG_VERSION"))), "{version}");
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output();
+    match head {
+        Ok(head) if head.status.success() => {
+            let rev = String::from_utf8(head.stdout).unwrap().trim().to_string();
+            assert_eq!(rev.len(), 12);
+            assert!(version.contains(&format!("(git {rev}")), "{version} should name {rev}");
+        }
+        // Not a checkout (a source tarball): the revision is unknown.
+        _ => assert!(version.contains("(git unknown)"), "{version}"),
+    }
+}
