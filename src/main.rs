@@ -133,6 +133,20 @@ struct ServeArgs {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text (for people) or as one JSON object a line (for a log collector).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RNFSD_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `TIME LEVEL SPANS: TARGET: MESSAGE FIELDS`, client-chosen bytes escaped.
+    Text,
+    /// One JSON object per line: timestamp, level, target, the event's fields (`message`
+    /// among them) at the top, and `spans`, the fields of the request's span (client, prog,
+    /// proc, xid, export). JSON escaping keeps every value on its line.
+    Json,
 }
 
 fn load_exports(args: &ServeArgs) -> Result<Vec<ExportSpec>, String> {
@@ -226,14 +240,16 @@ fn main() -> ExitCode {
         1 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The request's fields are in `spans`; the current span alone would repeat them.
+        LogFormat::Json => {
+            logs.json().flatten_event(true).with_current_span(false).with_span_list(true).init()
+        }
+    }
 
     let exports = match load_exports(&args) {
         Ok(e) => e,

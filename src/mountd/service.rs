@@ -121,6 +121,7 @@ impl MountService {
             tracing::info!(client = %ctx.peer, path = %logged, "mount refused: {stat:?} (no such export)")
         })?;
         let spec = &self.exports[index];
+        crate::rpc::dispatch::note_export(&spec.path);
         let Some(options) = spec.options_for(ctx.peer.ip()) else {
             tracing::warn!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
                 "mount refused: no client rule of the export admits this address");

@@ -251,12 +251,17 @@ impl Dispatcher {
             Ok(h) => h,
             Err(e) => return self.undecodable(record, peer, e),
         };
-        let span = tracing::debug_span!(
+        // Every log line of the call carries these fields (the procedure's name and the export
+        // are recorded once known). At info, the level request-level lines are logged at, so
+        // that they carry them by default; under a filter above info the span is disabled and
+        // costs a level check.
+        let span = tracing::info_span!(
             "rpc",
-            xid = header.xid,
+            client = %peer,
             prog = tracing::field::Empty,
             proc = tracing::field::Empty,
-            %peer,
+            xid = header.xid,
+            export = tracing::field::Empty,
         );
         async {
             let (reply, status) = self.dispatch(header, args, peer, local, transport, closed).await;
@@ -490,6 +495,14 @@ impl Dispatcher {
             RpcError::Auth(stat) => ReplyHeader::denied(xid, RejectedReply::AuthError(stat)).to_bytes(),
         }
     }
+}
+
+/// Records the export a call was found to be for on its span (see [`Dispatcher::handle_until`]),
+/// so that its later log lines name it.
+pub fn note_export(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    tracing::Span::current()
+        .record("export", tracing::field::display(crate::logsafe::escaped(path.as_os_str().as_bytes())));
 }
 
 /// A reply buffer holding the accepted-success header, for the procedure to append its results.
