@@ -145,7 +145,7 @@ enum LogFormat {
     Text,
     /// One JSON object per line: timestamp, level, target, the event's fields (`message`
     /// among them) at the top, and `spans`, the fields of the request's span (client, prog,
-    /// proc, xid, export). JSON escaping keeps every value on its line.
+    /// proc, xid). JSON escaping keeps every value on its line.
     Json,
 }
 

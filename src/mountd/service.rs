@@ -121,7 +121,6 @@ impl MountService {
             tracing::info!(client = %ctx.peer, path = %logged, "mount refused: {stat:?} (no such export)")
         })?;
         let spec = &self.exports[index];
-        crate::rpc::dispatch::note_export(&spec.path);
         let Some(options) = spec.options_for(ctx.peer.ip()) else {
             tracing::warn!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
                 "mount refused: no client rule of the export admits this address");
@@ -148,7 +147,8 @@ impl MountService {
             }
             mounts.push(MountEntry { client, path: shown.clone() });
         }
-        tracing::info!(client = %ctx.peer, path = %logged, options = %options, "mounted");
+        tracing::info!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
+            options = %options, "mounted");
         Ok(handle)
     }
 

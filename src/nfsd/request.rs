@@ -172,7 +172,6 @@ impl NfsService {
 
     fn caller_for(&self, ctx: &CallContext, res: &Resolved) -> Result<Caller, nfsstat3> {
         let peer = ctx.peer.ip().to_canonical();
-        crate::rpc::dispatch::note_export(&res.export.spec.path);
         let Some(options) = res.export.spec.options_for(peer) else {
             tracing::info!(client = %ctx.peer, export = %res.export.spec.path.display(), "request refused: client not in the export's list");
             return Err(nfsstat3::NFS3ERR_ACCES);

@@ -251,17 +251,18 @@ impl Dispatcher {
             Ok(h) => h,
             Err(e) => return self.undecodable(record, peer, e),
         };
-        // Every log line of the call carries these fields (the procedure's name and the export
-        // are recorded once known). At info, the level request-level lines are logged at, so
-        // that they carry them by default; under a filter above info the span is disabled and
-        // costs a level check.
+        // Every log line of the call carries these fields. The span is at info, the level
+        // request-level lines are logged at, so that they carry them by default; under a filter
+        // above info it is disabled and costs a level check. Every field is given here, none
+        // recorded later: each `record` on an enabled span formats again (and the JSON
+        // formatter re-parses what it had), which cost more than the span itself.
+        // The macro evaluates the fields only for an enabled span: no lookup otherwise.
         let span = tracing::info_span!(
             "rpc",
             client = %peer,
-            prog = tracing::field::Empty,
-            proc = tracing::field::Empty,
+            prog = self.names(&header).0,
+            proc = self.names(&header).1,
             xid = header.xid,
-            export = tracing::field::Empty,
         );
         async {
             let (reply, status) = self.dispatch(header, args, peer, local, transport, closed).await;
@@ -275,6 +276,13 @@ impl Dispatcher {
         }
         .instrument(span)
         .await
+    }
+
+    /// The names of the program and procedure a call is for, for its span; `None` for what is not
+    /// served (the call is answered with an RPC error).
+    fn names(&self, h: &CallHeader) -> (Option<&'static str>, Option<&'static str>) {
+        let Some(r) = self.registered(h.prog) else { return (None, None) };
+        (Some(r.program.name()), r.program.procedure(h.vers, h.proc_).map(|info| info.name))
     }
 
     /// A record whose call header does not decode. If it at least says it is a CALL and carries an
@@ -315,8 +323,6 @@ impl Dispatcher {
         let Some(Registered { program, calls }) = self.registered(h.prog) else {
             return (Some(self.error_reply(xid, RpcError::ProgUnavail)), ErrorKind::ProgUnavail.as_str());
         };
-        let span = tracing::Span::current();
-        span.record("prog", program.name());
         let (low, high) = program.versions();
         if h.vers < low || h.vers > high {
             let e = RpcError::ProgMismatch { low, high };
@@ -325,7 +331,6 @@ impl Dispatcher {
         let Some(info) = program.procedure(h.vers, h.proc_) else {
             return (Some(self.error_reply(xid, RpcError::ProcUnavail)), ErrorKind::ProcUnavail.as_str());
         };
-        span.record("proc", info.name);
         calls.count(h.vers, h.proc_);
 
         let ticket = match info.drc {
@@ -495,14 +500,6 @@ impl Dispatcher {
             RpcError::Auth(stat) => ReplyHeader::denied(xid, RejectedReply::AuthError(stat)).to_bytes(),
         }
     }
-}
-
-/// Records the export a call was found to be for on its span (see [`Dispatcher::handle_until`]),
-/// so that its later log lines name it.
-pub fn note_export(path: &std::path::Path) {
-    use std::os::unix::ffi::OsStrExt;
-    tracing::Span::current()
-        .record("export", tracing::field::display(crate::logsafe::escaped(path.as_os_str().as_bytes())));
 }
 
 /// A reply buffer holding the accepted-success header, for the procedure to append its results.
