@@ -67,7 +67,9 @@ fn watch(c: &Checkout) {
 /// `git rev-parse --short=12 HEAD`, with `-dirty` when `git status --porcelain` lists anything.
 fn revision(dir: &Path) -> Option<String> {
     let rev = git(dir, &["rev-parse", "--short=12", "HEAD"])?;
-    let dirty = git(dir, &["status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+    // Without optional locks, status does not refresh the index: a rewritten index would make
+    // cargo run this script again on the next build.
+    let dirty = git(dir, &["--no-optional-locks", "status", "--porcelain"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{rev}-dirty") } else { rev })
 }
 
