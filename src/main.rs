@@ -14,8 +14,12 @@ use rnfsd::config::{
 };
 use rnfsd::exports::{ExportSpec, parse_export_line, parse_exports};
 
+/// The version `--version` prints: the package's, and the git revision it was built from (see
+/// build.rs), so a report names the exact commit.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("RNFSD_GIT_REVISION"), ")");
+
 #[derive(Parser, Debug)]
-#[command(name = "rnfsd", version, about = "A userspace NFSv3 server")]
+#[command(name = "rnfsd", version = VERSION, about = "A userspace NFSv3 server")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +33,24 @@ enum Command {
     /// `rw,insecure,root_squash,sync`. Use --exports for an exports(5) file, or --export for
     /// single exports(5) lines.
     Serve(ServeArgs),
+    /// Print the man page or shell completions, generated from this command line, to stdout.
+    ///
+    /// `rnfsd generate man > rnfsd.8` writes the manual page (serve's options included);
+    /// `rnfsd generate completions bash > /usr/share/bash-completion/completions/rnfsd` the
+    /// completions of a shell.
+    #[command(subcommand)]
+    Generate(Generate),
+}
+
+#[derive(Subcommand, Debug)]
+enum Generate {
+    /// The rnfsd(8) manual page, as roff.
+    Man,
+    /// Completions for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,6 +133,20 @@ struct ServeArgs {
     /// More logging (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Log lines as text (for people) or as one JSON object a line (for a log collector).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, env = "RNFSD_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `TIME LEVEL SPANS: TARGET: MESSAGE FIELDS`, client-chosen bytes escaped.
+    Text,
+    /// One JSON object per line: timestamp, level, target, the event's fields (`message`
+    /// among them) at the top, and `spans`, the fields of the request's span (client, prog,
+    /// proc, xid). JSON escaping keeps every value on its line.
+    Json,
 }
 
 fn load_exports(args: &ServeArgs) -> Result<Vec<ExportSpec>, String> {
@@ -140,24 +176,80 @@ fn load_exports(args: &ServeArgs) -> Result<Vec<ExportSpec>, String> {
     Ok(specs)
 }
 
+/// `rnfsd generate`: the man page or a shell's completions on stdout.
+fn generate(what: Generate) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    let written = match what {
+        Generate::Man => man_page(cmd, &mut out),
+        Generate::Completions { shell } => {
+            clap_complete::generate(shell, &mut cmd, "rnfsd", &mut out);
+            Ok(())
+        }
+    };
+    match written {
+        // A reader that stopped early (`| head`) is not an error of ours.
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rnfsd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// rnfsd(8): clap_mangen's page of the top command, then a section per subcommand with its
+/// synopsis, description and options (the page of the top command alone would list `serve`
+/// without a single one of its flags, and those are what an operator looks up).
+fn man_page(mut cmd: clap::Command, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    // Building gives each subcommand its full name (`rnfsd serve`) for its synopsis.
+    cmd.build();
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    // No SUBCOMMANDS section: it would point at rnfsd-serve(8) pages that are not made; each
+    // subcommand has its section here instead.
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let mut roff = Vec::new();
+        let page = clap_mangen::Man::new(sub.clone()).section("8");
+        page.render_synopsis_section(&mut roff)?;
+        page.render_description_section(&mut roff)?;
+        page.render_options_section(&mut roff)?;
+        // The subcommand's sections become subsections of its own.
+        let roff = String::from_utf8_lossy(&roff).replace("\n.SH ", "\n.SS ");
+        writeln!(out, ".SH \"RNFSD {}\"", sub.get_name().to_uppercase())?;
+        out.write_all(roff.as_bytes())?;
+    }
+    man.render_version_section(out)
+}
+
 fn main() -> ExitCode {
     // Two arenas per core bound the memory freed buffers leave behind (see the function).
     rnfsd::fs::sys::tune_malloc(2 * std::thread::available_parallelism().map_or(2, |n| n.get().max(2)));
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Generate(what) => return generate(what),
+    };
     let default_level = match args.verbose {
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // The request's fields are in `spans`; the current span alone would repeat them.
+        LogFormat::Json => {
+            logs.json().flatten_event(true).with_current_span(false).with_span_list(true).init()
+        }
+    }
 
     let exports = match load_exports(&args) {
         Ok(e) => e,

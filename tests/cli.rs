@@ -393,3 +393,142 @@ fn a_user_without_a_writable_home_gets_a_state_directory_or_a_clear_error() {
     assert!(err.starts_with("rnfsd: no state directory: tried /root/.local/state/rnfsd ("), "{err}");
     assert!(err.contains(".rnfsd-state (Permission denied") && err.contains("give --state-dir DIR"), "{err}");
 }
+
+#[test]
+fn generate_man_is_a_roff_page_with_serve_and_its_flags() {
+    let out = rnfsd(&["generate", "man"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie") || page.contains("\n.TH ") || page.starts_with(".TH "), "{page}");
+    assert!(page.contains(".TH rnfsd 8"), "{page}");
+    assert!(page.contains("RNFSD SERVE"), "{page}");
+    // roff escapes the dashes of a flag: `\-\-exports`.
+    for flag in ["exports", "state\\-dir", "log\\-format", "port"] {
+        assert!(page.contains(&format!("\\-\\-{flag}")), "--{flag} missing:\n{page}");
+    }
+}
+
+#[test]
+fn generate_completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = rnfsd(&["generate", "completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr_of(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains("rnfsd"), "{shell}:\n{script}");
+        // fish spells a long flag `-l export`; bash and zsh `--export`.
+        assert!(script.contains("--export") || script.contains("-l export"), "{shell}:\n{script}");
+    }
+    let bash = String::from_utf8(rnfsd(&["generate", "completions", "bash"]).stdout).unwrap();
+    assert!(bash.contains("--export") && bash.contains("--state-dir") && bash.contains("serve"), "{bash}");
+    assert!(!rnfsd(&["generate", "completions", "tcsh"]).status.success());
+}
+
+/// `--version` names the commit this checkout is at, as `git rev-parse` abbreviates it to 12.
+#[test]
+fn version_names_the_git_revision() {
+    let out = rnfsd(&["--version"]);
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    assert!(version.starts_with(&format!("rnfsd {} (git ", env!("CARGO_PKG_VERSION"))), "{version}");
+    let head = Command::new("git")
+        .args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short=12", "HEAD"])
+        .output();
+    match head {
+        Ok(head) if head.status.success() => {
+            let rev = String::from_utf8(head.stdout).unwrap().trim().to_string();
+            assert_eq!(rev.len(), 12);
+            assert!(version.contains(&format!("(git {rev}")), "{version} should name {rev}");
+        }
+        // Not a checkout (a source tarball): the revision is unknown.
+        _ => assert!(version.contains("(git unknown)"), "{version}"),
+    }
+}
+
+/// Starts rnfsd on a fresh export with `extra` arguments, MNTs `path` with `xid` over TCP, and
+/// stops it; returns every stderr line and the export's canonical path.
+fn log_of_a_mount(extra: &[&str], xid: u32, path: Option<&str>) -> (Vec<String>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let share = tmp.path().join("share");
+    std::fs::create_dir(&share).unwrap();
+    let canonical = std::fs::canonicalize(&share).unwrap().display().to_string();
+    let state = state_dir(tmp.path());
+    let mut args = vec!["serve", &canonical, "--bind", "127.0.0.1", "--port", "0", "--mount-port", "0"];
+    args.extend(["--portmap", "off", "--state-dir", &state]);
+    args.extend(extra);
+    let mut server = start(&args);
+    let listen = server.wait_for_line(|l| l.trim_start().starts_with("nfs+mount"));
+    let addr: SocketAddr =
+        listen.split_whitespace().skip_while(|w| *w != "tcp").nth(1).unwrap().parse().unwrap();
+    server.wait_for_line(|l| l.trim_start().starts_with("mount -t nfs"));
+    let mut client = rnfsd_test_support::client::Client::tcp(addr);
+    let dirpath = xdr::mount::dirpath(bytes::Bytes::copy_from_slice(path.unwrap_or(&canonical).as_bytes()));
+    client.call_xid(xid, 100_005, 3, 1, &dirpath.to_bytes()).expect("MNT answered");
+    server.wait_for_line(|l| l.contains("mount"));
+    server.signal(Signal::SIGTERM);
+    server.wait_for_line(|l| l.contains("stopped"));
+    server.wait_exit();
+    // The lines after the first that matched (with -v, a debug line may say "stopped" too).
+    server.stderr_so_far();
+    (server.seen.clone(), canonical)
+}
+
+/// The log lines after the banner (whose last lines are the mount commands).
+fn after_banner(lines: &[String]) -> Vec<&String> {
+    let last = lines.iter().rposition(|l| l.trim_start().starts_with("mount -t nfs")).expect("a banner");
+    lines[last + 1..].iter().collect()
+}
+
+/// With the call span enabled (`-v`), every request-level line carries the call's fields.
+#[test]
+fn json_logs_carry_the_request_fields() {
+    let xid = 0x4a50_0001;
+    let (lines, export) = log_of_a_mount(&["--log-format", "json", "-v"], xid, None);
+    let parsed: Vec<serde_json::Value> = after_banner(&lines)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let mounted = parsed.iter().find(|v| v["message"] == "mounted").expect("a mounted line");
+    assert_eq!(mounted["level"], "INFO");
+    let span = mounted["spans"].as_array().and_then(|s| s.iter().find(|s| s["name"] == "rpc")).unwrap();
+    assert!(span["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{mounted}");
+    assert_eq!(span["prog"], "mount", "{mounted}");
+    assert_eq!(span["proc"], "MNT", "{mounted}");
+    assert_eq!(span["xid"], xid, "{mounted}");
+    // The export is a field of the lines that find a request's export (resolution, MNT).
+    assert_eq!(mounted["export"], format!("\"{export}\""), "{mounted}");
+    // The shutdown lines are JSON too.
+    assert!(parsed.iter().any(|v| v["message"] == "stopped"));
+}
+
+/// A path a client chose, with a newline and a fake JSON object in it, stays inside its line in
+/// either format.
+#[test]
+fn client_chosen_bytes_do_not_break_a_log_line() {
+    let evil = "/nope\n{\"message\":\"mounted\"}\r\u{1b}[2K";
+    let (lines, _) = log_of_a_mount(&["--log-format", "json"], 1, Some(evil));
+    let parsed: Vec<serde_json::Value> = after_banner(&lines)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("one JSON object a line"))
+        .collect();
+    assert!(!parsed.iter().any(|v| v["message"] == "mounted"), "{lines:?}");
+    let refused =
+        parsed.iter().find(|v| v["message"].as_str().is_some_and(|m| m.contains("refused"))).unwrap();
+    assert_eq!(refused["path"], "\"/nope\\n{\\\"message\\\":\\\"mounted\\\"}\\r\\x1b[2K\"", "{refused}");
+
+    let (lines, _) = log_of_a_mount(&[], 1, Some(evil));
+    let refused: Vec<_> = after_banner(&lines).into_iter().filter(|l| l.contains("refused")).collect();
+    assert_eq!(refused.len(), 1, "{lines:?}");
+    assert!(!lines.iter().any(|l| l.starts_with("{\"message\"")), "{lines:?}");
+}
+
+#[test]
+fn text_logs_carry_the_request_fields() {
+    let (lines, export) = log_of_a_mount(&["-v"], 0x4a50_0002, None);
+    let mounted = after_banner(&lines).into_iter().find(|l| l.contains(" mounted")).expect("a mounted line");
+    for field in
+        ["rpc{client=127.0.0.1:", "prog=\"mount\"", "proc=\"MNT\"", &format!("xid={}", 0x4a50_0002u32)]
+    {
+        assert!(mounted.contains(field), "{field} missing: {mounted}");
+    }
+    assert!(mounted.contains(&format!("export=\"{export}\"")), "{mounted}");
+}

@@ -147,7 +147,8 @@ impl MountService {
             }
             mounts.push(MountEntry { client, path: shown.clone() });
         }
-        tracing::info!(client = %ctx.peer, path = %logged, options = %options, "mounted");
+        tracing::info!(client = %ctx.peer, path = %logged, export = %escaped(spec.path.as_os_str().as_bytes()),
+            options = %options, "mounted");
         Ok(handle)
     }
 

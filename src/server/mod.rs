@@ -15,6 +15,7 @@
 //! - `housekeeping`: the periodic sweep of idle caches and free memory.
 //! - `banner`: the startup banner ([`Server::banner`]).
 //! - [`report`]: the one-line reports logged on SIGUSR1 and at shutdown.
+//! - `systemd`: the readiness and stop notices of `Type=notify` (sd_notify(3)).
 
 mod banner;
 mod bind;
@@ -22,6 +23,7 @@ mod housekeeping;
 mod limits;
 mod register;
 pub mod report;
+mod systemd;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -351,6 +353,7 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
         let mut usr1 = signal(SignalKind::user_defined1()).map_err(StartError::Signals)?;
         let server = Server::start(config).await?;
         eprint!("{}", server.banner());
+        systemd::ready(&server);
         let which = loop {
             tokio::select! {
                 _ = term.recv() => break "SIGTERM",
@@ -367,6 +370,7 @@ pub fn run_until_signal(config: Config) -> Result<(), StartError> {
             }
         };
         tracing::info!("{which}: shutting down");
+        systemd::stopping();
         let dispatcher = server.dispatcher.clone();
         server.shutdown().await;
         tracing::info!("{}", counters_line(&dispatcher.stats()));
