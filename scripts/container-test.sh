@@ -8,7 +8,9 @@
 #      with `podman restart` as the suite's restart command, so handles must survive restarts of
 #      the container;
 #   2. `--cap-drop ALL --cap-add DAC_READ_SEARCH,SETUID,SETGID`: the banner says requests run as
-#      the caller, and a user's nfs-cp round trip writes a file the user owns.
+#      the caller, and a user's nfs-cp round trip writes a file the user owns;
+#   3. a seccomp profile that refuses name_to_handle_at (as older engines' defaults did): rnfsd
+#      stops with an error that names the profile and the fix.
 # Podman keeps its storage in a temporary folder (vfs driver), removed at the end.
 #
 # Installs podman, runc and iproute2 with apt when missing (this runs as root).
@@ -134,4 +136,19 @@ cmp "$WORK/data" "$WORK/back" || die "the data came back different"
 owner=$(stat -c %u:%g "$WORK/export2/written")
 [[ $owner == 1000:1000 ]] || die "the file is owned by $owner, not by the caller 1000:1000"
 stop_container
+
+say "3. a seccomp profile refusing name_to_handle_at: a clear error"
+cat >"$WORK/seccomp.json" <<'JSON'
+{"defaultAction": "SCMP_ACT_ALLOW",
+ "syscalls": [{"names": ["name_to_handle_at"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+JSON
+mkdir -p "$WORK/export3" "$WORK/state-three"
+set +e
+refused=$(pod run --rm --network none --cap-add DAC_READ_SEARCH --security-opt "seccomp=$WORK/seccomp.json" \
+    -v "$WORK/export3:/export" -v "$WORK/state-three:/state" "$IMAGE" 2>&1)
+status=$?
+set -e
+((status != 0)) || die "rnfsd started although name_to_handle_at is refused: $refused"
+[[ $refused == *"name_to_handle_at is refused"*"seccomp profile"*"--security-opt seccomp="* ]] ||
+    die "the error does not name the seccomp profile: $refused"
 say "all container checks passed"
